@@ -1,0 +1,61 @@
+// What every command shares: the database location, --json/--debug, number parsing that rejects
+// bad input with a usage error, and printing.
+import { styleText } from 'node:util';
+import type { Command } from 'commander';
+import { UsageError } from '../src/errors.js';
+
+export interface CommonOpts {
+  db?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export function withCommon(cmd: Command): Command {
+  return cmd
+    .option('--db <path>', 'SQLite database (default: $DMAREPLAY_DB or ./dmareplay.db)')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--debug', 'print stack traces for errors');
+}
+
+export function dbPath(o: CommonOpts): string {
+  return o.db ?? process.env.DMAREPLAY_DB ?? 'dmareplay.db';
+}
+
+export function parseCount(name: string, v: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export function parseAddr(name: string, v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
+  if (!/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(v)) throw new UsageError(`${name} must be an address (hex 0x… or decimal), got ${JSON.stringify(v)}`);
+  const n = BigInt(v);
+  if (n > 0xffffffffffffffffn) throw new UsageError(`${name} ${v} does not fit in 64 bits`);
+  return n;
+}
+
+export function parseSeed(v: string): string {
+  if (!/^[0-9]{1,20}$/.test(v)) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return String(BigInt(v)); // canonical: "007" and "7" are the same seed
+}
+
+/** JSON with 64-bit values as hex strings, never as doubles. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x), 2);
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(toJson(v) + '\n');
+}
+
+export const bold = (s: string) => styleText('bold', s);
+export const red = (s: string) => styleText('red', s);
+export const green = (s: string) => styleText('green', s);
+export const dim = (s: string) => styleText('dim', s);
+export const yellow = (s: string) => styleText('yellow', s);
+
+export function out(line = ''): void {
+  process.stdout.write(line + '\n');
+}

@@ -1,0 +1,56 @@
+// dmareplay command line. Each command lives in its own file and only parses, calls src/ and prints.
+import { Command, CommanderError } from 'commander';
+import { DmaReplayError, EXIT } from '../src/errors.js';
+import { demoCommand } from './demo.js';
+import { logCommand } from './log.js';
+import { recordCommand } from './record.js';
+import { replayCommand } from './replay.js';
+import { stateCommand } from './state.js';
+import { tracesCommand } from './traces.js';
+
+const EXIT_HELP = `
+Exit codes:
+  0  success (findings are results, not failures)
+  1  failure: unknown trace, not a dmareplay database, newer schema, corrupt trace, unwritable path
+  2  usage: bad or missing arguments (e.g. --seed abc, negative numbers, --at past the end)
+  3  replay mismatch: the re-executed run differs from the recording
+
+Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
+
+const program = new Command('dmareplay')
+  .description('deterministic record/replay of virtualized DMA: virtio rings, vIOMMU, vhost device IOTLB')
+  .version('0.1.0')
+  .addHelpText('after', EXIT_HELP)
+  .showHelpAfterError(false)
+  .exitOverride()
+  .configureOutput({ outputError: () => {} });
+
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand]) add(program);
+for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
+
+// `dmareplay log 1 | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+if (process.argv.length <= 2) {
+  program.outputHelp();
+  process.exit(0);
+}
+
+const debug = process.argv.includes('--debug');
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+    process.stderr.write(`dmareplay: ${e.message.replace(/^error: /, '')}\n`);
+    process.exit(EXIT.usage);
+  }
+  if (e instanceof DmaReplayError) {
+    process.stderr.write(`dmareplay: ${e.message}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    process.exit(e.exitCode);
+  }
+  const err = e as Error;
+  process.stderr.write(`dmareplay: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug) process.stderr.write(`${err?.stack}\n`);
+  process.exit(EXIT.failure);
+}

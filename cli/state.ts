@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { stateAt } from '../src/app/state.js';
+import { UsageError } from '../src/errors.js';
+import { type CommonOpts, bold, dbPath, dim, out, parseAddr, parseCount, printJson, red, withCommon } from './common.js';
+
+interface Opts extends CommonOpts {
+  at?: string;
+  gpa?: string;
+  iova?: string;
+  len?: string;
+}
+
+export function stateCommand(program: Command): void {
+  withCommon(program.command('state <trace>'))
+    .description('the world after event --at: IOMMU map, device IOTLB, rings, and memory at a GPA/IOVA')
+    .requiredOption('--at <seq>', 'show the state after this event (0 = before the first)')
+    .option('--gpa <addr>', 'also show guest memory at this GPA')
+    .option('--iova <addr>', 'also show this IOVA as the IOMMU and as the device IOTLB resolve it')
+    .option('--len <n>', 'bytes of memory to show', '64')
+    .action((id: string, o: Opts) => {
+      const at = parseCount('--at', o.at, 0);
+      if (at === undefined) throw new UsageError('--at is required');
+      const s = stateAt(dbPath(o), id, { at, gpa: parseAddr('--gpa', o.gpa), iova: parseAddr('--iova', o.iova), len: parseCount('--len', o.len, 1, 65536) });
+      if (o.json) {
+        const { world: _w, ...rest } = s;
+        return printJson(rest);
+      }
+      const p = s.plain;
+      out(`${bold(`trace ${s.trace} after event #${s.at}`)} ${dim(`(from checkpoint #${s.fromCheckpoint}, folded ${s.folded} events; state hash ${s.stateHash.slice(0, 16)})`)}`);
+      if (s.event) out(`event: ${s.event.kind} by ${s.event.actor}`);
+      out(`path ${p.path}, ${p.memTable.length} memory region(s), ${s.world.mem.size} guest pages touched, ${p.passes} device passes`);
+      out(bold(`IOMMU mappings (${p.iommu.length} pages)`));
+      for (const m of p.iommu.slice(0, 32)) out(`  iova ${m.iova} → gpa ${m.gpa} ${m.perm}  (#${m.seq})`);
+      out(bold(`device IOTLB (${p.iotlb.entries.length} entries, ${p.iotlb.pending.length} pending misses)`));
+      for (const e of p.iotlb.entries.slice(0, 32)) out(`  [${e.start}, ${e.last}] → hva ${e.uaddr} ${e.perm}  (UPDATE #${e.seq})`);
+      for (const m of p.iotlb.pending) out(`  pending MISS iova ${m.iova} ${m.perm} (#${m.seq})`);
+      for (const i of p.vmm.invals) out(`  ${red('owed INVALIDATE')} [${i.iova} +${i.size}] requested at #${i.req}, due after pass ${i.due}`);
+      for (const r of p.rings)
+        out(
+          bold(`vq ${r.q}`) +
+            ` num ${r.num}: avail.idx ${r.availIdx}, device last_avail ${r.lastAvail}, used.idx ${r.usedIdx}, driver last_used ${r.lastUsed}, ${r.free.length} free descs${r.parked ? red(' PARKED') : ''}${r.kicked ? ' kicked' : ''}`,
+        );
+      const m = s.memory as Record<string, any>;
+      if (m.gpa) out(`${bold('gpa ' + m.gpa.gpa)}: ${m.gpa.bytes}`);
+      if (m.iova) {
+        const v = m.iova;
+        out(bold(`iova ${v.iova}`) + (v.coherent ? '' : red('  INCOHERENT')));
+        out(`  IOMMU:        ${v.iommu ? `gpa ${v.iommu.gpa} (${v.iommu.perm}, #${v.iommu.mappedAt}): ${v.iommu.bytes}` : 'not mapped'}`);
+        out(`  device IOTLB: ${v.deviceIotlb ? `gpa ${v.deviceIotlb.gpa} (UPDATE #${v.deviceIotlb.entry}): ${v.deviceIotlb.bytes}` : 'no entry'}`);
+      }
+    });
+}

@@ -1,0 +1,38 @@
+// Shared by the read-side commands: open the database read-only and find the trace.
+import type Database from 'better-sqlite3';
+import { InputError, UsageError } from '../errors.js';
+import { SCHEMA_VERSION } from '../events/schema.js';
+import { getTrace, openDb, type TraceRow } from '../store/db.js';
+import type { SimConfig } from '../sim/config.js';
+
+export interface Loaded {
+  db: Database.Database;
+  trace: TraceRow;
+}
+
+export function parseTraceId(s: string): number {
+  if (!/^[0-9]+$/.test(s) || Number(s) < 1 || !Number.isSafeInteger(Number(s))) throw new UsageError(`trace id must be a positive integer, got ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+export function loadTrace(dbPath: string, id: string): Loaded {
+  const traceId = parseTraceId(id);
+  const db = openDb(dbPath);
+  try {
+    const trace = getTrace(db, traceId);
+    if (trace.schema_version > SCHEMA_VERSION)
+      throw new InputError(`trace ${traceId} uses event schema ${trace.schema_version}, newer than this dmareplay supports (${SCHEMA_VERSION})`);
+    return { db, trace };
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+export function traceConfig(trace: TraceRow): SimConfig {
+  try {
+    return JSON.parse(trace.config) as SimConfig;
+  } catch {
+    throw new InputError(`trace ${trace.id} is corrupt: its config is not valid JSON`);
+  }
+}

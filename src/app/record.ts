@@ -1,0 +1,57 @@
+// record: run a workload under a DMA path and store every event, checkpoint and finding.
+import { openDb } from '../store/db.js';
+import { Recorder } from '../store/recorder.js';
+import { type SimConfig, validateConfig } from '../sim/config.js';
+import { Sim } from '../sim/sim.js';
+
+export const DEFAULT_CHECKPOINT_EVERY = 16384;
+
+export interface RecordOptions {
+  db: string;
+  config: SimConfig;
+  seed: string;
+  name?: string;
+  checkpointEvery?: number;
+}
+
+export interface FindingSummary {
+  class: string;
+  seq: number;
+  message: string;
+  chain: number[];
+}
+
+export interface RecordResult {
+  trace: number;
+  events: number;
+  findings: FindingSummary[];
+  hash: string;
+}
+
+export function record(opts: RecordOptions): RecordResult {
+  const config = validateConfig(opts.config);
+  const every = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  const db = openDb(opts.db, { create: true });
+  try {
+    const rec = new Recorder(db, {
+      name: opts.name ?? `${config.workload}/${config.path}/seed=${opts.seed}`,
+      source: 'sim',
+      seed: opts.seed,
+      config,
+      checkpointEvery: every,
+    });
+    const findings: FindingSummary[] = [];
+    const sink = {
+      event: (ev: Parameters<Recorder['event']>[0]) => {
+        rec.event(ev);
+        if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
+      },
+      checkpoint: rec.checkpoint.bind(rec),
+    };
+    new Sim(config, opts.seed, sink, every).run();
+    const done = rec.finish();
+    return { trace: rec.traceId, events: done.events, findings, hash: done.hash };
+  } finally {
+    db.close();
+  }
+}

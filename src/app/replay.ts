@@ -1,0 +1,67 @@
+// replay: re-execute a simulated trace and verify it event by event, or fold an imported one.
+import { CodecError } from '../events/binary.js';
+import { eventToJson } from '../events/json.js';
+import { InputError } from '../errors.js';
+import { fold, reexecute } from '../engine/replay.js';
+import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
+import { loadTrace, traceConfig } from './load.js';
+
+export interface ReplayReport {
+  trace: number;
+  mode: 're-execute' | 'fold';
+  ok: boolean;
+  events: number;
+  recorded: number;
+  incomplete: boolean;
+  checkpoints: number;
+  findings: { class: string; seq: number; message: string }[];
+  mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
+}
+
+export function replayTrace(dbPath: string, id: string): ReplayReport {
+  const { db, trace } = loadTrace(dbPath, id);
+  try {
+    const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
+    if (trace.source !== 'sim' || trace.seed === null) {
+      const r = fold(readChunks(db, trace));
+      return {
+        ...base,
+        mode: 'fold',
+        ok: true,
+        events: r.events,
+        checkpoints: 0,
+        findings: r.findings.map((f) => (f.kind === 'finding' ? { class: f.cls, seq: f.seq, message: f.message } : { class: '?', seq: f.seq, message: '' })),
+      };
+    }
+    const out = reexecute(traceConfig(trace), trace.seed, readChunks(db, trace), {
+      checkpointEvery: trace.checkpoint_every,
+      checkpointHashes: checkpointHashes(db, trace),
+      complete: !!trace.complete,
+    });
+    if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
+      throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
+    return {
+      ...base,
+      mode: 're-execute',
+      ok: out.ok,
+      events: out.ok ? out.events : out.seq - 1,
+      checkpoints: out.checkpoints,
+      findings: listFindings(db, trace).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+      ...(out.ok
+        ? {}
+        : {
+            mismatch: {
+              seq: out.seq,
+              reason: out.reason,
+              expected: out.expected && eventToJson(out.expected),
+              actual: out.actual && eventToJson(out.actual),
+            },
+          }),
+    };
+  } catch (e) {
+    if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
+    throw e;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,26 @@
+// Errors a user can cause, each with its exit code. Anything else is a bug and prints a stack only
+// with --debug.
+export class DmaReplayError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Bad arguments: exit 2. */
+export class UsageError extends DmaReplayError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** Bad input or data (unknown trace, not a database, corrupt trace ...): exit 1. */
+export class InputError extends DmaReplayError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, mismatch: 3 } as const;

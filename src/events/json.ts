@@ -1,0 +1,96 @@
+// JSON form of events, used by `--json` output and the canonical JSONL export. 64-bit values and
+// byte strings are hex strings so no consumer can round them through a double.
+import { ACTORS, type DmaEvent, KINDS, type Kind, fieldsOf } from './schema.js';
+
+export class JsonEventError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const hex = (v: bigint): string => '0x' + v.toString(16);
+export const bytesHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
+
+export function eventToJson(ev: DmaEvent): Record<string, unknown> {
+  const out: Record<string, unknown> = { seq: ev.seq, kind: ev.kind, actor: ev.actor };
+  if (ev.cause) out.cause = ev.cause;
+  const rec = ev as unknown as Record<string, unknown>;
+  for (const [name, spec] of fieldsOf(ev.kind)) {
+    const v = rec[name];
+    if (spec === 'u64') out[name] = hex(v as bigint);
+    else if (spec === 'bytes') out[name] = bytesHex(v as Uint8Array);
+    else if (spec === 'descs')
+      out[name] = (v as { addr: bigint; len: number; flags: number; next: number; idx: number }[]).map((d) => ({
+        idx: d.idx,
+        addr: hex(d.addr),
+        len: d.len,
+        flags: d.flags,
+        next: d.next,
+      }));
+    else out[name] = v;
+  }
+  return out;
+}
+
+const HEX64 = /^0x[0-9a-fA-F]{1,16}$/;
+
+function u64(v: unknown, field: string): bigint {
+  if (typeof v !== 'string' || !HEX64.test(v)) throw new JsonEventError(field, `${field} must be a hex string like "0x1000"`);
+  return BigInt(v);
+}
+
+function int(v: unknown, field: string, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+    throw new JsonEventError(field, `${field} must be an integer 0..${max}`);
+  return v;
+}
+
+/** Parses one event object (as produced by eventToJson); throws JsonEventError naming the field. */
+export function eventFromJson(o: unknown, expectSeq?: number): DmaEvent {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new JsonEventError('event', 'expected a JSON object');
+  const r = o as Record<string, unknown>;
+  const kind = r.kind as Kind;
+  if (typeof kind !== 'string' || !(kind in KINDS)) throw new JsonEventError('kind', `unknown kind ${JSON.stringify(r.kind)}`);
+  const seq = int(r.seq, 'seq', 0xffffffff);
+  if (expectSeq !== undefined && seq !== expectSeq) throw new JsonEventError('seq', `seq ${seq} out of order (expected ${expectSeq})`);
+  if (typeof r.actor !== 'string' || !(ACTORS as readonly string[]).includes(r.actor))
+    throw new JsonEventError('actor', `unknown actor ${JSON.stringify(r.actor)}`);
+  const ev: Record<string, unknown> = { seq, kind, actor: r.actor, cause: r.cause === undefined ? 0 : int(r.cause, 'cause', seq) };
+  for (const [name, spec] of fieldsOf(kind)) {
+    const v = r[name];
+    if (v === undefined) throw new JsonEventError(name, `${kind} is missing field ${name}`);
+    if (typeof spec === 'object') {
+      if (typeof v !== 'string' || !spec.enum.includes(v)) throw new JsonEventError(name, `${name} must be one of ${spec.enum.join('|')}`);
+      ev[name] = v;
+    } else if (spec === 'u64') ev[name] = u64(v, name);
+    else if (spec === 'u8') ev[name] = int(v, name, 0xff);
+    else if (spec === 'u16') ev[name] = int(v, name, 0xffff);
+    else if (spec === 'u32' || spec === 'seq') ev[name] = int(v, name, 0xffffffff);
+    else if (spec === 'str') {
+      if (typeof v !== 'string') throw new JsonEventError(name, `${name} must be a string`);
+      ev[name] = v;
+    } else if (spec === 'bytes') {
+      if (typeof v !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new JsonEventError(name, `${name} must be an even-length hex string`);
+      ev[name] = new Uint8Array(Buffer.from(v, 'hex'));
+    } else if (spec === 'seqs') {
+      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of seqs`);
+      ev[name] = v.map((s, i) => int(s, `${name}[${i}]`, 0xffffffff));
+    } else if (spec === 'descs') {
+      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of descriptors`);
+      ev[name] = v.map((d: Record<string, unknown>, i: number) => {
+        if (typeof d !== 'object' || d === null) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
+        return {
+          addr: u64(d.addr, `${name}[${i}].addr`),
+          len: int(d.len, `${name}[${i}].len`, 0xffffffff),
+          flags: int(d.flags, `${name}[${i}].flags`, 0xffff),
+          next: int(d.next, `${name}[${i}].next`, 0xffff),
+          idx: int(d.idx, `${name}[${i}].idx`, 0xffff),
+        };
+      });
+    }
+  }
+  return ev as unknown as DmaEvent;
+}

@@ -1,0 +1,85 @@
+// The vhost device IOTLB as drivers/vhost/iotlb.c and vhost.c implement it:
+// - entries are [start, last] → uaddr ranges kept in insertion order (the RETIRE FIFO);
+// - add_range never merges or replaces: overlapping entries coexist and lookup
+//   (vhost_iotlb_itree_first) returns the overlapping entry with the lowest start;
+// - del_range removes every entry that overlaps the range, whole (entries are never split);
+// - at max_iotlb_entries (2048) the oldest inserted entry is evicted before an insert;
+// - a MISS parks the vq on the pending list; an UPDATE wakes each pending miss whose iova it covers
+//   (vhost_iotlb_notify_vq: iova <= miss && iova + size - 1 >= miss).
+import type { PermName } from './types.js';
+import { PERM_BITS } from './types.js';
+
+export const MAX_IOTLB_ENTRIES = 2048;
+
+export interface IotlbEntry {
+  start: bigint;
+  last: bigint;
+  uaddr: bigint;
+  perm: PermName;
+  /** seq of the UPDATE that inserted it */
+  seq: number;
+}
+
+export interface PendingMiss {
+  q: number;
+  iova: bigint;
+  perm: PermName;
+  seq: number;
+}
+
+export interface DeviceIotlb {
+  entries: IotlbEntry[];
+  pending: PendingMiss[];
+}
+
+export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
+  let best: IotlbEntry | null = null;
+  for (const e of tlb.entries) if (e.start <= addr && addr <= e.last && (!best || e.start < best.start)) best = e;
+  return best;
+}
+
+/** Inserts; returns the entry evicted to make room, if any. */
+export function addRange(tlb: DeviceIotlb, e: IotlbEntry, max = MAX_IOTLB_ENTRIES): IotlbEntry | null {
+  const evicted = tlb.entries.length >= max ? tlb.entries.shift()! : null;
+  tlb.entries.push(e);
+  return evicted;
+}
+
+export function delRange(tlb: DeviceIotlb, start: bigint, last: bigint): IotlbEntry[] {
+  const gone: IotlbEntry[] = [];
+  tlb.entries = tlb.entries.filter((e) => {
+    const hit = e.start <= last && start <= e.last;
+    if (hit) gone.push(e);
+    return !hit;
+  });
+  return gone;
+}
+
+/** Pending misses covered by an UPDATE of [iova, iova+size-1] are removed and returned (their vqs wake). */
+export function wakeCovered(tlb: DeviceIotlb, iova: bigint, size: bigint): PendingMiss[] {
+  const last = iova + size - 1n;
+  const woken: PendingMiss[] = [];
+  tlb.pending = tlb.pending.filter((m) => {
+    const hit = iova <= m.iova && last >= m.iova;
+    if (hit) woken.push(m);
+    return !hit;
+  });
+  return woken;
+}
+
+export type TranslateResult =
+  | { ok: true; entry: IotlbEntry; hva: bigint; len: number }
+  | { ok: false; err: 'EAGAIN' | 'EPERM'; addr: bigint };
+
+/**
+ * translate_desc for one contiguous piece: the entry covering addr, and how many of len bytes it
+ * covers. A hole is EAGAIN (→ MISS for addr); a permission mismatch is EPERM (no MISS).
+ */
+export function translate(tlb: DeviceIotlb, addr: bigint, len: number, access: 'RO' | 'WO'): TranslateResult {
+  const e = lookup(tlb, addr);
+  if (!e) return { ok: false, err: 'EAGAIN', addr };
+  if (!(PERM_BITS[e.perm] & PERM_BITS[access])) return { ok: false, err: 'EPERM', addr };
+  const avail = e.last - addr + 1n;
+  const n = avail < BigInt(len) ? Number(avail) : len;
+  return { ok: true, entry: e, hva: e.uaddr + (addr - e.start), len: n };
+}

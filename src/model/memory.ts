@@ -1,0 +1,76 @@
+// Guest physical memory: a sparse map of 4 KiB pages keyed by page frame number. Pages are
+// copy-on-write: a page in a snapshot is never written; a writer copies it first unless it already
+// owns the copy (the `owned` set of the working state in a replay batch). Immer does not draft typed
+// arrays, so this map is the only place guest bytes change.
+export const PAGE_SHIFT = 12n;
+export const PAGE = 4096;
+export const PAGE_BIG = 4096n;
+export const PAGE_MASK = 0xfffn;
+
+export type Pages = Map<bigint, Uint8Array>;
+
+export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let done = 0;
+  while (done < len) {
+    const a = gpa + BigInt(done);
+    const off = Number(a & PAGE_MASK);
+    const n = Math.min(PAGE - off, len - done);
+    const page = pages.get(a >> PAGE_SHIFT);
+    if (page) out.set(page.subarray(off, off + n), done);
+    done += n;
+  }
+  return out;
+}
+
+export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Set<Uint8Array>): void {
+  let done = 0;
+  while (done < data.length) {
+    const a = gpa + BigInt(done);
+    const pfn = a >> PAGE_SHIFT;
+    const off = Number(a & PAGE_MASK);
+    const n = Math.min(PAGE - off, data.length - done);
+    let page = pages.get(pfn);
+    if (!page || !owned?.has(page)) {
+      page = page ? new Uint8Array(page) : new Uint8Array(PAGE);
+      owned?.add(page);
+      pages.set(pfn, page);
+    }
+    page.set(data.subarray(done, done + n), off);
+    done += n;
+  }
+}
+
+export function readU16(pages: Pages, gpa: bigint): number {
+  const b = readMem(pages, gpa, 2);
+  return b[0]! | (b[1]! << 8);
+}
+
+export function readU32(pages: Pages, gpa: bigint): number {
+  const b = readMem(pages, gpa, 4);
+  return (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 0x1000000;
+}
+
+export function le16(v: number): Uint8Array {
+  return new Uint8Array([v & 0xff, (v >> 8) & 0xff]);
+}
+
+export function le32(v: number): Uint8Array {
+  return new Uint8Array([v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]);
+}
+
+export function le64(v: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, true);
+  return b;
+}
+
+/** FNV-1a of a byte range: a cheap fingerprint of what a device read, stored in dev.access. */
+export function fnv1a(data: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < data.length; i++) {
+    h ^= data[i]!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}

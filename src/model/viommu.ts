@@ -1,0 +1,41 @@
+// The guest-visible IOMMU page tables, at 4 KiB granularity: IOVA page → GPA page and permission,
+// with the seq of the iommu.map that installed it. QEMU's translate returns one page-sized entry
+// (addr_mask 0xfff), which is what the VMM puts into a device-IOTLB UPDATE.
+import { PAGE_BIG, PAGE_MASK, PAGE_SHIFT } from './memory.js';
+import type { PermName } from './types.js';
+
+export interface IommuPte {
+  gpa: bigint; // page base
+  perm: PermName;
+  seq: number;
+}
+
+export type IommuTable = Map<bigint, IommuPte>;
+
+export function iommuMap(t: IommuTable, iova: bigint, gpa: bigint, size: bigint, perm: PermName, seq: number): void {
+  for (let off = 0n; off < size; off += PAGE_BIG) t.set((iova + off) >> PAGE_SHIFT, { gpa: gpa + off, perm, seq });
+}
+
+/** Removes the pages of [iova, iova+size); returns the IOVA page numbers that were mapped. */
+export function iommuUnmap(t: IommuTable, iova: bigint, size: bigint): bigint[] {
+  const gone: bigint[] = [];
+  for (let off = 0n; off < size; off += PAGE_BIG) {
+    const pfn = (iova + off) >> PAGE_SHIFT;
+    if (t.delete(pfn)) gone.push(pfn);
+  }
+  return gone;
+}
+
+export interface Translation {
+  gpa: bigint; // exact GPA of iova
+  pageIova: bigint;
+  pageGpa: bigint;
+  perm: PermName;
+  seq: number;
+}
+
+export function iommuTranslate(t: IommuTable, iova: bigint): Translation | null {
+  const pte = t.get(iova >> PAGE_SHIFT);
+  if (!pte || pte.perm === 'NONE') return null;
+  return { gpa: pte.gpa + (iova & PAGE_MASK), pageIova: iova & ~PAGE_MASK, pageGpa: pte.gpa, perm: pte.perm, seq: pte.seq };
+}
