@@ -1,6 +1,7 @@
 // Shared by the read-side commands: open the database read-only and find the trace.
 import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
+import { CodecError } from '../events/binary.js';
 import { SCHEMA_VERSION } from '../events/schema.js';
 import { getTrace, openDb, type TraceRow } from '../store/db.js';
 import type { SimConfig } from '../sim/config.js';
@@ -34,5 +35,18 @@ export function traceConfig(trace: TraceRow): SimConfig {
     return JSON.parse(trace.config) as SimConfig;
   } catch {
     throw new InputError(`trace ${trace.id} is corrupt: its config is not valid JSON`);
+  }
+}
+
+/** Runs fn with the trace open and closes it; undecodable stored events become a one-line 'corrupt' error. */
+export function withTrace<T>(dbPath: string, id: string, fn: (l: Loaded) => T): T {
+  const l = loadTrace(dbPath, id);
+  try {
+    return fn(l);
+  } catch (e) {
+    if (e instanceof CodecError) throw new InputError(`trace ${l.trace.id} is corrupt: ${e.message}`);
+    throw e;
+  } finally {
+    l.db.close();
   }
 }

@@ -4,7 +4,7 @@ import { kindMatcher } from '../events/format.js';
 import type { DmaEvent } from '../events/schema.js';
 import { UsageError } from '../errors.js';
 import { readChunks } from '../store/db.js';
-import { loadTrace } from './load.js';
+import { withTrace } from './load.js';
 
 export interface LogQuery {
   from?: number;
@@ -14,8 +14,7 @@ export interface LogQuery {
 
 /** Calls `each` for every selected event, streaming; returns the trace's header row. */
 export function logTrace(dbPath: string, id: string, q: LogQuery, each: (ev: DmaEvent) => void) {
-  const { db, trace } = loadTrace(dbPath, id);
-  try {
+  return withTrace(dbPath, id, ({ db, trace }) => {
     const from = q.from ?? 1;
     const to = q.to ?? trace.events;
     if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
@@ -32,9 +31,7 @@ export function logTrace(dbPath: string, id: string, q: LogQuery, each: (ev: Dma
       }
     }
     return trace;
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** The events at the given seqs (e.g. a finding's causal chain), in seq order. */

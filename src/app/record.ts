@@ -1,5 +1,5 @@
 // record: run a workload under a DMA path and store every event, checkpoint and finding.
-import { openDb } from '../store/db.js';
+import { closeWritable, openDb } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
@@ -52,6 +52,6 @@ export function record(opts: RecordOptions): RecordResult {
     const done = rec.finish();
     return { trace: rec.traceId, events: done.events, findings, hash: done.hash };
   } finally {
-    db.close();
+    closeWritable(db);
   }
 }

@@ -1,10 +1,9 @@
 // replay: re-execute a simulated trace and verify it event by event, or fold an imported one.
-import { CodecError } from '../events/binary.js';
 import { eventToJson } from '../events/json.js';
 import { InputError } from '../errors.js';
 import { fold, reexecute } from '../engine/replay.js';
 import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
-import { loadTrace, traceConfig } from './load.js';
+import { traceConfig, withTrace } from './load.js';
 
 export interface ReplayReport {
   trace: number;
@@ -19,8 +18,7 @@ export interface ReplayReport {
 }
 
 export function replayTrace(dbPath: string, id: string): ReplayReport {
-  const { db, trace } = loadTrace(dbPath, id);
-  try {
+  return withTrace(dbPath, id, ({ db, trace }) => {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
       const r = fold(readChunks(db, trace));
@@ -58,10 +56,5 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
             },
           }),
     };
-  } catch (e) {
-    if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
-    throw e;
-  } finally {
-    db.close();
-  }
+  });
 }

@@ -10,7 +10,7 @@ import { readMem } from '../model/memory.js';
 import { iommuTranslate } from '../model/viommu.js';
 import type { World } from '../model/world.js';
 import { checkpointBefore, readChunks } from '../store/db.js';
-import { loadTrace } from './load.js';
+import { withTrace } from './load.js';
 
 export interface StateQuery {
   at: number;
@@ -25,8 +25,7 @@ export interface MemView {
 }
 
 export function stateAt(dbPath: string, id: string, q: StateQuery) {
-  const { db, trace } = loadTrace(dbPath, id);
-  try {
+  return withTrace(dbPath, id, ({ db, trace }) => {
     if (q.at > trace.events)
       throw new UsageError(`--at ${q.at} is past the end of trace ${trace.id} (${trace.events} events${trace.complete ? '' : ', incomplete'})`);
     const ck = checkpointBefore(db, trace, q.at);
@@ -47,9 +46,7 @@ export function stateAt(dbPath: string, id: string, q: StateQuery) {
       plain: worldToPlain(r.world),
       memory,
     };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** One IOVA, both ways: the guest's IOMMU page tables and the device's cached translation. */

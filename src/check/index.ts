@@ -4,7 +4,7 @@ import type { DmaEvent, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 
-export const FINDING_CLASSES = ['stale-iotlb', 'use-after-unmap'] as const;
+export const FINDING_CLASSES = ['stale-iotlb', 'use-after-unmap', 'vq-parked'] as const;
 
 export function runCheckers(w: World, ev: DmaEvent): NewEvent | null {
   if (ev.kind === 'dev.access') return checkDeviceAccess(w, ev);

@@ -82,7 +82,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         if (at < 0) throw new ApplyError(`event ${ev.seq}: descriptor ${d.idx} is not free`);
         r.free.splice(at, 1);
       }
-      r.extra.set(ev.head, ev.chain.map((d) => ({ ...d })));
+      r.extra.set(ev.head, ev.chain.map((d) => ({ idx: d.idx, addr: d.addr, len: d.len, flags: d.flags, next: d.next })));
       writeMem(w.mem, r.availGpa + BigInt(4 + 2 * ev.slot), le16(ev.head), owned);
       writeMem(w.mem, r.availGpa + 2n, le16(ev.availIdx), owned);
       r.availIdx = ev.availIdx;

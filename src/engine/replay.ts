@@ -3,7 +3,7 @@
 //   compare every event it produces, byte for byte in the stored encoding, with the recorded one;
 //   compare the state hash at every recorded checkpoint too. The first difference is the result.
 // - Fold (imported traces, no seed): apply each recorded event to the world and run the checkers.
-import { decodeAt, EventWriter, sizeAt } from '../events/binary.js';
+import { CodecError, decodeAt, EventWriter, sizeAt } from '../events/binary.js';
 import type { DmaEvent } from '../events/schema.js';
 import { runCheckers } from '../check/index.js';
 import { emptyWorld, type World } from '../model/world.js';
@@ -49,9 +49,11 @@ class Cursor {
       this.off = 0;
       this.idx = 0;
     }
-    const len = sizeAt(this.chunk.data, this.off);
-    const at = this.off;
     const seq = this.chunk.seq0 + this.idx;
+    if (this.off + 4 > this.chunk.data.length) throw new CodecError(`event ${seq}: chunk ends early`);
+    const len = sizeAt(this.chunk.data, this.off);
+    if (this.off + len > this.chunk.data.length) throw new CodecError(`event ${seq}: truncated`);
+    const at = this.off;
     this.off += len;
     this.idx++;
     return [this.chunk.data, at, len, seq];
@@ -64,7 +66,20 @@ export function reexecute(
   chunks: Iterable<RecordedChunk>,
   opts: { checkpointEvery: number; checkpointHashes: Map<number, string>; complete: boolean },
 ): ReplayOutcome {
-  const cursor = new Cursor(chunks[Symbol.iterator]());
+  const it = chunks[Symbol.iterator]();
+  try {
+    return reexecuteFrom(config, seed, new Cursor(it), opts);
+  } finally {
+    it.return?.(); // release the store's read statement even when we stop early
+  }
+}
+
+function reexecuteFrom(
+  config: SimConfig,
+  seed: string,
+  cursor: Cursor,
+  opts: { checkpointEvery: number; checkpointHashes: Map<number, string>; complete: boolean },
+): ReplayOutcome {
   const scratch = new EventWriter(1 << 12);
   let verifiedCks = 0;
   let last = 0;
@@ -124,19 +139,21 @@ export interface FoldResult {
 }
 
 /** Applies recorded events in order, running the checkers on each; finding events in the input are skipped. */
-export function fold(chunks: Iterable<RecordedChunk>, onEvent?: (ev: DmaEvent, w: World) => void): FoldResult {
+export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; onEvent?: (ev: DmaEvent, w: World) => void } = {}): FoldResult {
+  const to = opts.to ?? Infinity;
   const world = emptyWorld();
   const owned = new Set<Uint8Array>();
   const findings: DmaEvent[] = [];
   let events = 0;
-  for (const c of chunks) {
+  outer: for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
+      if (c.seq0 + i > to) break outer;
       const ev = decodeAt(c.data, off, c.seq0 + i);
       off += sizeAt(c.data, off);
       events = ev.seq;
       mutate(world, ev, owned);
-      onEvent?.(ev, world);
+      opts.onEvent?.(ev, world);
       if (ev.kind === 'finding') continue;
       const f = runCheckers(world, ev);
       if (f) findings.push({ ...f, seq: ev.seq } as DmaEvent);

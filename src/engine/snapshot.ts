@@ -31,7 +31,8 @@ export function worldToPlain(w: World) {
       availGpa: h(r.availGpa),
       usedGpa: h(r.usedGpa),
       free: r.free,
-      extra: [...r.extra].map(([head, chain]) => ({ head, chain: chain.map((d) => ({ ...d, addr: h(d.addr) })) })),
+      // fields spelled out: the hash must not depend on the key order an object happened to be built in
+      extra: [...r.extra].map(([head, chain]) => ({ head, chain: chain.map((d) => ({ idx: d.idx, addr: h(d.addr), len: d.len, flags: d.flags, next: d.next })) })),
       availIdx: r.availIdx,
       lastUsed: r.lastUsed,
       lastAvail: r.lastAvail,
@@ -45,7 +46,7 @@ export function worldToPlain(w: World) {
     unmapSeq: [...w.unmapSeq].map(([pfn, seq]) => ({ iova: h(pfn << 12n), seq })),
     passes: w.passes,
     inPass: w.inPass,
-    guest: w.guest,
+    guest: { ops: w.guest.ops, irq: w.guest.irq },
     findings: w.findings,
   };
 }

@@ -227,7 +227,7 @@ export function decodeAt(buf: Uint8Array, off: number, seq: number): DmaEvent {
         need(4);
         const n = v.getUint32(p, true);
         need(4 + n);
-        ev[name] = Uint8Array.prototype.slice.call(buf, p + 4, p + 4 + n);
+        ev[name] = new Uint8Array(buf.subarray(p + 4, p + 4 + n));
         p += 4 + n;
         break;
       }

@@ -201,3 +201,16 @@ export function listFindings(db: Database.Database, trace: TraceRow): FindingRow
   const rows = db.prepare(`SELECT seq, class, message, iova, gpa, chain FROM findings WHERE trace = ? AND seq <= ? ORDER BY seq`).all(trace.id, trace.events) as (Omit<FindingRow, 'chain'> & { chain: string })[];
   return rows.map((r) => ({ ...r, chain: JSON.parse(r.chain) as number[] }));
 }
+
+/**
+ * Closes a database a command wrote to. Recording runs in WAL mode (readers see committed chunks,
+ * a killed writer loses nothing committed); once complete the file goes back to a rollback journal,
+ * so later read-only commands leave no -wal/-shm files behind.
+ */
+export function closeWritable(db: Database.Database): void {
+  try {
+    db.pragma('journal_mode = DELETE');
+  } finally {
+    db.close();
+  }
+}
