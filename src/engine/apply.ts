@@ -3,7 +3,7 @@
 import { enableMapSet, freeze, produce } from 'immer';
 import type { DmaEvent } from '../events/schema.js';
 import { addRange, delRange, wakeCovered } from '../model/device-iotlb.js';
-import { le16, le32, writeMem } from '../model/memory.js';
+import { writeMem, writeUint } from '../model/memory.js';
 import { iommuMap, iommuUnmap } from '../model/viommu.js';
 import { encodeDesc } from '../model/vring.js';
 import type { RingState, World } from '../model/world.js';
@@ -83,18 +83,17 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         r.free.splice(at, 1);
       }
       r.extra.set(ev.head, ev.chain.map((d) => ({ idx: d.idx, addr: d.addr, len: d.len, flags: d.flags, next: d.next })));
-      writeMem(w.mem, r.availGpa + BigInt(4 + 2 * ev.slot), le16(ev.head), owned);
-      writeMem(w.mem, r.availGpa + 2n, le16(ev.availIdx), owned);
+      writeUint(w.mem, r.availGpa + BigInt(4 + 2 * ev.slot), 2, ev.head, owned);
+      writeUint(w.mem, r.availGpa + 2n, 2, ev.availIdx, owned);
       r.availIdx = ev.availIdx;
       return;
     }
     case 'vring.used': {
       const r = ring(w, ev.q, ev.seq);
-      const elem = new Uint8Array(8);
-      elem.set(le32(ev.id), 0);
-      elem.set(le32(ev.len), 4);
-      writeMem(w.mem, ev.gpa + BigInt(4 + 8 * ev.slot), elem, owned);
-      writeMem(w.mem, ev.gpa + 2n, le16(ev.usedIdx), owned);
+      const at = ev.gpa + BigInt(4 + 8 * ev.slot);
+      writeUint(w.mem, at, 4, ev.id, owned);
+      writeUint(w.mem, at + 4n, 4, ev.len, owned);
+      writeUint(w.mem, ev.gpa + 2n, 2, ev.usedIdx, owned);
       r.usedIdx = ev.usedIdx;
       r.lastAvail = (r.lastAvail + 1) & 0xffff;
       return;

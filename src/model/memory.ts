@@ -10,6 +10,12 @@ export const PAGE_MASK = 0xfffn;
 export type Pages = Map<bigint, Uint8Array>;
 
 export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
+  const off0 = Number(gpa & PAGE_MASK);
+  if (off0 + len <= PAGE) {
+    // the common case: within one page
+    const page = pages.get(gpa >> PAGE_SHIFT);
+    return page ? page.slice(off0, off0 + len) : new Uint8Array(len);
+  }
   const out = new Uint8Array(len);
   let done = 0;
   while (done < len) {
@@ -24,24 +30,55 @@ export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
 }
 
 export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Set<Uint8Array>): void {
+  const off0 = Number(gpa & PAGE_MASK);
+  if (off0 + data.length <= PAGE) {
+    ownedPage(pages, gpa >> PAGE_SHIFT, owned).set(data, off0);
+    return;
+  }
   let done = 0;
   while (done < data.length) {
     const a = gpa + BigInt(done);
     const pfn = a >> PAGE_SHIFT;
     const off = Number(a & PAGE_MASK);
     const n = Math.min(PAGE - off, data.length - done);
-    let page = pages.get(pfn);
-    if (!page || !owned?.has(page)) {
-      page = page ? new Uint8Array(page) : new Uint8Array(PAGE);
-      owned?.add(page);
-      pages.set(pfn, page);
-    }
-    page.set(data.subarray(done, done + n), off);
+    ownedPage(pages, pfn, owned).set(data.subarray(done, done + n), off);
     done += n;
   }
 }
 
+/** The page at pfn, copied first unless this writer already owns it. */
+function ownedPage(pages: Pages, pfn: bigint, owned?: Set<Uint8Array>): Uint8Array {
+  let page = pages.get(pfn);
+  if (!page || !owned?.has(page)) {
+    page = page ? new Uint8Array(page) : new Uint8Array(PAGE);
+    owned?.add(page);
+    pages.set(pfn, page);
+  }
+  return page;
+}
+
+/** Little-endian store of a 16/32-bit value without allocating. */
+export function writeUint(pages: Pages, gpa: bigint, bytes: 2 | 4, v: number, owned?: Set<Uint8Array>): void {
+  const off = Number(gpa & PAGE_MASK);
+  if (off + bytes > PAGE) {
+    writeMem(pages, gpa, bytes === 2 ? le16(v) : le32(v), owned);
+    return;
+  }
+  const page = ownedPage(pages, gpa >> PAGE_SHIFT, owned);
+  page[off] = v & 0xff;
+  page[off + 1] = (v >>> 8) & 0xff;
+  if (bytes === 4) {
+    page[off + 2] = (v >>> 16) & 0xff;
+    page[off + 3] = (v >>> 24) & 0xff;
+  }
+}
+
 export function readU16(pages: Pages, gpa: bigint): number {
+  const off = Number(gpa & PAGE_MASK);
+  if (off + 2 <= PAGE) {
+    const page = pages.get(gpa >> PAGE_SHIFT);
+    return page ? page[off]! | (page[off + 1]! << 8) : 0;
+  }
   const b = readMem(pages, gpa, 2);
   return b[0]! | (b[1]! << 8);
 }
