@@ -28,23 +28,28 @@ export function stateCommand(program: Command): void {
       const p = s.plain;
       out(`${bold(`trace ${s.trace} after event #${s.at}`)} ${dim(`(from checkpoint #${s.fromCheckpoint}, folded ${s.folded} events; state hash ${s.stateHash.slice(0, 16)})`)}`);
       if (s.event) out(`event: ${s.event.kind} by ${s.event.actor}`);
-      out(`path ${p.path}, ${p.memTable.length} memory region(s), ${s.world.mem.size} guest pages touched, ${p.passes} device passes`);
-      out(bold(`IOMMU mappings (${p.iommu.length} pages)`));
-      for (const m of p.iommu.slice(0, 32)) out(`  iova ${m.iova} → gpa ${m.gpa} ${m.perm}  (#${m.seq})`);
-      out(bold(`device IOTLB (${p.iotlb.entries.length} entries, ${p.iotlb.pending.length} pending misses)`));
-      for (const e of p.iotlb.entries.slice(0, 32)) out(`  [${e.start}, ${e.last}] → hva ${e.uaddr} ${e.perm}  (UPDATE #${e.seq})`);
-      for (const m of p.iotlb.pending) out(`  pending MISS iova ${m.iova} ${m.perm} (#${m.seq})`);
-      for (const i of p.vmm.invals) out(`  ${red('owed INVALIDATE')} [${i.iova} +${i.size}] requested at #${i.req}, due after pass ${i.due}`);
+      out(`${p.memTable.length} memory region(s), ${s.world.mem.size} guest pages touched, ${p.passes} device passes${p.protected ? ', protected guest' : ''}`);
+      for (const d of p.devices) {
+        out(bold(`device ${d.dev.toString(16).padStart(2, '0')} ${d.name}: path ${d.path}, translate ${d.translate}, ${d.useDmaApi ? 'DMA API' : 'no DMA API'}, ${d.backend}${d.probed ? '' : red(' REFUSED')}`));
+        if (d.iommu.length) out(`  IOMMU mappings (${d.iommu.length} pages)`);
+        for (const m of d.iommu.slice(0, 32)) out(`    iova ${m.iova} → gpa ${m.gpa} ${m.perm}  (#${m.seq})`);
+        if (d.iotlb.entries.length || d.iotlb.pending.length) out(`  device IOTLB (${d.iotlb.entries.length} entries, ${d.iotlb.pending.length} pending misses)`);
+        for (const e of d.iotlb.entries.slice(0, 32)) out(`    [${e.start}, ${e.last}] → hva ${e.uaddr} ${e.perm}  (UPDATE #${e.seq})`);
+        for (const m of d.iotlb.pending) out(`    pending MISS iova ${m.iova} ${m.perm} (#${m.seq})`);
+        if (d.dmaLive.length) out(`  live DMA mappings: ${d.dmaLive.length}`);
+        for (const m of d.dmaLive.slice(0, 16)) out(`    dma ${m.dma} ← phys ${m.phys} +${m.size} ${m.dir} ${m.type} (#${m.seq})`);
+      }
+      for (const i of p.vmm.invals) out(`  ${red('owed INVALIDATE')} dev ${i.dev.toString(16)} [${i.iova} +${i.size}] requested at #${i.req}, due after pass ${i.due}`);
+      if (p.swiotlb.slots.length) out(bold(`swiotlb: ${p.swiotlb.slots.length} live bounce mappings`));
       for (const r of p.rings)
         out(
           bold(`vq ${r.q}`) +
-            ` num ${r.num}: avail.idx ${r.availIdx}, device last_avail ${r.lastAvail}, used.idx ${r.usedIdx}, driver last_used ${r.lastUsed}, ${r.free.length} free descs${r.parked ? red(' PARKED') : ''}${r.kicked ? ' kicked' : ''}`,
+            ` (dev ${r.dev.toString(16)}, ${r.packed ? 'packed' : 'split'}, num ${r.num}): avail ${r.availIdx}, device last_avail ${r.lastAvail}, used ${r.usedIdx}, driver last_used ${r.lastUsed}, ${r.extra.length} in flight${r.parked ? red(' PARKED') : ''}${r.broken ? red(' BROKEN') : ''}${r.kicked ? ' kicked' : ''}`,
         );
       const m = s.memory as Record<string, any>;
       if (m.gpa) out(`${bold('gpa ' + m.gpa.gpa)}: ${m.gpa.bytes}`);
-      if (m.iova) {
-        const v = m.iova;
-        out(bold(`iova ${v.iova}`) + (v.coherent ? '' : red('  INCOHERENT')));
+      for (const v of (m.iova ?? []) as any[]) {
+        out(bold(`iova ${v.iova} (device ${v.dev.toString(16)})`) + (v.coherent ? '' : red('  INCOHERENT')));
         out(`  IOMMU:        ${v.iommu ? `gpa ${v.iommu.gpa} (${v.iommu.perm}, #${v.iommu.mappedAt}): ${v.iommu.bytes}` : 'not mapped'}`);
         out(`  device IOTLB: ${v.deviceIotlb ? `gpa ${v.deviceIotlb.gpa} (UPDATE #${v.deviceIotlb.entry}): ${v.deviceIotlb.bytes}` : 'no entry'}`);
       }

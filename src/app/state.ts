@@ -8,7 +8,7 @@ import { lookup } from '../model/device-iotlb.js';
 import { hvaToGpa } from '../model/memtable.js';
 import { readMem } from '../model/memory.js';
 import { iommuTranslate } from '../model/viommu.js';
-import type { World } from '../model/world.js';
+import type { DeviceState, World } from '../model/world.js';
 import { checkpointBefore, readChunks } from '../store/db.js';
 import { withTrace } from './load.js';
 
@@ -49,12 +49,17 @@ export function stateAt(dbPath: string, id: string, q: StateQuery) {
   });
 }
 
-/** One IOVA, both ways: the guest's IOMMU page tables and the device's cached translation. */
+/** One IOVA, both ways, for each device: the guest's IOMMU page tables and the device's cached translation. */
 function viewIova(w: World, iova: bigint, len: number) {
-  const t = iommuTranslate(w.iommu, iova);
-  const e = lookup(w.iotlb, iova);
+  return [...w.devices.values()].filter((d) => d.translate !== 'gpa').map((d) => viewIovaOf(w, d, iova, len));
+}
+
+function viewIovaOf(w: World, d: DeviceState, iova: bigint, len: number) {
+  const t = iommuTranslate(d.iommu, iova);
+  const e = lookup(d.iotlb, iova);
   const devGpa = e ? hvaToGpa(w.memTable, e.uaddr + (iova - e.start)) : null;
   return {
+    dev: d.dev,
     iova: hex(iova),
     iommu: t ? { gpa: hex(t.gpa), perm: t.perm, mappedAt: t.seq, bytes: hexOf(readMem(w.mem, t.gpa, len)) } : null,
     deviceIotlb: e && devGpa !== null ? { gpa: hex(devGpa), hva: hex(e.uaddr + (iova - e.start)), entry: e.seq, bytes: hexOf(readMem(w.mem, devGpa, len)) } : null,

@@ -1,12 +1,99 @@
-// Checkers run after each event has been applied, on the world it produced, in record, replay and
-// fold alike. Each returns findings as events; they are appended right after the event they judge.
+// Checkers turn events into findings (events too, appended right after the event they judge), in
+// record, replay and fold alike. Pre-checkers see the world before the event (an unmap is judged
+// against the entry it frees); post-checkers see it after.
 import type { DmaEvent, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
+import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
+import { finding, hex } from './finding.js';
+import { checkLog, checkPost, checkVqError } from './ring.js';
+import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 
-export const FINDING_CLASSES = ['stale-iotlb', 'use-after-unmap', 'vq-parked'] as const;
+export const FINDING_CLASSES = [
+  // IOTLB coherence and device access
+  'stale-iotlb',
+  'use-after-unmap',
+  'access-outside-mapping',
+  'access-wrong-dir',
+  'unshared-access',
+  'dmar-fault',
+  'device-dma-fault',
+  // DMA-API debug
+  'dma-unmap-unknown',
+  'dma-unmap-invalid',
+  'dma-unmap-size',
+  'dma-unmap-type',
+  'dma-unmap-dir',
+  'dma-map-unchecked',
+  'dma-sync-unknown',
+  'dma-sync-range',
+  'dma-sync-dir',
+  'dma-sync-cpu-readonly',
+  'dma-sync-device-writeonly',
+  'dma-overlap',
+  'dma-leak',
+  // swiotlb
+  'swiotlb-leak',
+  'swiotlb-stale-read',
+  'swiotlb-offset-lost',
+  'swiotlb-overflow',
+  // liveness
+  'miss-unanswered',
+  'vq-parked',
+  // ring sanity and vhost
+  'ring-id-out-of-range',
+  'ring-used-not-head',
+  'ring-zero-len-desc',
+  'ring-error',
+  'vhost-hang',
+  'log-overflow',
+  // platform
+  'probe-refused',
+  'qemu-assert',
+] as const;
 
-export function runCheckers(w: World, ev: DmaEvent): NewEvent | null {
-  if (ev.kind === 'dev.access') return checkDeviceAccess(w, ev);
-  return null;
+export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
+  switch (ev.kind) {
+    case 'dma.unmap':
+      return checkUnmap(w, ev);
+    case 'dma.sync':
+      return checkSync(w, ev);
+    case 'dma.map':
+      return [...checkOverlap(w, ev), ...checkMap(w, ev)];
+    default:
+      return null;
+  }
+}
+
+export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
+  switch (ev.kind) {
+    case 'dev.access':
+      return checkDeviceAccess(w, ev);
+    case 'swiotlb.bounce':
+      return checkBounce(w, ev);
+    case 'cpu.read':
+      return checkCpuRead(w, ev);
+    case 'dev.teardown':
+      return checkTeardown(w, ev);
+    case 'vq.error':
+      return checkVqError(w, ev);
+    case 'vq.log':
+      return checkLog(w, ev);
+    case 'vring.post':
+      return checkPost(w, ev);
+    case 'iommu.fault': {
+      const d = w.devices.get(ev.dev);
+      const why = d && !d.useDmaApi ? ': the device is translated but its driver bypasses the DMA API (no ACCESS_PLATFORM), so desc.addr holds raw GPAs' : '';
+      return [finding(ev.seq, 'dmar-fault', `DMAR fault: ${ev.write ? 'write' : 'read'} by device ${hex(BigInt(ev.dev))} at ${hex(ev.iova)}, fault reason ${ev.reason}${why}`, [ev.cause, ev.seq], ev.iova)];
+    }
+    case 'dev.probe_fail':
+      return [finding(ev.seq, 'probe-refused', `device ${hex(BigInt(ev.dev))} refused: ${ev.reason}`, [ev.seq])];
+    case 'iommu.inv':
+      // QEMU before 1804857f19f6 asserted that a notification lies within the notifier's range
+      if (ev.gran === 'device' && !w.variants.devIotlbClamp && ev.iova + ev.size > 1n << 48n)
+        return [finding(ev.seq, 'qemu-assert', `device-IOTLB invalidation of [${hex(ev.iova)}, ${hex(ev.iova + ev.size - 1n)}] is outside the IOMMU notifier's range: QEMU aborts (memory_region_notify_one assertion)`, [ev.seq], ev.iova)];
+      return [];
+    default:
+      return [];
+  }
 }

@@ -5,7 +5,8 @@
 // - Fold (imported traces, no seed): apply each recorded event to the world and run the checkers.
 import { CodecError, decodeAt, EventWriter, sizeAt } from '../events/binary.js';
 import type { DmaEvent } from '../events/schema.js';
-import { runCheckers } from '../check/index.js';
+import { runPostCheckers, runPreCheckers } from '../check/index.js';
+import { liveness } from '../check/liveness.js';
 import { emptyWorld, type World } from '../model/world.js';
 import type { SimConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
@@ -139,7 +140,7 @@ export interface FoldResult {
 }
 
 /** Applies recorded events in order, running the checkers on each; finding events in the input are skipped. */
-export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; onEvent?: (ev: DmaEvent, w: World) => void } = {}): FoldResult {
+export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiveness?: boolean; onEvent?: (ev: DmaEvent, w: World) => void } = {}): FoldResult {
   const to = opts.to ?? Infinity;
   const world = emptyWorld();
   const owned = new Set<Uint8Array>();
@@ -152,12 +153,13 @@ export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; onEve
       const ev = decodeAt(c.data, off, c.seq0 + i);
       off += sizeAt(c.data, off);
       events = ev.seq;
+      const pre = ev.kind === 'finding' ? null : runPreCheckers(world, ev);
       mutate(world, ev, owned);
       opts.onEvent?.(ev, world);
       if (ev.kind === 'finding') continue;
-      const f = runCheckers(world, ev);
-      if (f) findings.push({ ...f, seq: ev.seq } as DmaEvent);
+      for (const f of [...(pre ?? []), ...runPostCheckers(world, ev)]) findings.push({ ...f, seq: ev.seq } as DmaEvent);
     }
   }
+  if (opts.to === undefined && !opts.noLiveness) for (const f of liveness(world)) findings.push({ ...f, seq: events } as DmaEvent);
   return { world, events, findings };
 }

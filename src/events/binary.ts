@@ -4,8 +4,8 @@
 // a row (see store/), and seq is implicit: a row holds consecutive seqs from its first.
 import { ACTORS, type Actor, type DmaEvent, KINDS, KIND_BY_CODE, type Kind, type NewEvent, fieldsOf } from './schema.js';
 
-type Op = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
-const U8 = 0, U16 = 1, U32 = 2, U64 = 3, BYTES = 4, STR = 5, DESCS = 6, SEQS = 7, ENUM = 8;
+type Op = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+const U8 = 0, U16 = 1, U32 = 2, U64 = 3, BYTES = 4, STR = 5, DESCS = 6, SEQS = 7, ENUM = 8, SEGS = 9;
 
 interface Plan {
   kind: Kind;
@@ -31,7 +31,7 @@ for (const kind of Object.keys(KINDS) as Kind[]) {
     plan.enums.push(null);
     plan.enumIndex.push(null);
     plan.ops.push(
-      ({ u8: U8, u16: U16, u32: U32, seq: U32, u64: U64, bytes: BYTES, str: STR, descs: DESCS, seqs: SEQS } as const)[spec],
+      ({ u8: U8, u16: U16, u32: U32, seq: U32, u64: U64, bytes: BYTES, str: STR, descs: DESCS, seqs: SEQS, segs: SEGS } as const)[spec],
     );
   }
   PLANS[plan.code] = plan;
@@ -154,6 +154,21 @@ export class EventWriter {
         this.pos = p;
         return;
       }
+      case SEGS: {
+        if (!Array.isArray(value)) throw new CodecError(`field ${name}: expected a scatter-gather list`);
+        this.ensure(2 + 13 * value.length);
+        this.view.setUint16(this.pos, num(value.length, name, 0xffff), true);
+        let p = this.pos + 2;
+        for (const g of value as { gpa: bigint; len: number; write: number }[]) {
+          if (typeof g.gpa !== 'bigint' || g.gpa < 0n || g.gpa > 0xffffffffffffffffn) throw new CodecError(`field ${name}: gpa must be a 64-bit bigint`);
+          this.view.setBigUint64(p, g.gpa, true);
+          this.view.setUint32(p + 8, num(g.len, `${name}.len`, 0xffffffff), true);
+          this.view.setUint8(p + 12, num(g.write, `${name}.write`, 1));
+          p += 13;
+        }
+        this.pos = p;
+        return;
+      }
       case SEQS: {
         if (!Array.isArray(value)) throw new CodecError(`field ${name}: expected a list of seqs`);
         this.ensure(2 + 4 * value.length);
@@ -253,6 +268,17 @@ export function decodeAt(buf: Uint8Array, off: number, seq: number): DmaEvent {
             next: v.getUint16(q + 14, true),
             idx: v.getUint16(q + 16, true),
           });
+        ev[name] = out;
+        p = q;
+        break;
+      }
+      case SEGS: {
+        need(2);
+        const n = v.getUint16(p, true);
+        need(2 + 13 * n);
+        const out = [];
+        let q = p + 2;
+        for (let k = 0; k < n; k++, q += 13) out.push({ gpa: v.getBigUint64(q, true), len: v.getUint32(q + 8, true), write: v.getUint8(q + 12) });
         ev[name] = out;
         p = q;
         break;

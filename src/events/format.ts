@@ -25,7 +25,10 @@ export function formatEvent(ev: DmaEvent): string {
           })
           .join(' ')}]`,
       );
+    else if (spec === 'segs')
+      parts.push(`${name}=[${(v as { gpa: bigint; len: number; write: number }[]).map((g) => `0x${g.gpa.toString(16)}+${g.len}${g.write ? ' W' : ''}`).join(' ')}]`);
     else if (spec === 'seqs') parts.push(`${name}=[${(v as number[]).map((s) => '#' + s).join(' ')}]`);
+    else if (name === 'dev' && spec === 'u16') parts.push(`dev=${bdf(v as number)}`);
     else if (spec === 'seq') {
       if (v) parts.push(`${name}=#${v as number}`);
     } else if (spec === 'str' && name === 'message') continue;
@@ -41,4 +44,10 @@ export function kindMatcher(pattern: string | undefined): (kind: string) => bool
   if (!pattern) return () => true;
   const res = pattern.split(',').map((p) => new RegExp('^' + p.trim().replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$'));
   return (kind) => res.some((r) => r.test(kind));
+}
+
+/** A PCI requester id as bus:dev.fn (0x18 → 00:03.0); 0xffff when a trace does not say. */
+export function bdf(id: number): string {
+  if (id === 0xffff) return '?';
+  return `${(id >> 8).toString(16).padStart(2, '0')}:${((id >> 3) & 0x1f).toString(16).padStart(2, '0')}.${id & 7}`;
 }

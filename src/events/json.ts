@@ -30,6 +30,7 @@ export function eventToJson(ev: DmaEvent): Record<string, unknown> {
         flags: d.flags,
         next: d.next,
       }));
+    else if (spec === 'segs') out[name] = (v as { gpa: bigint; len: number; write: number }[]).map((g) => ({ gpa: hex(g.gpa), len: g.len, write: g.write }));
     else out[name] = v;
   }
   return out;
@@ -78,6 +79,12 @@ export function eventFromJson(o: unknown, expectSeq?: number): DmaEvent {
     } else if (spec === 'seqs') {
       if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of seqs`);
       ev[name] = v.map((s, i) => int(s, `${name}[${i}]`, 0xffffffff));
+    } else if (spec === 'segs') {
+      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of segments`);
+      ev[name] = v.map((g: Record<string, unknown>, i: number) => {
+        if (typeof g !== 'object' || g === null) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
+        return { gpa: u64(g.gpa, `${name}[${i}].gpa`), len: int(g.len, `${name}[${i}].len`, 0xffffffff), write: int(g.write, `${name}[${i}].write`, 1) };
+      });
     } else if (spec === 'descs') {
       if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of descriptors`);
       ev[name] = v.map((d: Record<string, unknown>, i: number) => {

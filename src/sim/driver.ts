@@ -1,89 +1,252 @@
-// The guest: a virtio driver (drivers/virtio/virtio_ring.c) over the DMA API. With ACCESS_PLATFORM
-// in IOTLB mode it maps each buffer through the IOMMU (iommu-dma: IOVA top-down, iommu_map, strict
-// unmap + invalidation); on the direct path vring_use_dma_api() is false and desc.addr is the GPA.
-// Unmaps read the driver's own shadow (desc_extra), never the guest-visible descriptor.
-import type { Desc } from '../events/schema.js';
-import { PAGE_MASK, readMem, readU16 } from '../model/memory.js';
-import { allocIova } from '../model/iova.js';
-import { VRING_DESC_F_WRITE } from '../model/vring.js';
-import type { DirName, PermName } from '../model/types.js';
+// The guest: virtio drivers (drivers/virtio/virtio_ring.c) over the DMA API. Each intent becomes a
+// scatter-gather list (virtio-net: a 12-byte virtio_net_hdr + the packet's frags; virtio-blk: a
+// 16-byte request header, the data segments, a status byte), each element mapped with the DMA API
+// and checked with dma_mapping_error, then posted: in an indirect table when INDIRECT_DESC is
+// negotiated and the list has more than one element, else as a chain in the ring. Completions are
+// reaped from the used ring; unmaps read the driver's shadow (desc_extra), never the ring.
+import type { Desc, Seg } from '../events/schema.js';
+import { readMem, readU16, readU32 } from '../model/memory.js';
+import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
+import { decodePacked, encodeDesc, needEvent, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
+import type { DeviceState, Posted, RingState } from '../model/world.js';
+import { opBytes } from './data.js';
+import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
 import { vmmUnmapNotify } from './vmm.js';
-import { WORKLOAD_IMPLS } from './workload.js';
 
-const PERM_FOR_DIR: Record<DirName, PermName> = { TO_DEVICE: 'RO', FROM_DEVICE: 'WO', BIDIRECTIONAL: 'RW', NONE: 'NONE' };
+/** Driver-private memory: request headers, status bytes and indirect tables (kmalloc'd in Linux). */
+const HDR_BASE = 0x0a00_0000n;
+const TABLE_BASE = 0x0900_0000n;
+/** iommu-lazy flushes once this many unmaps are queued (Linux: 256 per CPU, or after 10 ms; the timer is the guest going idle here) */
+export const FQ_SIZE = 32;
 
-function span(addr: bigint, len: number): { page: bigint; bytes: bigint } {
-  const page = addr & ~PAGE_MASK;
-  const end = (addr + BigInt(Math.max(len, 1)) + PAGE_MASK) & ~PAGE_MASK;
-  return { page, bytes: end - page };
+// one cacheline per request, so no two in-flight headers share one (dma-debug's cacheline tracking)
+const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
+const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 0x40000 + head * 1024);
+
+export function queueFor(sim: Sim, dev: number, what: string): RingState | undefined {
+  const rings = sim.world.rings.filter((r) => r.dev === dev);
+  return what === 'tx' ? rings[1] : rings[0];
 }
 
 export function driverRunnable(sim: Sim): boolean {
-  const r = sim.world.rings[0];
-  if (!r) return false;
-  if (readU16(sim.world.mem, r.usedGpa + 2n) !== r.lastUsed) return true;
-  const wl = WORKLOAD_IMPLS[sim.config.workload];
-  return sim.world.guest.ops < sim.config.ops && r.extra.size < wl.maxInflight && r.free.length > 0;
+  const w = sim.world;
+  if (w.rings.some((r) => hasUsed(sim, r))) return true;
+  if (w.guest.ops < sim.config.ops && canSubmit(sim)) return true;
+  return [...w.devices.values()].some((d) => d.fq.length > 0);
 }
 
 export function driverStep(sim: Sim): void {
-  const r = sim.world.rings[0]!;
-  if (readU16(sim.world.mem, r.usedGpa + 2n) !== r.lastUsed) reap(sim);
-  else submit(sim);
+  const w = sim.world;
+  const r = w.rings.find((x) => hasUsed(sim, x));
+  if (r) return reap(sim, r);
+  if (w.guest.ops < sim.config.ops && canSubmit(sim)) return submit(sim);
+  const d = [...w.devices.values()].find((x) => x.fq.length > 0);
+  if (d) flushQueue(sim, d); // idle: the flush-queue timer fires
 }
+
+function hasUsed(sim: Sim, r: RingState): boolean {
+  if (r.broken || r.extra.size === 0) return false;
+  if (!r.packed) return readU16(sim.world.mem, r.usedGpa + 2n) !== r.lastUsed;
+  const flags = readU16(sim.world.mem, r.descGpa + BigInt(16 * r.lastUsed) + 14n);
+  const avail = flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0;
+  const used = flags & VRING_PACKED_DESC_F_USED ? 1 : 0;
+  return avail === used && used === r.lastUsedWrap;
+}
+
+function canSubmit(sim: Sim): boolean {
+  const w = sim.world;
+  const req = sim.request(w.guest.ops);
+  const r = queueFor(sim, req.dev, req.what);
+  if (!r || r.broken || !w.devices.get(r.dev)!.probed) return true; // it will fail at once
+  if (sim.workload.maxInflight === 1 && w.rings.some((x) => x.extra.size > 0)) return false;
+  if (r.extra.size >= sim.workload.maxInflight) return false;
+  const need = hasIndirect(sim, r) ? 1 : req.segs.length + 2;
+  if (need <= r.num && ringFree(r) < need) return false; // longer than the ring: it fails at once
+  if (r.packed && r.free.length === 0) return false;
+  // a buffer is not reused while a request that owns one of its cachelines is in flight
+  return !w.rings.some((x) => [...x.extra.values()].some((p) => p.sg.some((a) => req.segs.some((b) => sameCacheline(a, b)))));
+}
+
+function sameCacheline(a: Seg, b: Seg): boolean {
+  const lo = (s: Seg) => s.gpa >> 6n;
+  const hi = (s: Seg) => (s.gpa + BigInt(Math.max(s.len, 1)) - 1n) >> 6n;
+  return lo(a) <= hi(b) && lo(b) <= hi(a);
+}
+
+/** Free descriptors: split, the free list; packed, ring slots not held by an outstanding chain. */
+function ringFree(r: RingState): number {
+  if (!r.packed) return r.free.length;
+  let held = 0;
+  for (const p of r.extra.values()) held += p.table ? 1 : p.chain.length;
+  return r.num - held;
+}
+
+const hasIndirect = (sim: Sim, r: RingState) => !!(sim.world.devices.get(r.dev)!.features & (1n << 28n));
 
 function submit(sim: Sim): void {
   const w = sim.world;
-  const r = w.rings[0]!;
-  const req = WORKLOAD_IMPLS[sim.config.workload].next(sim.rng, w.guest.ops);
-  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op: w.guest.ops, what: req.what, gpa: req.gpa, len: req.len });
-  if (req.what === 'tx') sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: req.gpa, by: 'cpu', data: sim.rng.bytes(req.len) });
-  const dir: DirName = req.what === 'tx' ? 'TO_DEVICE' : 'FROM_DEVICE';
-  const addr = mapOne(sim, req.gpa, req.len, dir, intent);
-  const idx = r.free[r.free.length - 1]!;
-  const chain: Desc[] = [{ idx, addr, len: req.len, flags: dir === 'FROM_DEVICE' ? VRING_DESC_F_WRITE : 0, next: 0 }];
-  const availIdx = (r.availIdx + 1) & 0xffff;
-  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: 0, head: idx, slot: r.availIdx % r.num, availIdx, chain });
-  sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: 0 });
+  const op = w.guest.ops;
+  const req = sim.request(op);
+  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs });
+  const d = w.devices.get(req.dev);
+  const r = queueFor(sim, req.dev, req.what);
+  if (!d || !d.probed || !r || r.broken) return; // the driver has no such queue: the request fails
+  // the guest fills what the device will read
+  const sg: Seg[] = [];
+  if (d.name === 'virtio-blk') {
+    const hdr = new Uint8Array(16);
+    const v = new DataView(hdr.buffer);
+    v.setUint32(0, req.what === 'write' ? 1 : 0, true); // VIRTIO_BLK_T_OUT / _IN
+    v.setBigUint64(8, req.sector, true);
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: hdrGpa(op), by: 'cpu', data: hdr });
+    sg.push({ gpa: hdrGpa(op), len: 16, write: 0 });
+  } else sg.push({ gpa: hdrGpa(op), len: 12, write: req.what === 'rx' ? 1 : 0 });
+  let off = 0;
+  for (const s of req.segs) {
+    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len) });
+    sg.push(s);
+    off += s.len;
+  }
+  if (sim.faultHit('zero-len-desc', 'chains')) sg.push({ gpa: hdrGpa(op) + 20n, len: 0, write: 1 });
+  if (d.name === 'virtio-blk') sg.push({ gpa: hdrGpa(op) + 16n, len: 1, write: 1 });
+  if (!hasIndirect(sim, r) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
+  // map every element (virtqueue_add_split: out sgs DMA_TO_DEVICE, in sgs DMA_FROM_DEVICE)
+  const useIndirect = hasIndirect(sim, r) && sg.length > 1;
+  const head = r.free[r.free.length - 1]!;
+  const dmas: bigint[] = [];
+  for (const s of sg) {
+    const m = dmaMap(sim, d, s.gpa, s.len, s.write ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', intent);
+    if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
+    dmas.push(m.dma);
+  }
+  const chain: Desc[] = sg.map((s, i) => ({
+    idx: 0,
+    addr: dmas[i]!,
+    len: s.len,
+    flags: (s.write ? VRING_DESC_F_WRITE : 0) | (i < sg.length - 1 ? VRING_DESC_F_NEXT : 0),
+    next: 0,
+  }));
+  let table = 0n;
+  let tGpa = 0n;
+  if (useIndirect) {
+    chain.forEach((c, i) => ((c.idx = i), (c.next = i < chain.length - 1 ? i + 1 : 0)));
+    tGpa = tableGpa(r.q, head);
+    // the table is filled, then mapped ("we trust indirect descriptor table since it use stream DMA
+    // mapping": dma_map_single, TO_DEVICE), so a bounce copies the filled table
+    const bytes = new Uint8Array(16 * chain.length);
+    chain.forEach((c, i) => bytes.set(encodeDesc(c), 16 * i));
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
+    const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
+    if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
+    table = m.dma;
+  } else if (r.packed) chain.forEach((c, i) => ((c.idx = (r.availIdx + i) % r.num), (c.next = 0)));
+  else {
+    const ids = r.free.slice(-chain.length).reverse();
+    chain.forEach((c, i) => ((c.idx = ids[i]!), (c.next = i < chain.length - 1 ? ids[i + 1]! : 0)));
+  }
+  const entries = table ? 1 : chain.length;
+  const old = r.availIdx;
+  const slot = r.packed ? r.availIdx : r.availIdx % r.num;
+  const availIdx = r.packed ? (r.availIdx + entries) % r.num : (r.availIdx + 1) & 0xffff;
+  const id = r.packed ? r.free[r.free.length - 1]! : chain[0]!.idx;
+  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg });
+  // virtqueue_kick_prepare: with EVENT_IDX, only when avail.idx passes the device's avail_event
+  if (r.eventIdx && !r.packed) {
+    const availEvent = readU16(w.mem, r.usedGpa + BigInt(4 + 8 * r.num));
+    if (!needEvent(availEvent, availIdx, old)) return;
+  }
+  sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
 }
 
-function mapOne(sim: Sim, gpa: bigint, len: number, dir: DirName, cause: number): bigint {
-  if (sim.world.path === 'direct') return gpa;
-  const { page, bytes } = span(gpa, len);
-  const iovaPage = allocIova(sim.world.iovas, bytes);
-  if (iovaPage === null) throw new Error('IOVA space exhausted');
-  const iova = iovaPage + (gpa & PAGE_MASK);
-  sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, iova: iovaPage, gpa: page, size: bytes, perm: PERM_FOR_DIR[dir] });
-  sim.emit({ kind: 'dma.map', actor: 'cpu0', cause, dev: 0, phys: gpa, dma: iova, size: len, dir });
-  return iova;
+/** A mapping failed: undo the ones made so far (virtqueue_add_split's unmap_release). */
+function unwind(sim: Sim, d: DeviceState, r: RingState, sg: Seg[], dmas: bigint[], indirect: boolean, head: number, cause: number): void {
+  if (indirect && !sim.world.variants.indirectUnmapFix) {
+    // S4: the old error path walked the main ring from head instead of the indirect table: it unmaps
+    // whatever the ring's descriptors hold and leaks the real mappings
+    for (let i = 0, idx = head; i < dmas.length; i++) {
+      const desc = readMem(sim.world.mem, r.descGpa + BigInt(16 * idx), 16);
+      const v = new DataView(desc.buffer);
+      const addr = v.getBigUint64(0, true);
+      dmaUnmap(sim, d, addr, v.getUint32(8, true), v.getUint16(12, true) & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', cause);
+      idx = v.getUint16(14, true);
+    }
+    return;
+  }
+  dmas.forEach((dma, i) => dmaUnmap(sim, d, dma, sg[i]!.len, sg[i]!.write ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', cause));
 }
 
-function unmapOne(sim: Sim, d: Desc, cause: number): void {
-  if (sim.world.path === 'direct') return;
-  const dir: DirName = d.flags & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE';
-  const { page, bytes } = span(d.addr, d.len);
-  sim.emit({ kind: 'dma.unmap', actor: 'cpu0', cause, dev: 0, dma: d.addr, size: d.len, dir });
-  sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause, iova: page, size: bytes });
-  // Strict mode: iommu_iotlb_sync → a page-selective invalidation the vIOMMU processes at once.
-  const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause, iova: page, size: bytes });
-  vmmUnmapNotify(sim, inv, page, bytes);
-}
-
-function reap(sim: Sim): void {
+function reap(sim: Sim, r: RingState): void {
   const w = sim.world;
-  const r = w.rings[0]!;
-  const usedIdx = readU16(w.mem, r.usedGpa + 2n);
-  while (r.lastUsed !== usedIdx) {
-    const slot = r.lastUsed % r.num;
-    const elem = readMem(w.mem, r.usedGpa + BigInt(4 + 8 * slot), 8);
-    const id = elem[0]! | (elem[1]! << 8);
-    const len = (elem[4]! | (elem[5]! << 8) | (elem[6]! << 16)) + elem[7]! * 0x1000000;
-    const chain = r.extra.get(id);
-    if (!chain) throw new Error(`used id ${id} is not a head`);
-    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: 0, q: 0, id, len, lastUsed: (r.lastUsed + 1) & 0xffff });
-    for (const d of chain) unmapOne(sim, d, got);
+  const d = w.devices.get(r.dev)!;
+  while (hasUsed(sim, r)) {
+    let id: number;
+    let len: number;
+    if (r.packed) {
+      const pd = decodePacked(readMem(w.mem, r.descGpa + BigInt(16 * r.lastUsed), 16));
+      id = pd.id;
+      len = pd.len;
+    } else {
+      const at = r.usedGpa + BigInt(4 + 8 * (r.lastUsed % r.num));
+      id = readU32(w.mem, at);
+      len = readU32(w.mem, at + 4n);
+    }
+    // BAD_RING() in virtqueue_get_buf_ctx_split: the queue is marked broken
+    if (id >= r.num) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} out of range` });
+    const posted = r.extra.get(id);
+    if (!posted) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} is not a head!` });
+    const entries = posted.table ? 1 : posted.chain.length;
+    const lastUsed = r.packed ? (r.lastUsed + entries) % r.num : (r.lastUsed + 1) & 0xffff;
+    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: posted.op, q: r.q, id, len, lastUsed });
+    detach(sim, d, posted, got);
+    sim.completions++;
+    guestFaultsAfterCompletion(sim, d);
+  }
+  if (r.eventIdx && !r.packed) {
+    // virtqueue_enable_cb_prepare: interrupt me once used.idx passes what I have consumed
+    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num) });
+  }
+  const lazy = [...w.devices.values()].find((x) => x.fq.length >= FQ_SIZE);
+  if (lazy) flushQueue(sim, lazy);
+}
+
+/** detach_buf: unmap from the shadow, then the CPU reads what the device wrote. */
+function detach(sim: Sim, d: DeviceState, posted: Posted, cause: number): void {
+  const skipSync = !!sim.fault('skip-sync');
+  const reads = posted.sg.filter((s) => s.write && s.len > 0);
+  if (skipSync) for (const s of reads) cpuRead(sim, d, s, cause); // before the sync/unmap that makes it visible
+  const skip = sim.faultHit('skip-unmap', 'unmaps');
+  if (!skip) {
+    const extra = sim.fault('unmap-size')?.arg ?? 0;
+    posted.chain.forEach((c) => {
+      const dir: DirName = c.flags & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE';
+      if (c.addr !== DMA_MAPPING_ERROR) dmaUnmap(sim, d, c.addr, c.len + extra, dir, 'page', cause);
+    });
+    if (posted.table) dmaUnmap(sim, d, posted.table, 16 * posted.chain.length, 'TO_DEVICE', 'single', cause);
+  } else if (!skipSync && d.path.startsWith('swiotlb')) {
+    // a driver that keeps the mapping must sync before reading
+    posted.chain.forEach((c) => c.flags & VRING_DESC_F_WRITE && c.len > 0 && dmaSync(sim, d, c.addr, c.len, 'FROM_DEVICE', true, cause));
+  }
+  if (!skipSync) for (const s of reads) cpuRead(sim, d, s, cause);
+}
+
+function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
+  const bytes = readMem(sim.world.mem, s.gpa, s.len);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
+  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: h });
+}
+
+/** Guest-side invalidations that only a fault asks for (Q2's device-IOTLB [0, ~0], Q1's domain resync). */
+function guestFaultsAfterCompletion(sim: Sim, d: DeviceState): void {
+  if (sim.faultHit('devtlb-inv-all', 'completions')) {
+    const size = 0xffff_ffff_ffff_ffffn;
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'device' });
+    if (!sim.world.variants.devIotlbClamp) return; // QEMU 5.2 aborts on the notifier range assertion
+    vmmUnmapNotify(sim, d, inv, 0n, 1n << 48n, 'device'); // clamped to the notifier's range
+  }
+  if (sim.faultHit('resync', 'completions')) {
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size: 1n << 32n, gran: 'domain' });
+    vmmUnmapNotify(sim, d, inv, 0n, 1n << 32n, 'domain');
   }
 }
-
-

@@ -1,39 +1,53 @@
-// The simulation: a scheduler that runs one actor step at a time (guest CPU, device vq worker, VMM)
-// and the emit path every model transition goes through. An event is applied to the world the
-// moment it is emitted, then handed to the sink (the recorder or the replay verifier), then judged
-// by the checkers. All actor progress lives in the world, so a run can resume from any checkpoint
-// given the world and the RNG state.
-import { runCheckers } from '../check/index.js';
+// The simulation: a scheduler that runs one actor step at a time (the guest CPU, one worker per
+// virtqueue, the VMM) and the emit path every model transition goes through. An event is applied to
+// the world the moment it is emitted, handed to the sink (the recorder or the replay verifier), then
+// judged by the checkers. Actor progress lives in the world, and the RNG states and fault counters
+// in SimState, so a run can resume from any checkpoint.
+import { runPostCheckers, runPreCheckers } from '../check/index.js';
 import type { Actor, DmaEvent, NewEvent } from '../events/schema.js';
 import { mutate } from '../engine/apply.js';
 import { emptyWorld, type World } from '../model/world.js';
-import type { Fault, SimConfig } from './config.js';
+import type { Fault, FaultKind, SimConfig } from './config.js';
+import { seedKey } from './data.js';
 import { deviceRunnable, devicePass } from './device.js';
 import { driverRunnable, driverStep } from './driver.js';
 import { Rng, type RngState } from './rng.js';
 import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
+import { type Request, type Workload, workloadFor } from './workload.js';
+import { dmaUnmap, flushQueue } from './dma-api.js';
+import { liveness } from '../check/liveness.js';
+
+/** What besides the world a run needs to resume: the scheduler's RNG state and the fault counters. */
+export interface SimState {
+  rng: RngState;
+  counters: Record<string, number>;
+}
 
 export interface SimSink {
   event(ev: DmaEvent): void;
   /** Called at actor-step boundaries once `checkpointEvery` events have passed since the last one. */
-  checkpoint?(seq: number, world: World, rng: RngState): void;
+  checkpoint?(seq: number, world: World, state: SimState): void;
 }
 
 export interface Resume {
   seq: number;
   world: World;
-  rng: RngState;
+  state: SimState;
 }
 
-const ACTOR_ORDER: Actor[] = ['cpu0', 'vq0', 'vmm'];
 /** Upper bound on scheduler steps per guest op; a run past it is a model bug, not a trace. */
-const STEPS_PER_OP = 64;
+const STEPS_PER_OP = 256;
 
 export class Sim {
   world: World;
+  /** the scheduler's stream */
   rng: Rng;
   seq: number;
+  readonly dataKey: number;
+  readonly workload: Workload;
+  readonly maxChain: number;
+  counters: Record<string, number>;
   /** pages this run owns (copied since the last checkpoint): written in place, never shared */
   owned = new Set<Uint8Array>();
   private readonly resumed: boolean;
@@ -46,76 +60,121 @@ export class Sim {
     resume?: Resume,
   ) {
     this.world = resume ? resume.world : emptyWorld();
-    this.rng = new Rng(seed, resume?.rng);
+    this.rng = new Rng(seed, resume?.state.rng);
+    this.counters = resume ? { ...resume.state.counters } : {};
     this.seq = resume ? resume.seq : 0;
     this.resumed = !!resume;
+    this.dataKey = seedKey(seed);
+    this.workload = workloadFor(config.workload, config.script);
+    this.maxChain = Math.min(config.ringNum, 20);
   }
 
-  fault(kind: Fault['kind']): Fault | undefined {
+  private nextReq: { op: number; req: Request } | null = null;
+
+  /**
+   * The request of guest operation `op`: a function of the seed and op alone (its own RNG stream),
+   * so the same seed gives the same intents under every path and schedule, and the driver can look
+   * at the next one before deciding whether it can be posted.
+   */
+  request(op: number): Request {
+    if (this.nextReq?.op !== op) this.nextReq = { op, req: this.workload.next(new Rng(`${this.seed}/op/${op}`), op) };
+    return this.nextReq.req;
+  }
+
+  get completions(): number {
+    return this.counters.completions ?? 0;
+  }
+  set completions(n: number) {
+    this.counters.completions = n;
+  }
+
+  fault(kind: FaultKind): Fault | undefined {
     return this.config.faults.find((f) => f.kind === kind);
+  }
+
+  /** Counts an occurrence of `counter`; true if the fault `kind` hits it (arg N: the Nth; 0: every one). */
+  faultHit(kind: FaultKind, counter: string): boolean {
+    const f = this.fault(kind);
+    if (!f) return false;
+    const n = (this.counters[`${kind}:${counter}`] ?? 0) + 1;
+    this.counters[`${kind}:${counter}`] = n;
+    if (kind === 'evict-iotlb') return n % (f.arg || 4) === 0;
+    return f.arg === 0 || n === f.arg;
   }
 
   emit(e: NewEvent): number {
     const ev = e as DmaEvent;
     ev.seq = ++this.seq;
+    const pre = ev.kind === 'finding' ? null : runPreCheckers(this.world, ev);
     mutate(this.world, ev, this.owned);
     this.sink.event(ev);
-    if (ev.kind !== 'finding') {
-      const f = runCheckers(this.world, ev);
-      if (f) this.emit(f);
-    }
+    if (ev.kind === 'finding') return ev.seq;
+    if (pre) for (const f of pre) this.emit(f);
+    for (const f of runPostCheckers(this.world, ev)) this.emit(f);
     return ev.seq;
+  }
+
+  state(): SimState {
+    return { rng: this.rng.state(), counters: { ...this.counters } };
   }
 
   run(): void {
     if (!this.resumed) setup(this);
-    let nextCheckpoint = this.checkpointEvery ? (Math.floor(this.seq / this.checkpointEvery) + 1) * this.checkpointEvery : Infinity;
-    const maxSteps = (this.config.ops + 4) * STEPS_PER_OP;
+    const every = this.checkpointEvery;
+    let nextCheckpoint = every ? (Math.floor(this.seq / every) + 1) * every : Infinity;
+    const maxSteps = (this.config.ops + 8) * STEPS_PER_OP;
     for (let steps = 0; ; steps++) {
       if (this.seq >= nextCheckpoint) {
-        this.sink.checkpoint?.(this.seq, this.world, this.rng.state());
+        this.sink.checkpoint?.(this.seq, this.world, this.state());
         this.owned = new Set();
-        nextCheckpoint = (Math.floor(this.seq / this.checkpointEvery) + 1) * this.checkpointEvery;
+        nextCheckpoint = (Math.floor(this.seq / every) + 1) * every;
       }
-      const runnable = ACTOR_ORDER.filter((a) => this.runnable(a));
+      const actors = this.actors();
+      const runnable = actors.filter((a) => this.runnable(a));
       if (runnable.length === 0 || steps > maxSteps) break;
       let pick = runnable[0]!;
       if (runnable.length > 1) {
         pick = runnable[this.rng.int(runnable.length)]!;
-        let mask = 0;
-        for (const a of runnable) mask |= 1 << ACTOR_ORDER.indexOf(a);
-        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: mask });
+        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: runnable.join(',') });
       }
       this.step(pick);
     }
     this.finish();
   }
 
+  private actors(): Actor[] {
+    return ['cpu0', ...this.world.rings.map((r) => `vq${r.q}` as Actor), 'vmm'];
+  }
+
   private runnable(a: Actor): boolean {
     if (a === 'cpu0') return driverRunnable(this);
-    if (a === 'vq0') return deviceRunnable(this, 0);
-    return vmmRunnable(this);
+    if (a === 'vmm') return vmmRunnable(this);
+    return deviceRunnable(this, Number(a.slice(2)));
   }
 
   private step(a: Actor): void {
     if (a === 'cpu0') driverStep(this);
-    else if (a === 'vq0') devicePass(this, 0);
-    else vmmStep(this);
+    else if (a === 'vmm') vmmStep(this);
+    else devicePass(this, Number(a.slice(2)));
   }
 
-  // Liveness: a vq still parked on a miss nobody will answer when nothing else can run.
+  // Nothing can run: report what is stuck, then the driver is unbound (rings freed, leaks reported).
   private finish(): void {
-    for (const m of this.world.iotlb.pending) {
-      this.emit({
-        kind: 'finding',
-        actor: 'check',
-        cause: m.seq,
-        cls: 'vq-parked',
-        message: `vq ${m.q} is parked forever: the IOTLB miss for IOVA 0x${m.iova.toString(16)} at #${m.seq} was never answered by a covering UPDATE`,
-        iova: m.iova,
-        gpa: 0n,
-        chain: [m.seq],
-      });
+    for (const f of liveness(this.world)) this.emit(f);
+    for (const d of this.world.devices.values()) {
+      if (!d.probed) continue;
+      // remove: reset the device, detach the buffers it never used (virtqueue_detach_unused_buf), free the rings
+      for (const r of this.world.rings)
+        if (r.dev === d.dev)
+          for (const posted of [...r.extra.values()])
+            for (const c of posted.chain) dmaUnmap(this, d, c.addr, c.len, c.flags & 2 ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', 0);
+      if (d.fq.length) flushQueue(this, d);
+      for (const r of this.world.rings)
+        if (r.dev === d.dev && d.useDmaApi) {
+          const m = d.dmaLive.get(r.desc)?.[0];
+          if (m) dmaUnmap(this, d, r.desc, m.size, 'BIDIRECTIONAL', 'coherent', 0); // dma_free_coherent
+        }
+      this.emit({ kind: 'dev.teardown', actor: 'cpu0', cause: 0, dev: d.dev });
     }
   }
 }

@@ -9,7 +9,7 @@ import { hex } from '../events/json.js';
 import { type DmaEvent, SCHEMA_VERSION } from '../events/schema.js';
 import { encodeCheckpoint, hashBytes } from '../engine/snapshot.js';
 import type { World } from '../model/world.js';
-import type { RngState } from '../sim/rng.js';
+import type { SimState } from '../sim/sim.js';
 import { CHUNK, CHUNK_ID_SHIFT } from './db.js';
 
 export const ENGINE_VERSION = '0.1.0';
@@ -75,8 +75,8 @@ export class Recorder {
   }
 
   /** Stores the world (and RNG state) after event seq; committed with the chunks up to it. */
-  checkpoint(seq: number, world: World, rng: RngState | null): void {
-    const blob = encodeCheckpoint(world, rng);
+  checkpoint(seq: number, world: World, sim: SimState | null): void {
+    const blob = encodeCheckpoint(world, sim);
     this.pendingCk.push([this.traceId, seq, hashBytes(encodeCheckpoint(world, null)), blob]);
   }
 

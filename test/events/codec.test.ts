@@ -15,7 +15,7 @@ function simEvents(path: 'iommu' | 'direct', seed = '3'): DmaEvent[] {
 describe('event codecs', () => {
   it('binary and JSON forms round-trip every event of a run', () => {
     const events = [...simEvents('iommu'), ...simEvents('direct')];
-    expect(new Set(events.map((e) => e.kind)).size).toBeGreaterThanOrEqual(15);
+    expect(new Set(events.map((e) => e.kind)).size).toBeGreaterThanOrEqual(20);
     for (const ev of events) {
       expect(decodeAt(encodeOne(ev), 0, ev.seq)).toEqual(ev);
       expect(eventFromJson(JSON.parse(JSON.stringify(eventToJson(ev))))).toEqual(ev);
@@ -25,7 +25,7 @@ describe('event codecs', () => {
   it('keeps 64-bit addresses at and above 2^53 exact', () => {
     const big = [2n ** 53n, 2n ** 53n + 1n, 0xffff_ffff_ffff_f000n, 0xffff_ffff_ffff_ffffn, 0x8000_0000_0000_0001n];
     for (const iova of big) {
-      const ev = { seq: 9, kind: 'iotlb.update', actor: 'vmm', cause: 0, iova, size: 0x1000n, uaddr: iova - 1n, perm: 'RW' } as DmaEvent;
+      const ev = { seq: 9, kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: 0x18, iova, size: 0x1000n, uaddr: iova - 1n, perm: 'RW', result: 'ok' } as DmaEvent;
       const back = decodeAt(encodeOne(ev), 0, 9) as typeof ev & { iova: bigint; uaddr: bigint };
       expect(back.iova).toBe(iova);
       expect(back.uaddr).toBe(iova - 1n);
@@ -37,7 +37,7 @@ describe('event codecs', () => {
 
   it('rejects values that do not fit instead of truncating them', () => {
     const w = new EventWriter();
-    expect(() => w.write({ kind: 'iommu.unmap', actor: 'cpu0', cause: 0, iova: 2n ** 64n, size: 1n } as any)).toThrow(/64-bit/);
+    expect(() => w.write({ kind: 'iommu.unmap', actor: 'cpu0', cause: 0, dev: 0x18, iova: 2n ** 64n, size: 1n } as any)).toThrow(/64-bit/);
     expect(() => w.write({ kind: 'vring.kick', actor: 'cpu0', cause: 0, q: 256 } as any)).toThrow(/0\.\.255/);
   });
 

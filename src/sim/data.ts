@@ -1,0 +1,28 @@
+// Contents of guest payloads and of what devices write: a pure function of (seed, op, offset), not
+// of any RNG stream, so the same guest operation carries the same bytes under every DMA path and
+// schedule. That is what lets two paths be compared byte for byte.
+function mix(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
+  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+export function seedKey(seed: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** `len` bytes for stream `tag` (e.g. 1 = guest payload, 2 = device data) of op `op`, from byte `from`. */
+export function opBytes(key: number, tag: number, op: number, from: number, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  const base = mix(key ^ mix(op * 4 + tag));
+  let i = 0;
+  // aligned 4-byte words, so a piece starting anywhere sees the same bytes as the whole buffer
+  while (i < len) {
+    const at = from + i;
+    const word = mix(base ^ (at >>> 2));
+    for (let b = at & 3; b < 4 && i < len; b++, i++) out[i] = (word >>> (8 * b)) & 0xff;
+  }
+  return out;
+}
