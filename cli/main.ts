@@ -1,6 +1,7 @@
 // dmareplay command line. Each command lives in its own file and only parses, calls src/ and prints.
 import { Command, CommanderError } from 'commander';
 import { DmaReplayError, EXIT } from '../src/errors.js';
+import { catalogCommand } from './catalog.js';
 import { demoCommand } from './demo.js';
 import { logCommand } from './log.js';
 import { recordCommand } from './record.js';
@@ -25,7 +26,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

@@ -93,6 +93,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         lastUsedWrap: 1,
         lastAvail: 0,
         usedIdx: 0,
+        served: 0,
         kicked: false,
         parked: false,
         broken: false,
@@ -122,6 +123,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         if (ev.slot + chain >= r.num) r.usedWrap ^= 1;
         r.usedIdx = ev.usedIdx;
         r.lastAvail = ev.usedIdx;
+        r.served++;
         return;
       }
       const at = ev.gpa + BigInt(4 + 8 * ev.slot);
@@ -130,6 +132,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       writeUint(w.mem, ev.gpa + 2n, 2, ev.usedIdx, owned);
       r.usedIdx = ev.usedIdx;
       r.lastAvail = (r.lastAvail + 1) & 0xffff;
+      r.served++;
       return;
     }
     case 'vring.irq':
@@ -173,6 +176,9 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       if (d.translate === 'iova' && d.backend.startsWith('vhost')) w.vmm.invals.push({ dev: ev.dev, iova: ev.iova, size: ev.size, req: ev.seq, due: w.passes });
       return;
     }
+    case 'iommu.fault':
+      markRead(w, ev.cause); // a miss whose translation faulted has been read: no UPDATE will come
+      return;
     case 'iommu.translate':
       if (ev.cache === 'miss' && ev.actor === 'vmm') w.vmm.lastTranslate = { dev: ev.dev, iova: ev.iova, gpa: ev.gpa, perm: ev.perm, miss: ev.cause };
       return;
@@ -286,7 +292,6 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     case 'cpu.read':
     case 'dev.teardown':
     case 'vq.log':
-    case 'iommu.fault':
     case 'dma.map_error':
     case 'dma.sync':
     case 'vq.pop':

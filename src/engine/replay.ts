@@ -6,7 +6,7 @@
 import { CodecError, decodeAt, EventWriter, sizeAt } from '../events/binary.js';
 import type { DmaEvent } from '../events/schema.js';
 import { runPostCheckers, runPreCheckers } from '../check/index.js';
-import { liveness } from '../check/liveness.js';
+import { liveness, QUIESCENT } from '../check/liveness.js';
 import { emptyWorld, type World } from '../model/world.js';
 import type { SimConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
@@ -146,6 +146,7 @@ export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiv
   const owned = new Set<Uint8Array>();
   const findings: DmaEvent[] = [];
   let events = 0;
+  let livenessDone = false;
   outer: for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
@@ -153,6 +154,12 @@ export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiv
       const ev = decodeAt(c.data, off, c.seq0 + i);
       off += sizeAt(c.data, off);
       events = ev.seq;
+      // a simulated run marks the point where nothing could run any more (before the driver is
+      // unbound and its teardown unmaps change the picture): liveness is judged there
+      if (ev.kind === 'marker' && ev.name === QUIESCENT && !livenessDone) {
+        livenessDone = true;
+        if (!opts.noLiveness) for (const f of liveness(world)) findings.push({ ...f, seq: ev.seq } as DmaEvent);
+      }
       const pre = ev.kind === 'finding' ? null : runPreCheckers(world, ev);
       mutate(world, ev, owned);
       opts.onEvent?.(ev, world);
@@ -160,6 +167,6 @@ export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiv
       for (const f of [...(pre ?? []), ...runPostCheckers(world, ev)]) findings.push({ ...f, seq: ev.seq } as DmaEvent);
     }
   }
-  if (opts.to === undefined && !opts.noLiveness) for (const f of liveness(world)) findings.push({ ...f, seq: events } as DmaEvent);
+  if (opts.to === undefined && !opts.noLiveness && !livenessDone) for (const f of liveness(world)) findings.push({ ...f, seq: events } as DmaEvent);
   return { world, events, findings };
 }

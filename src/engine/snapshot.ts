@@ -70,6 +70,7 @@ function ringToPlain(r: RingState) {
     lastUsedWrap: r.lastUsedWrap,
     lastAvail: r.lastAvail,
     usedIdx: r.usedIdx,
+    served: r.served,
     kicked: r.kicked,
     parked: r.parked,
     broken: r.broken,

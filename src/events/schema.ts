@@ -25,6 +25,8 @@ export const CACHE = ['hit', 'miss', 'pt', 'fault'] as const;
 export const SIDES = ['guest', 'host'] as const;
 export const NOTIFY = ['MAP', 'UNMAP'] as const;
 export const SLOT_OPS = ['alloc', 'release'] as const;
+/** what a device access touched: ring metadata, an indirect table, or a buffer */
+export const AREAS = ['ring', 'table', 'buf'] as const;
 
 type FieldSpec =
   | 'u8'
@@ -267,6 +269,7 @@ export const KINDS = {
       dma: 'u64',
       len: 'u32',
       dir: { enum: ACCESS },
+      area: { enum: AREAS },
       via: { enum: VIA },
       gpa: 'u64',
       hva: 'u64',

@@ -40,6 +40,8 @@ export interface RingState {
   // device side (vhost worker)
   lastAvail: number;
   usedIdx: number;
+  /** requests completed on this queue so far, whatever the ring layout */
+  served: number;
   kicked: boolean;
   parked: boolean;
   /** stopped by vq_err(): the device processes nothing more */

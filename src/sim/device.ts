@@ -7,6 +7,7 @@
 // kernel's message.
 import type { Desc } from '../events/schema.js';
 import { fnv1a, readMem } from '../model/memory.js';
+import { lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
   decodeDesc,
@@ -52,7 +53,12 @@ export function devicePass(sim: Sim, q: number): void {
   const begin = sim.emit({ kind: 'dev.pass', actor, cause: 0, q, begin: 1 });
   const p: Pass = { sim, d, r, actor, begin };
   try {
-    if (d.translate === 'iova' && d.backend.startsWith('vhost')) prefetch(p);
+    if (d.translate === 'iova' && d.backend.startsWith('vhost')) {
+      // B6: at the 2048-entry cap the oldest entry goes; the fault makes it happen at small scale
+      if (d.iotlb.entries.length && sim.faultHit('evict-iotlb', 'passes'))
+        sim.emit({ kind: 'fault', actor, cause: begin, what: 'evict-iotlb', arg: 0, dev: d.dev, iova: d.iotlb.entries[0]!.start, size: d.iotlb.entries[0]!.last - d.iotlb.entries[0]!.start + 1n });
+      prefetch(p);
+    }
     const oldUsed = r.usedIdx;
     let completed = 0;
     if (r.packed) {
@@ -97,16 +103,15 @@ function prefetch(p: Pass): void {
       ];
   const meta = { desc: 0, avail: 0, used: 0 };
   for (const [name, addr, len, access] of areas) {
+    const first = lookup(d.iotlb, addr);
+    if (first && ((first.last - first.start + 1n) & 0xffff_ffff_ffff_ffffn) === 0n)
+      // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
+      vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`);
     const res = resolve(sim.world, d, addr, len, access);
     if (!res.ok) {
       if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access });
       throw END_PASS; // EPERM: vq_meta_prefetch fails without a message
     }
-    for (const e of d.iotlb.entries)
-      if (e.start <= addr && addr <= e.last && ((e.last - e.start + 1n) & 0xffff_ffff_ffff_ffffn) === 0n) {
-        // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 forever
-        vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${e.start.toString(16)}, 0x${e.last.toString(16)}] (worker hung)`);
-      }
     if (res.pieces.length === 1) meta[name] = res.pieces[0]!.entry;
   }
   if (meta.desc !== r.meta.desc || meta.avail !== r.meta.avail || meta.used !== r.meta.used)
@@ -150,7 +155,7 @@ function processChain(p: Pass, head: number): void {
   if (chain.length === 1 && chain[0]!.flags & VRING_DESC_F_INDIRECT) {
     const t = chain[0]!;
     if (t.len % 16 !== 0) vqError(p, `Invalid length in indirect descriptor: len 0x${t.len.toString(16)} not multiple of 0x10`);
-    const table = read(p, t.addr, t.len);
+    const table = read(p, t.addr, t.len, 'table');
     descs = [];
     for (let i = 0; i < t.len / 16; i++) {
       const x = decodeDesc(table.subarray(16 * i, 16 * i + 16), i);
@@ -176,7 +181,7 @@ function processChain(p: Pass, head: number): void {
   // move the data
   const outBytes: Uint8Array[] = [];
   descs.forEach((x, i) => {
-    if (!(x.flags & VRING_DESC_F_WRITE)) for (const piece of pieces[i]!) outBytes.push(access(p, piece, 'read'));
+    if (!(x.flags & VRING_DESC_F_WRITE)) for (const piece of pieces[i]!) outBytes.push(access(p, piece, 'read', 'buf'));
   });
   const writable = descs.map((x, i) => (x.flags & VRING_DESC_F_WRITE ? i : -1)).filter((i) => i >= 0);
   const total = writable.reduce((n, i) => n + descs[i]!.len, 0);
@@ -188,7 +193,7 @@ function processChain(p: Pass, head: number): void {
     for (const piece of pieces[i]!) {
       const n = Math.max(0, Math.min(piece.len, limit - off));
       if (n > 0) {
-        access(p, { ...piece, len: n }, 'write', data.subarray(off, off + n));
+        access(p, { ...piece, len: n }, 'write', 'buf', data.subarray(off, off + n));
         written += n;
       }
       off += piece.len;
@@ -213,7 +218,7 @@ function deviceData(p: Pass, outBytes: Uint8Array[], total: number): Uint8Array 
     return all; // last byte: VIRTIO_BLK_S_OK (0)
   }
   const all = new Uint8Array(total);
-  all.set(opBytes(sim.dataKey, 2, r.q * 0x10000 + r.usedIdx, 0, Math.max(0, total - 12)).subarray(0, Math.max(0, total - 12)), Math.min(12, total));
+  all.set(opBytes(sim.dataKey, 2, r.q * 0x100000 + r.served, 0, Math.max(0, total - 12)).subarray(0, Math.max(0, total - 12)), Math.min(12, total));
   return all;
 }
 
@@ -244,17 +249,17 @@ function vqError(p: Pass, msg: string): never {
   throw END_PASS;
 }
 
-function read(p: Pass, addr: bigint, len: number): Uint8Array {
+function read(p: Pass, addr: bigint, len: number, area: 'ring' | 'table' = 'ring'): Uint8Array {
   const out = new Uint8Array(len);
   let off = 0;
   for (const piece of need(p, addr, len, 'RO')) {
-    out.set(access(p, piece, 'read'), off);
+    out.set(access(p, piece, 'read', area), off);
     off += piece.len;
   }
   return out;
 }
 
-function access(p: Pass, piece: Piece, dir: 'read' | 'write', data?: Uint8Array): Uint8Array {
+function access(p: Pass, piece: Piece, dir: 'read' | 'write', area: 'ring' | 'table' | 'buf', data?: Uint8Array): Uint8Array {
   const bytes = data ?? readMem(p.sim.world.mem, piece.gpa, piece.len);
   const meta = piece.via === 'iotlb' && isMetaHit(p.r, piece.entry);
   p.sim.emit({
@@ -265,6 +270,7 @@ function access(p: Pass, piece: Piece, dir: 'read' | 'write', data?: Uint8Array)
     dma: piece.dma,
     len: piece.len,
     dir,
+    area,
     via: meta ? 'meta' : piece.via,
     gpa: piece.gpa,
     hva: piece.hva,

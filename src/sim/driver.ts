@@ -108,7 +108,7 @@ function submit(sim: Sim): void {
     sg.push(s);
     off += s.len;
   }
-  if (sim.faultHit('zero-len-desc', 'chains')) sg.push({ gpa: hdrGpa(op) + 20n, len: 0, write: 1 });
+  if (sim.faultHit('zero-len-desc', 'chains')) sg.push({ gpa: hdrGpa(op) + 0x10_0000n, len: 0, write: 1 });
   if (d.name === 'virtio-blk') sg.push({ gpa: hdrGpa(op) + 16n, len: 1, write: 1 });
   if (!hasIndirect(sim, r) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
   // map every element (virtqueue_add_split: out sgs DMA_TO_DEVICE, in sgs DMA_FROM_DEVICE)

@@ -7,7 +7,7 @@ import { F_ACCESS_PLATFORM, F_EVENT_IDX, F_INDIRECT, F_RING_PACKED, F_VERSION_1,
 import { type DeviceConfig, defaultDevices, variantsOf } from './config.js';
 import { dmaMap } from './dma-api.js';
 import type { Sim } from './sim.js';
-import { vmmPrefault } from './vmm.js';
+import { vmmPrefault, vmmZeroUpdate } from './vmm.js';
 
 export const RAM_LOW = 0x8000_0000n; // 2 GiB below 4 GiB
 export const RAM_HIGH_GPA = 0x1_0000_0000n;
@@ -83,5 +83,6 @@ export function setup(sim: Sim): void {
       });
       if (translate === 'iova' && d.backend.startsWith('vhost')) vmmPrefault(sim, d, packed ? base : base + BigInt(lay.usedOff), setupSeq);
     }
+    if (translate === 'iova' && sim.fault('zero-update')) vmmZeroUpdate(sim, d);
   }
 }

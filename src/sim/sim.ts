@@ -16,7 +16,7 @@ import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
 import { dmaUnmap, flushQueue } from './dma-api.js';
-import { liveness } from '../check/liveness.js';
+import { liveness, QUIESCENT } from '../check/liveness.js';
 
 /** What besides the world a run needs to resume: the scheduler's RNG state and the fault counters. */
 export interface SimState {
@@ -160,14 +160,17 @@ export class Sim {
 
   // Nothing can run: report what is stuck, then the driver is unbound (rings freed, leaks reported).
   private finish(): void {
+    this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest' });
     for (const f of liveness(this.world)) this.emit(f);
     for (const d of this.world.devices.values()) {
       if (!d.probed) continue;
       // remove: reset the device, detach the buffers it never used (virtqueue_detach_unused_buf), free the rings
       for (const r of this.world.rings)
         if (r.dev === d.dev)
-          for (const posted of [...r.extra.values()])
+          for (const posted of [...r.extra.values()]) {
             for (const c of posted.chain) dmaUnmap(this, d, c.addr, c.len, c.flags & 2 ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', 0);
+            if (posted.table) dmaUnmap(this, d, posted.table, 16 * posted.chain.length, 'TO_DEVICE', 'single', 0);
+          }
       if (d.fq.length) flushQueue(this, d);
       for (const r of this.world.rings)
         if (r.dev === d.dev && d.useDmaApi) {

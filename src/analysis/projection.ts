@@ -1,0 +1,136 @@
+// The canonical projection of a trace: what the guest and the device can observe, independent of
+// the DMA path. Raw events differ between paths by design (IOTLB traffic, bounce copies, IOVAs);
+// per guest operation the projection does not, unless something is wrong:
+// - the bytes the device read from the request's buffers, in order;
+// - the bytes it wrote into them, and the used length it reported;
+// - the bytes the guest CPU read back after completion (after the unmap/sync that made them visible);
+// - the order the operation completed in on its queue.
+// Interrupt counts depend on timing (EVENT_IDX suppression) and are not part of it.
+import { createHash } from 'node:crypto';
+import { fold, type RecordedChunk } from '../engine/replay.js';
+import type { DmaEvent } from '../events/schema.js';
+import { readMem } from '../model/memory.js';
+import type { World } from '../model/world.js';
+
+export interface OpProjection {
+  op: number;
+  dev: number;
+  what: string;
+  /** hash of the bytes the device read from buffers (ring metadata and indirect tables excluded) */
+  deviceRead: string;
+  deviceReadBytes: number;
+  /** hash of the bytes the device wrote */
+  deviceWrote: string;
+  usedLen: number;
+  /** hash of the bytes the guest read back */
+  guestRead: string;
+  /** position among completions on its queue */
+  completion: number;
+  completed: boolean;
+  /** seqs where each part was observed (for bisect's report): the intent, the used entry, the last device access */
+  seqs: { intent: number; used: number; lastAccess: number; guestRead: number };
+  /** the device accesses behind it (seq, dma, gpa, len, dir), to name the one that went wrong */
+  accesses: { seq: number; dma: bigint; gpa: bigint; len: number; dir: 'read' | 'write'; entry: number }[];
+}
+
+interface Pending {
+  reads: Uint8Array[];
+  writes: Uint8Array[];
+  accesses: OpProjection['accesses'];
+}
+
+const digest = (parts: Uint8Array[]) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex').slice(0, 32);
+};
+
+/** Folds a trace and returns one projection per guest operation, by op number. */
+export function project(chunks: Iterable<RecordedChunk>): Map<number, OpProjection> {
+  const ops = new Map<number, OpProjection>();
+  const opOfIntent = new Map<number, number>();
+  const pending = new Map<number, Pending>(); // by queue
+  const completions = new Map<number, number>();
+  const guestReads = new Map<number, Uint8Array[]>();
+  let lastReaped: number | undefined;
+  const opOfChain = (w: World, q: number, id: number) => {
+    const intent = w.rings[q]?.extra.get(id)?.op;
+    return intent === undefined ? undefined : opOfIntent.get(intent);
+  };
+  fold(chunks, {
+    noLiveness: true,
+    onEvent(ev: DmaEvent, w: World) {
+      switch (ev.kind) {
+        case 'intent':
+          opOfIntent.set(ev.seq, ev.op);
+          ops.set(ev.op, {
+            op: ev.op,
+            dev: ev.dev,
+            what: ev.what,
+            deviceRead: '',
+            deviceReadBytes: 0,
+            deviceWrote: '',
+            usedLen: 0,
+            guestRead: '',
+            completion: -1,
+            completed: false,
+            seqs: { intent: ev.seq, used: 0, lastAccess: 0, guestRead: 0 },
+            accesses: [],
+          });
+          return;
+        case 'dev.pass':
+          if (ev.begin) pending.set(ev.q, { reads: [], writes: [], accesses: [] });
+          return;
+        case 'dev.access': {
+          if (ev.area !== 'buf') return;
+          const p = pending.get(ev.q);
+          if (!p) return;
+          (ev.dir === 'read' ? p.reads : p.writes).push(ev.dir === 'read' ? readMem(w.mem, ev.gpa, ev.len) : ev.data);
+          p.accesses.push({ seq: ev.seq, dma: ev.dma, gpa: ev.gpa, len: ev.len, dir: ev.dir, entry: ev.entry });
+          return;
+        }
+        case 'vring.used': {
+          const p = pending.get(ev.q) ?? { reads: [], writes: [], accesses: [] };
+          pending.set(ev.q, { reads: [], writes: [], accesses: [] });
+          const op = opOfChain(w, ev.q, ev.id);
+          const o = op === undefined ? undefined : ops.get(op);
+          if (!o) return;
+          const n = completions.get(ev.q) ?? 0;
+          completions.set(ev.q, n + 1);
+          o.deviceRead = digest(p.reads);
+          o.deviceReadBytes = p.reads.reduce((s, b) => s + b.length, 0);
+          o.deviceWrote = digest(p.writes);
+          o.usedLen = ev.len;
+          o.completion = n;
+          o.completed = true;
+          o.seqs.used = ev.seq;
+          o.seqs.lastAccess = p.accesses.at(-1)?.seq ?? 0;
+          o.accesses = p.accesses;
+          return;
+        }
+        case 'cpu.read': {
+          // the guest reads the op's buffers right after it reaped that op (the getbuf is its cause)
+          const op = lastReaped;
+          if (op === undefined) return;
+          const list = guestReads.get(op) ?? [];
+          list.push(readMem(w.mem, ev.gpa, ev.len));
+          guestReads.set(op, list);
+          const o = ops.get(op);
+          if (o) {
+            o.guestRead = digest(list);
+            o.seqs.guestRead = ev.seq;
+          }
+          return;
+        }
+        case 'vring.getbuf': {
+          // extra has already dropped the chain: find the op through the getbuf's cause (the intent)
+          lastReaped = opOfIntent.get(ev.cause);
+          return;
+        }
+        default:
+          return;
+      }
+    },
+  });
+  return ops;
+}
