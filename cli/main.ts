@@ -1,6 +1,8 @@
 // dmareplay command line. Each command lives in its own file and only parses, calls src/ and prints.
 import { Command, CommanderError } from 'commander';
 import { DmaReplayError, EXIT } from '../src/errors.js';
+import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
+import { bisectCommand } from './bisect.js';
 import { catalogCommand } from './catalog.js';
 import { demoCommand } from './demo.js';
 import { logCommand } from './log.js';
@@ -14,7 +16,9 @@ Exit codes:
   0  success (findings are results, not failures)
   1  failure: unknown trace, not a dmareplay database, newer schema, corrupt trace, unwritable path
   2  usage: bad or missing arguments (e.g. --seed abc, negative numbers, --at past the end)
-  3  replay mismatch: the re-executed run differs from the recording
+  3  replay mismatch: the re-executed run differs from the recording;
+     bisect: the two traces do not carry the same guest intents (not comparable)
+  bisect: 0 no divergence, 1 divergence found
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 
@@ -26,7 +30,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

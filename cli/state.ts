@@ -5,6 +5,8 @@ import { type CommonOpts, bold, dbPath, dim, out, parseAddr, parseCount, printJs
 
 interface Opts extends CommonOpts {
   at?: string;
+  prev?: string;
+  next?: string;
   gpa?: string;
   iova?: string;
   len?: string;
@@ -17,10 +19,13 @@ export function stateCommand(program: Command): void {
     .option('--gpa <addr>', 'also show guest memory at this GPA')
     .option('--iova <addr>', 'also show this IOVA as the IOMMU and as the device IOTLB resolve it')
     .option('--len <n>', 'bytes of memory to show', '64')
+    .option('--prev <kind>', 'go to the previous event of this kind before --at (e.g. iotlb.invalidate), from the nearest checkpoint')
+    .option('--next <kind>', 'go to the next event of this kind after --at')
     .action((id: string, o: Opts) => {
       const at = parseCount('--at', o.at, 0);
       if (at === undefined) throw new UsageError('--at is required');
-      const s = stateAt(dbPath(o), id, { at, gpa: parseAddr('--gpa', o.gpa), iova: parseAddr('--iova', o.iova), len: parseCount('--len', o.len, 1, 65536) });
+      if (o.prev && o.next) throw new UsageError('--prev and --next are exclusive');
+      const s = stateAt(dbPath(o), id, { at, prev: o.prev, next: o.next, gpa: parseAddr('--gpa', o.gpa), iova: parseAddr('--iova', o.iova), len: parseCount('--len', o.len, 1, 65536) });
       if (o.json) {
         const { world: _w, ...rest } = s;
         return printJson(rest);

@@ -31,6 +31,8 @@ export interface OpProjection {
   seqs: { intent: number; used: number; lastAccess: number; guestRead: number };
   /** the device accesses behind it (seq, dma, gpa, len, dir), to name the one that went wrong */
   accesses: { seq: number; dma: bigint; gpa: bigint; len: number; dir: 'read' | 'write'; entry: number }[];
+  /** the bytes themselves, kept only for the op asked for */
+  bytes?: { deviceRead: Uint8Array[]; deviceWrote: Uint8Array[]; guestRead: Uint8Array[] };
 }
 
 interface Pending {
@@ -45,8 +47,8 @@ const digest = (parts: Uint8Array[]) => {
   return h.digest('hex').slice(0, 32);
 };
 
-/** Folds a trace and returns one projection per guest operation, by op number. */
-export function project(chunks: Iterable<RecordedChunk>): Map<number, OpProjection> {
+/** Folds a trace and returns one projection per guest operation, by op number (with the bytes of op `keep`). */
+export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<number, OpProjection> {
   const ops = new Map<number, OpProjection>();
   const opOfIntent = new Map<number, number>();
   const pending = new Map<number, Pending>(); // by queue
@@ -106,6 +108,7 @@ export function project(chunks: Iterable<RecordedChunk>): Map<number, OpProjecti
           o.seqs.used = ev.seq;
           o.seqs.lastAccess = p.accesses.at(-1)?.seq ?? 0;
           o.accesses = p.accesses;
+          if (op === keep) o.bytes = { deviceRead: p.reads, deviceWrote: p.writes, guestRead: [] };
           return;
         }
         case 'cpu.read': {
@@ -119,6 +122,7 @@ export function project(chunks: Iterable<RecordedChunk>): Map<number, OpProjecti
           if (o) {
             o.guestRead = digest(list);
             o.seqs.guestRead = ev.seq;
+            if (op === keep) (o.bytes ??= { deviceRead: [], deviceWrote: [], guestRead: [] }).guestRead = list;
           }
           return;
         }

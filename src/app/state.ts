@@ -11,9 +11,15 @@ import { iommuTranslate } from '../model/viommu.js';
 import type { DeviceState, World } from '../model/world.js';
 import { checkpointBefore, readChunks } from '../store/db.js';
 import { withTrace } from './load.js';
+import { findKind } from '../store/scan.js';
+import { kindMatcher } from '../events/format.js';
+import { KIND_NAMES, KINDS } from '../events/schema.js';
 
 export interface StateQuery {
   at: number;
+  /** instead of --at itself: the previous / next event of these kinds (a glob like iotlb.invalidate or iommu.*) */
+  prev?: string;
+  next?: string;
   gpa?: bigint;
   iova?: bigint;
   len?: number;
@@ -24,10 +30,20 @@ export interface MemView {
   bytes: string;
 }
 
-export function stateAt(dbPath: string, id: string, q: StateQuery) {
+export function stateAt(dbPath: string, id: string, query: StateQuery) {
+  let q = query;
   return withTrace(dbPath, id, ({ db, trace }) => {
     if (q.at > trace.events)
       throw new UsageError(`--at ${q.at} is past the end of trace ${trace.id} (${trace.events} events${trace.complete ? '' : ', incomplete'})`);
+    const glob = q.prev ?? q.next;
+    if (glob !== undefined) {
+      const match = kindMatcher(glob);
+      const codes = new Set(KIND_NAMES.filter(match).map((k) => KINDS[k].code));
+      if (!codes.size) throw new UsageError(`no event kind matches ${JSON.stringify(glob)}`);
+      const found = findKind(db, trace, q.at, codes, q.prev !== undefined ? 'prev' : 'next');
+      if (found === null) throw new UsageError(`no ${glob} event ${q.prev !== undefined ? 'before' : 'after'} #${q.at} in trace ${trace.id}`);
+      q = { ...q, at: found };
+    }
     const ck = checkpointBefore(db, trace, q.at);
     const checkpoint = ck ? decodeCheckpoint(ck.seq, ck.state) : null;
     const r = seek(checkpoint, readChunks(db, trace, (ck?.seq ?? 0) + 1, q.at), q.at);

@@ -37,14 +37,14 @@ export const inPool = (gpa: bigint) => gpa >= POOL_GPA && gpa < POOL_GPA + BigIn
  * First fit from the hint, wrapping; never crossing a segment boundary; and with min_align_mask,
  * only slots whose address agrees with orig on the mask bits above the slot size. -1 when full.
  */
-export function findSlots(s: SwiotlbState, nslots: number, orig = 0n, minAlignMask = 0): number {
+export function findSlots(s: SwiotlbState, nslots: number, orig = 0n, minAlignMask = 0, poolSlots = POOL_SLOTS): number {
   const hi = BigInt(minAlignMask & ~(IO_TLB_SIZE - 1));
   if (nslots > IO_TLB_SEGSIZE) return -1;
-  const used = new Uint8Array(POOL_SLOTS);
-  for (const [i, m] of s.slots) used.fill(1, i, i + m.nslots);
-  for (let k = 0; k < POOL_SLOTS; k++) {
-    const i = (s.next + k) % POOL_SLOTS;
-    if (Math.floor(i / IO_TLB_SEGSIZE) !== Math.floor((i + nslots - 1) / IO_TLB_SEGSIZE) || i + nslots > POOL_SLOTS) continue;
+  const used = new Uint8Array(poolSlots);
+  for (const [i, m] of s.slots) used.fill(1, i, Math.min(i + m.nslots, poolSlots));
+  for (let k = 0; k < poolSlots; k++) {
+    const i = (s.next + k) % poolSlots;
+    if (Math.floor(i / IO_TLB_SEGSIZE) !== Math.floor((i + nslots - 1) / IO_TLB_SEGSIZE) || i + nslots > poolSlots) continue;
     if (hi && (slotAddr(i) & hi) !== (orig & hi)) continue;
     let free = true;
     for (let j = i; j < i + nslots && free; j++) if (used[j]) free = false;

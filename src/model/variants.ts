@@ -26,6 +26,13 @@ export interface Variants {
   dirtyLog: boolean;
   /** the device's min_align_mask (NVMe sets 0xfff; 0 for virtio) */
   minAlignMask: number;
+  /**
+   * INVALIDATE delivered asynchronously: a vhost-user back-end without REPLY_ACK applies it when its
+   * thread runs, not before the guest's invalidation completes (the schedule decides the race)
+   */
+  asyncInvalidate: boolean;
+  /** swiotlb pool size in 2 KiB slots (at most 1024 here); a small pool reuses slots soon */
+  swiotlbSlots: number;
 }
 
 export const DEFAULT_VARIANTS: Variants = {
@@ -41,6 +48,8 @@ export const DEFAULT_VARIANTS: Variants = {
   vmmInvalidateAll: 'range',
   dirtyLog: false,
   minAlignMask: 0,
+  asyncInvalidate: false,
+  swiotlbSlots: 1024,
 };
 
 export const VARIANT_CHOICES: Record<keyof Variants, readonly (string | boolean | number)[] | 'number'> = {
@@ -56,4 +65,6 @@ export const VARIANT_CHOICES: Record<keyof Variants, readonly (string | boolean 
   vmmInvalidateAll: ['range', 'size0'],
   dirtyLog: [true, false],
   minAlignMask: 'number',
+  asyncInvalidate: [true, false],
+  swiotlbSlots: 'number',
 };

@@ -54,6 +54,8 @@ export interface ScriptOp {
   dev: number;
   what: 'tx' | 'rx' | 'read' | 'write';
   segs: { gpa: string; len: number }[];
+  /** block requests: the sector (a hex or decimal string); default the op number */
+  sector?: string;
 }
 
 export interface SimConfig {
@@ -69,6 +71,8 @@ export interface SimConfig {
   eventIdx?: boolean;
   indirect?: boolean;
   script?: ScriptOp[];
+  /** requests in flight per queue for a script (default 1: one at a time) */
+  scriptInflight?: number;
   /** a protected guest (SEV/TDX): by default when any device uses swiotlb-force */
   protected?: boolean;
 }

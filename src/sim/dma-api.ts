@@ -54,7 +54,7 @@ function bounceMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: Di
   const offset = v.swiotlbKeepOffset ? Number(phys & BigInt(v.minAlignMask & (IO_TLB_SIZE - 1))) : 0;
   const nslots = Math.ceil((offset + size) / IO_TLB_SIZE);
   const full = sim.faultHit('swiotlb-full', 'swiotlbMaps');
-  const index = full ? -1 : findSlots(sim.world.swiotlb, nslots, phys, v.swiotlbKeepOffset ? v.minAlignMask : 0);
+  const index = full ? -1 : findSlots(sim.world.swiotlb, nslots, phys, v.swiotlbKeepOffset ? v.minAlignMask : 0, Math.min(v.swiotlbSlots, 1024));
   if (index < 0) return { ok: false, reason: 'swiotlb_full' };
   const tlb = slotAddr(index) + BigInt(offset);
   sim.emit({ kind: 'swiotlb.slots', actor: 'cpu0', cause, dev: d.dev, op: 'alloc', index, nslots, orig: phys, size, offset });

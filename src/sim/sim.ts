@@ -65,7 +65,7 @@ export class Sim {
     this.seq = resume ? resume.seq : 0;
     this.resumed = !!resume;
     this.dataKey = seedKey(seed);
-    this.workload = workloadFor(config.workload, config.script);
+    this.workload = workloadFor(config.workload, config.script, config.scriptInflight);
     this.maxChain = Math.min(config.ringNum, 20);
   }
 

@@ -106,6 +106,7 @@ export function vmmUnmapNotify(sim: Sim, d: DeviceState, invSeq: number, iova: b
     sim.emit({ kind: 'fault', actor: 'vmm', cause: invSeq, what: 'delay-invalidate', arg: delay.arg, dev: d.dev, iova, size });
     return;
   }
+  if (sim.world.variants.asyncInvalidate) return; // owed (apply queued it); the VMM's own step delivers it
   const held = sim.world.vmm.held.find((h) => h.dev === d.dev);
   deliverInvalidate(sim, d.dev, iova, size, invSeq);
   if (held) sendUpdate(sim, held.dev, held.iova, held.gpa, held.perm, held.miss);

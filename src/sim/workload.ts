@@ -81,7 +81,7 @@ const remap: Workload = {
   },
 };
 
-export function workloadFor(name: WorkloadName, script?: ScriptOp[]): Workload {
+export function workloadFor(name: WorkloadName, script?: ScriptOp[], scriptInflight = 1): Workload {
   switch (name) {
     case 'remap':
       return remap;
@@ -97,11 +97,11 @@ export function workloadFor(name: WorkloadName, script?: ScriptOp[]): Workload {
       return mixed;
     case 'script':
       return {
-        maxInflight: 1,
+        maxInflight: scriptInflight,
         next: (_rng, op) => {
           const s = script![op % script!.length]!;
           const write = s.what === 'rx' || s.what === 'read' ? 1 : 0;
-          return { dev: s.dev, what: s.what, sector: BigInt(op), segs: s.segs.map((g) => ({ gpa: BigInt(g.gpa), len: g.len, write })) };
+          return { dev: s.dev, what: s.what, sector: BigInt(s.sector ?? op), segs: s.segs.map((g) => ({ gpa: BigInt(g.gpa), len: g.len, write })) };
         },
       };
   }

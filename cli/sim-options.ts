@@ -1,0 +1,99 @@
+// The options that describe a simulated run (workload, path, seed, size, faults, variants, ring
+// features), shared by record, bisect, perturb and minimize, and their translation into a SimConfig.
+import type { Command } from 'commander';
+import { UsageError } from '../src/errors.js';
+import { PATHS, type PathName } from '../src/model/types.js';
+import {
+  ConfigError,
+  defaultDevices,
+  type DeviceConfig,
+  defaultFaults,
+  FAULT_KINDS,
+  parseFault,
+  parseVariant,
+  type SimConfig,
+  validateConfig,
+  type WorkloadName,
+  WORKLOADS,
+} from '../src/sim/config.js';
+import { parseCount, parseSeed } from './common.js';
+
+export interface SimOpts {
+  workload: string;
+  path?: string;
+  seed: string;
+  ops?: string;
+  ring?: string;
+  fault?: string[];
+  variant?: string[];
+  packed?: boolean;
+  eventIdx?: boolean;
+  indirect?: boolean;
+  translate?: string;
+  backend?: string;
+  accessPlatform?: boolean;
+  protected?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function addSimOptions(cmd: Command, withPath = true): Command {
+  cmd
+    .option('--workload <name>', `workload: ${WORKLOADS.filter((w) => w !== 'script').join(' | ')}`, 'remap')
+    .option('--seed <n>', 'random seed (an integer; stored as a string)', '1')
+    .option('--ops <n>', 'guest operations to run', '8')
+    .option('--ring <n>', 'virtqueue size (power of two, 2..256)', '256')
+    .option('--fault <kind[=arg]>', `inject a fault (repeatable; 'none' for no fault): ${FAULT_KINDS.join(', ')}`, collect, [])
+    .option('--variant <key=value>', 'a kernel/QEMU behaviour variant (repeatable), e.g. wakeRule=gt, sizeZero=reject-all, asyncInvalidate=true', collect, [])
+    .option('--packed', 'negotiate VIRTIO_F_RING_PACKED')
+    .option('--no-event-idx', 'do not negotiate VIRTIO_RING_F_EVENT_IDX')
+    .option('--no-indirect', 'do not negotiate VIRTIO_RING_F_INDIRECT_DESC')
+    .option('--no-access-platform', 'the device does not offer VIRTIO_F_ACCESS_PLATFORM (legacy/transitional)')
+    .option('--translate <mode>', 'what the device does with desc.addr: gpa | iova | shadow (default: what the path implies)')
+    .option('--backend <name>', 'vhost | vhost-vdpa | qemu', 'vhost')
+    .option('--protected', 'a protected guest (SEV/TDX): ACCESS_PLATFORM required');
+  if (withPath) cmd.option('--path <name>', `DMA path: ${PATHS.join(' | ')}`, 'iommu');
+  return cmd;
+}
+
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** The SimConfig the options describe (path: `path` if given, else --path); bad values are usage errors. */
+export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: SimConfig; seed: string } {
+  const seed = parseSeed(o.seed);
+  if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script').join(', ')})`);
+  if (!(PATHS as readonly string[]).includes(path)) throw new UsageError(`unknown path ${JSON.stringify(path)} (known: ${PATHS.join(', ')})`);
+  const faults = usage(() => (o.fault?.length ? o.fault.filter((f) => f !== 'none').map(parseFault) : defaultFaults(o.workload as WorkloadName, path as PathName)));
+  const variants = usage(() => (o.variant ?? []).reduce((acc, v) => ({ ...acc, ...parseVariant(v) }), {}));
+  const config: SimConfig = {
+    workload: o.workload as WorkloadName,
+    path: path as PathName,
+    ops: parseCount('--ops', o.ops, 0, 100_000_000)!,
+    ringNum: parseCount('--ring', o.ring, 2, 256)!,
+    faults,
+    variants,
+    packed: !!o.packed,
+    eventIdx: o.eventIdx !== false,
+    indirect: o.indirect !== false,
+  };
+  if (o.translate || (o.backend && o.backend !== 'vhost') || o.accessPlatform === false) {
+    if (o.translate && !['gpa', 'iova', 'shadow'].includes(o.translate)) throw new UsageError(`--translate must be gpa, iova or shadow`);
+    if (!['vhost', 'vhost-vdpa', 'qemu'].includes(o.backend ?? 'vhost')) throw new UsageError(`--backend must be vhost, vhost-vdpa or qemu`);
+    config.devices = defaultDevices(config).map((d) => ({
+      ...d,
+      translate: o.translate as DeviceConfig['translate'],
+      backend: o.backend as DeviceConfig['backend'],
+      accessPlatform: o.accessPlatform === false ? false : undefined,
+    }));
+  }
+  if (o.protected) config.protected = true;
+  usage(() => validateConfig(config));
+  return { config, seed };
+}

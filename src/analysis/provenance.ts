@@ -1,0 +1,74 @@
+// Provenance: for each byte of a guest-physical range at some event, which event last changed it
+// and through which translation (a CPU store, a device access through an IOTLB entry or the memory
+// table, a swiotlb bounce, the ring bookkeeping). The fold runs without page ownership, so every
+// write replaces its page (copy-on-write); comparing the page before and after an event shows
+// exactly which bytes that event changed. (A byte rewritten with the value it already had keeps its
+// earlier writer.)
+import { decodeAt, sizeAt } from '../events/binary.js';
+import type { DmaEvent, EventOf } from '../events/schema.js';
+import { mutate } from '../engine/apply.js';
+import type { RecordedChunk } from '../engine/replay.js';
+import { PAGE, PAGE_SHIFT } from '../model/memory.js';
+import { emptyWorld } from '../model/world.js';
+
+export interface ByteRun {
+  /** offsets within the queried range, [from, to) */
+  from: number;
+  to: number;
+  gpa: bigint;
+  writer: DmaEvent | null;
+  /** for a device write: how the dma address was translated */
+  translation?: { via: string; dma: bigint; entry: number; entryEvent: DmaEvent | null };
+  /** a finding a checker made about the writer */
+  finding?: EventOf<'finding'>;
+}
+
+export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: bigint, len: number): ByteRun[] {
+  const world = emptyWorld();
+  const writer = new Int32Array(len); // seq of the last event that changed each byte, 0 = never written
+  const firstPfn = gpa >> PAGE_SHIFT;
+  const lastPfn = (gpa + BigInt(len) - 1n) >> PAGE_SHIFT;
+  const pfns: bigint[] = [];
+  for (let p = firstPfn; p <= lastPfn; p++) pfns.push(p);
+  const keep = new Map<number, DmaEvent>();
+  const findings = new Map<number, EventOf<'finding'>>();
+  outer: for (const c of chunks) {
+    let off = 0;
+    for (let i = 0; i < c.n; i++) {
+      const seq = c.seq0 + i;
+      if (seq > at) break outer;
+      const ev = decodeAt(c.data, off, seq);
+      off += sizeAt(c.data, off);
+      if (ev.kind === 'finding') findings.set(ev.cause, ev);
+      if (ev.kind === 'iotlb.update' || ev.kind === 'iommu.map' || ev.kind === 'iommu.notify') keep.set(seq, ev);
+      const before = pfns.map((p) => world.mem.get(p));
+      mutate(world, ev);
+      pfns.forEach((p, k) => {
+        const now = world.mem.get(p);
+        if (now === before[k] || !now) return;
+        const old = before[k];
+        const pageBase = p << PAGE_SHIFT;
+        const lo = pageBase > gpa ? Number(pageBase - gpa) : 0;
+        const hi = Math.min(len, Number(pageBase + BigInt(PAGE) - gpa));
+        for (let j = lo; j < hi; j++) {
+          const o = Number(gpa + BigInt(j) - pageBase);
+          if ((old ? old[o] : 0) !== now[o]) writer[j] = seq;
+        }
+        keep.set(seq, ev);
+      });
+    }
+  }
+  const runs: ByteRun[] = [];
+  for (let j = 0; j < len; ) {
+    let k = j + 1;
+    while (k < len && writer[k] === writer[j]) k++;
+    const ev = writer[j] ? (keep.get(writer[j]!) ?? null) : null;
+    const run: ByteRun = { from: j, to: k, gpa: gpa + BigInt(j), writer: ev };
+    if (ev?.kind === 'dev.access') run.translation = { via: ev.via, dma: ev.dma, entry: ev.entry, entryEvent: keep.get(ev.entry) ?? null };
+    const f = ev && findings.get(ev.seq);
+    if (f) run.finding = f;
+    runs.push(run);
+    j = k;
+  }
+  return runs;
+}

@@ -1,0 +1,88 @@
+// bisect: two traces of the same guest intents (or one workload run under two paths), the first
+// operation whose observable outcome differs, and why.
+import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../analysis/bisect.js';
+import { project } from '../analysis/projection.js';
+import { DmaReplayError } from '../errors.js';
+import { formatEvent } from '../events/format.js';
+import { closeWritable, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { loadProjections, saveProjections } from '../store/projections.js';
+import { parseTraceId } from './load.js';
+import { record } from './record.js';
+import type { SimConfig } from '../sim/config.js';
+import type Database from 'better-sqlite3';
+
+export class NotComparable extends DmaReplayError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+export interface BisectReport {
+  diverged: boolean;
+  op: number | null;
+  probes: number;
+  ops: number;
+  a: { trace: number; seq: number | null };
+  b: { trace: number; seq: number | null };
+  part?: string;
+  bytes: { offset: number; expected: string; got: string }[];
+  access?: number | null;
+  chain: { seq: number; kind: string; actor: string; text: string }[];
+}
+
+function hashesOf(db: Database.Database, t: TraceRow): OpHash[] {
+  const cached = loadProjections(db, t.id);
+  if (cached) return cached;
+  const h = opHashes(project(readChunks(db, t)));
+  saveProjections(db, t.id, h);
+  return h;
+}
+
+export function bisectTraces(dbPath: string, idA: string, idB: string): BisectReport {
+  const a = parseTraceId(idA);
+  const b = parseTraceId(idB);
+  const db = openDb(dbPath, { create: true });
+  try {
+    const ta = getTrace(db, a);
+    const tb = getTrace(db, b);
+    const ia = intentsOf(readChunks(db, ta));
+    const ib = intentsOf(readChunks(db, tb));
+    if (ia.length !== ib.length || ia.some((x, i) => x !== ib[i]))
+      throw new NotComparable(`traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}; first difference at op ${ia.findIndex((x, i) => x !== ib[i])}): not comparable`);
+    const ha = hashesOf(db, ta);
+    const hb = hashesOf(db, tb);
+    const { index, probes } = firstDivergence(ha, hb);
+    const base = { probes, ops: ha.length, bytes: [], chain: [] };
+    if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
+    const op = ha[index]!.op;
+    const d = explain(() => readChunks(db, ta), () => readChunks(db, tb), op);
+    return {
+      ...base,
+      diverged: true,
+      op,
+      a: { trace: a, seq: d.a.seq },
+      b: { trace: b, seq: d.b.seq },
+      part: d.part,
+      bytes: d.bytes,
+      access: d.access,
+      chain: d.chain.map((e) => ({ seq: e.seq, kind: e.kind, actor: e.actor, text: formatEvent(e) })),
+    };
+  } finally {
+    closeWritable(db);
+  }
+}
+
+export interface BisectRun {
+  db: string;
+  seed: string;
+  base: Omit<SimConfig, 'path'>;
+  pathA: SimConfig['path'];
+  pathB: SimConfig['path'];
+}
+
+/** Records the workload under both paths (faults apply to both), then bisects the two traces. */
+export function bisectRun(r: BisectRun): BisectReport & { traces: [number, number] } {
+  const ta = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathA }, name: `bisect A: ${r.base.workload}/${r.pathA}/seed=${r.seed}` });
+  const tb = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathB }, name: `bisect B: ${r.base.workload}/${r.pathB}/seed=${r.seed}` });
+  return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace)), traces: [ta.trace, tb.trace] };
+}
