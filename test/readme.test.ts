@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KIND_NAMES } from '../src/events/schema.js';
+import { KIND_NAMES, KINDS } from '../src/events/schema.js';
 import { FINDING_CLASSES } from '../src/check/index.js';
 import { ROOT } from './helpers.js';
 
@@ -12,7 +12,7 @@ describe('README', () => {
     expect(block).toEqual(['npm ci && npx dmareplay demo', 'npm test']);
   });
   it('documents every event kind and finding class', () => {
-    for (const k of KIND_NAMES) expect(readme).toContain('`' + k + '`');
+    for (const k of KIND_NAMES) expect(readme).toContain('| `' + k + '` | ' + Object.keys(KINDS[k].fields).join(', ') + ' |');
     for (const c of FINDING_CLASSES) expect(readme).toContain('`' + c + '`');
   });
   it('.ci/run runs exactly the README test command after a clean install', () => {

@@ -5,7 +5,7 @@
 // access that produced them, and its causal chain.
 import { createHash } from 'node:crypto';
 import { decodeAt, sizeAt } from '../events/binary.js';
-import type { DmaEvent, EventOf, Seg } from '../events/schema.js';
+import { type DmaEvent, type EventOf, type Kind, KINDS, type Seg } from '../events/schema.js';
 import type { RecordedChunk } from '../engine/replay.js';
 import { type OpProjection, project } from './projection.js';
 
@@ -30,13 +30,15 @@ export function opHashes(ops: Map<number, OpProjection>): OpHash[] {
   return out;
 }
 
+const INTENT = KINDS.intent.code;
+
 /** The guest intents of a trace (op, device, what, sector, segments), for the comparability check. */
 export function intentsOf(chunks: Iterable<RecordedChunk>): string[] {
   const out: string[] = [];
   for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
-      if (c.data[off + 4] === 5 /* intent */) {
+      if (c.data[off + 4] === INTENT) {
         const ev = decodeAt(c.data, off, c.seq0 + i) as EventOf<'intent'>;
         out.push(`${ev.op}:${ev.dev}:${ev.what}:${ev.sector}:${ev.segs.map((s: Seg) => `${s.gpa}+${s.len}${s.write ? 'w' : ''}`).join(',')}`);
       }
@@ -83,6 +85,25 @@ export interface Divergence {
   chain: DmaEvent[];
 }
 
+/** An operation one run never issued (it stopped early): nothing observed. */
+function missing(op: number): OpProjection {
+  return {
+    op,
+    dev: 0,
+    what: '',
+    deviceRead: '',
+    deviceReadBytes: 0,
+    deviceWrote: '',
+    usedLen: 0,
+    guestRead: '',
+    completion: -1,
+    completed: false,
+    seqs: { intent: 0, used: 0, lastAccess: 0, guestRead: 0 },
+    accesses: [],
+    bytes: { deviceRead: [], deviceWrote: [], guestRead: [] },
+  };
+}
+
 const hexByte = (b: number | undefined) => (b === undefined ? '--' : b.toString(16).padStart(2, '0'));
 
 function diffBytes(x: Uint8Array[], y: Uint8Array[], max = 16): ByteDiff[] {
@@ -95,19 +116,22 @@ function diffBytes(x: Uint8Array[], y: Uint8Array[], max = 16): ByteDiff[] {
 
 /** Explains operation `op`: the differing bytes, the access behind them and its causal chain. */
 export function explain(aChunks: () => Iterable<RecordedChunk>, bChunks: () => Iterable<RecordedChunk>, op: number): Divergence {
-  const pa = project(aChunks(), op).get(op)!;
-  const pb = project(bChunks(), op).get(op)!;
+  const pa = project(aChunks(), op).get(op) ?? missing(op);
+  const pb = project(bChunks(), op).get(op) ?? missing(op);
   const parts = ['deviceRead', 'deviceWrote', 'usedLen', 'guestRead', 'completion'] as const;
   const part = parts.find((p) => (p === 'usedLen' || p === 'completion' ? pa[p] !== pb[p] : pa[p] !== pb[p])) ?? 'completion';
   const bytes =
     part === 'deviceRead'
-      ? diffBytes(pa.bytes!.deviceRead, pb.bytes!.deviceRead)
+      ? diffBytes(pa.bytes?.deviceRead ?? [], pb.bytes?.deviceRead ?? [])
       : part === 'deviceWrote'
-        ? diffBytes(pa.bytes!.deviceWrote, pb.bytes!.deviceWrote)
+        ? diffBytes(pa.bytes?.deviceWrote ?? [], pb.bytes?.deviceWrote ?? [])
         : part === 'guestRead'
-          ? diffBytes(pa.bytes!.guestRead, pb.bytes!.guestRead)
+          ? diffBytes(pa.bytes?.guestRead ?? [], pb.bytes?.guestRead ?? [])
           : [];
-  const bEvents = eventsOf(bChunks());
+  // only what a chain can name: translations and mapping changes, findings, and this op's accesses
+  const wanted = new Set(pb.accesses.map((x) => x.seq));
+  const kinds = new Set<number>(['iotlb.update', 'iotlb.invalidate', 'iommu.map', 'iommu.unmap', 'iommu.inv', 'iommu.notify', 'finding'].map((k) => KINDS[k as Kind].code));
+  const bEvents = eventsOf(bChunks(), (code, seq) => kinds.has(code) || wanted.has(seq));
   const bySeq = new Map(bEvents.map((e) => [e.seq, e]));
   // the access to blame: one a checker judged, else the one covering the first differing byte
   const findingOf = (seq: number) => bEvents.find((e) => e.kind === 'finding' && e.cause === seq) as EventOf<'finding'> | undefined;
@@ -128,12 +152,12 @@ export function explain(aChunks: () => Iterable<RecordedChunk>, bChunks: () => I
   return { op, part, bytes, a: { seq: seqOf(pa) }, b: { seq: seqOf(pb) }, access, chain };
 }
 
-function eventsOf(chunks: Iterable<RecordedChunk>): DmaEvent[] {
+function eventsOf(chunks: Iterable<RecordedChunk>, keep: (code: number, seq: number) => boolean): DmaEvent[] {
   const out: DmaEvent[] = [];
   for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
-      out.push(decodeAt(c.data, off, c.seq0 + i));
+      if (keep(c.data[off + 4]!, c.seq0 + i)) out.push(decodeAt(c.data, off, c.seq0 + i));
       off += sizeAt(c.data, off);
     }
   }

@@ -107,7 +107,7 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
           o.completed = true;
           o.seqs.used = ev.seq;
           o.seqs.lastAccess = p.accesses.at(-1)?.seq ?? 0;
-          o.accesses = p.accesses;
+          if (keep === undefined || op === keep) o.accesses = p.accesses; // long traces: only what is asked for
           if (op === keep) o.bytes = { deviceRead: p.reads, deviceWrote: p.writes, guestRead: [] };
           return;
         }

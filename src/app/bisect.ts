@@ -33,7 +33,7 @@ export interface BisectReport {
 function hashesOf(db: Database.Database, t: TraceRow): OpHash[] {
   const cached = loadProjections(db, t.id);
   if (cached) return cached;
-  const h = opHashes(project(readChunks(db, t)));
+  const h = opHashes(project(readChunks(db, t), -1));
   saveProjections(db, t.id, h);
   return h;
 }
@@ -47,8 +47,14 @@ export function bisectTraces(dbPath: string, idA: string, idB: string): BisectRe
     const tb = getTrace(db, b);
     const ia = intentsOf(readChunks(db, ta));
     const ib = intentsOf(readChunks(db, tb));
-    if (ia.length !== ib.length || ia.some((x, i) => x !== ib[i]))
-      throw new NotComparable(`traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}; first difference at op ${ia.findIndex((x, i) => x !== ib[i])}): not comparable`);
+    // The same intents, or one trace's intents a prefix of the other's (a run that stopped early, e.g. a
+    // device that broke, is comparable up to where it stopped; the first missing operation diverges).
+    const common = Math.min(ia.length, ib.length);
+    const differsAt = ia.findIndex((x, i) => i < common && x !== ib[i]);
+    if (differsAt >= 0 || (ia.length !== ib.length && !(ta.complete && tb.complete)))
+      throw new NotComparable(
+        `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
+      );
     const ha = hashesOf(db, ta);
     const hb = hashesOf(db, tb);
     const { index, probes } = firstDivergence(ha, hb);
