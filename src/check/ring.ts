@@ -13,7 +13,7 @@ const CLASSES: [RegExp, string][] = [
   [/DMA (read|write) fault/, 'device-dma-fault'],
 ];
 
-export function checkVqError(w: World, ev: EventOf<'vq.error'>): NewEvent[] {
+export function checkVqError(_w: World, ev: EventOf<'vq.error'>): NewEvent[] {
   const cls = CLASSES.find(([re]) => re.test(ev.msg))?.[1] ?? 'ring-error';
   return [finding(ev.seq, cls, `vq ${ev.q} stopped: ${ev.msg}`, [ev.cause, ev.seq])];
 }

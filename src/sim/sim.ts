@@ -46,7 +46,6 @@ export class Sim {
   seq: number;
   readonly dataKey: number;
   readonly workload: Workload;
-  readonly maxChain: number;
   counters: Record<string, number>;
   /** pages this run owns (copied since the last checkpoint): written in place, never shared */
   owned = new Set<Uint8Array>();
@@ -66,7 +65,6 @@ export class Sim {
     this.resumed = !!resume;
     this.dataKey = seedKey(seed);
     this.workload = workloadFor(config.workload, config.script, config.scriptInflight);
-    this.maxChain = Math.min(config.ringNum, 20);
   }
 
   private nextReq: { op: number; req: Request } | null = null;
