@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { decodeAt, sizeAt } from '../events/binary.js';
 import { type DmaEvent, type EventOf, type Kind, KINDS, type Seg } from '../events/schema.js';
 import type { RecordedChunk } from '../engine/replay.js';
-import { type OpProjection, project } from './projection.js';
+import { emptyProjection, type OpProjection, project } from './projection.js';
 
 export interface OpHash {
   op: number;
@@ -86,23 +86,7 @@ export interface Divergence {
 }
 
 /** An operation one run never issued (it stopped early): nothing observed. */
-function missing(op: number): OpProjection {
-  return {
-    op,
-    dev: 0,
-    what: '',
-    deviceRead: '',
-    deviceReadBytes: 0,
-    deviceWrote: '',
-    usedLen: 0,
-    guestRead: '',
-    completion: -1,
-    completed: false,
-    seqs: { intent: 0, used: 0, lastAccess: 0, guestRead: 0 },
-    accesses: [],
-    bytes: { deviceRead: [], deviceWrote: [], guestRead: [] },
-  };
-}
+const missing = (op: number): OpProjection => ({ ...emptyProjection(op), bytes: { deviceRead: [], deviceWrote: [], guestRead: [] } });
 
 const hexByte = (b: number | undefined) => (b === undefined ? '--' : b.toString(16).padStart(2, '0'));
 

@@ -35,6 +35,24 @@ export interface OpProjection {
   bytes?: { deviceRead: Uint8Array[]; deviceWrote: Uint8Array[]; guestRead: Uint8Array[] };
 }
 
+/** An operation as issued, before anything was observed (or never issued: intent seq 0). */
+export function emptyProjection(op: number, dev = 0, what = '', intent = 0): OpProjection {
+  return {
+    op,
+    dev,
+    what,
+    deviceRead: '',
+    deviceReadBytes: 0,
+    deviceWrote: '',
+    usedLen: 0,
+    guestRead: '',
+    completion: -1,
+    completed: false,
+    seqs: { intent, used: 0, lastAccess: 0, guestRead: 0 },
+    accesses: [],
+  };
+}
+
 interface Pending {
   reads: Uint8Array[];
   writes: Uint8Array[];
@@ -65,20 +83,7 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
       switch (ev.kind) {
         case 'intent':
           opOfIntent.set(ev.seq, ev.op);
-          ops.set(ev.op, {
-            op: ev.op,
-            dev: ev.dev,
-            what: ev.what,
-            deviceRead: '',
-            deviceReadBytes: 0,
-            deviceWrote: '',
-            usedLen: 0,
-            guestRead: '',
-            completion: -1,
-            completed: false,
-            seqs: { intent: ev.seq, used: 0, lastAccess: 0, guestRead: 0 },
-            accesses: [],
-          });
+          ops.set(ev.op, emptyProjection(ev.op, ev.dev, ev.what, ev.seq));
           return;
         case 'dev.pass':
           if (ev.begin) pending.set(ev.q, { reads: [], writes: [], accesses: [] });
