@@ -5,6 +5,9 @@ import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
 import { bisectCommand } from './bisect.js';
 import { catalogCommand } from './catalog.js';
 import { demoCommand } from './demo.js';
+import { exportCommand } from './export.js';
+import { importCommand } from './import.js';
+import { statsCommand } from './stats.js';
 import { logCommand } from './log.js';
 import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
@@ -30,7 +33,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

@@ -6,6 +6,7 @@ import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
+import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 
@@ -50,6 +51,11 @@ export const FINDING_CLASSES = [
   // platform
   'probe-refused',
   'qemu-assert',
+  // real (imported) traces
+  'translate-after-unmap',
+  'translate-gpa-mismatch',
+  'reuse-without-invalidation',
+  'missing-invalidation',
 ] as const;
 
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
@@ -81,14 +87,22 @@ export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
       return checkLog(w, ev);
     case 'vring.post':
       return checkPost(w, ev);
-    case 'iommu.fault': {
-      const d = w.devices.get(ev.dev);
-      const why = d && !d.useDmaApi ? ': the device is translated but its driver bypasses the DMA API (no ACCESS_PLATFORM), so desc.addr holds raw GPAs' : '';
-      return [finding(ev.seq, 'dmar-fault', `DMAR fault: ${ev.write ? 'write' : 'read'} by device ${hex(BigInt(ev.dev))} at ${hex(ev.iova)}, fault reason ${ev.reason}${why}`, [ev.cause, ev.seq], ev.iova)];
-    }
+    case 'iommu.fault':
+      return checkFault(w, ev);
+    case 'iommu.map':
+      return checkRealMap(w, ev);
+    case 'iommu.unmap':
+      return checkRealUnmap(w, ev);
+    case 'iommu.translate':
+      return checkRealTranslate(w, ev);
+    case 'marker':
+      return checkRealMarker(w, ev);
+    case 'opaque':
+      return checkRealOpaque(w, ev);
     case 'dev.probe_fail':
       return [finding(ev.seq, 'probe-refused', `device ${hex(BigInt(ev.dev))} refused: ${ev.reason}`, [ev.seq])];
     case 'iommu.inv':
+      if (w.workload === '') return checkRealInv(w, ev);
       // QEMU before 1804857f19f6 asserted that a notification lies within the notifier's range
       if (ev.gran === 'device' && !w.variants.devIotlbClamp && ev.iova + ev.size > 1n << 48n)
         return [finding(ev.seq, 'qemu-assert', `device-IOTLB invalidation of [${hex(ev.iova)}, ${hex(ev.iova + ev.size - 1n)}] is outside the IOMMU notifier's range: QEMU aborts (memory_region_notify_one assertion)`, [ev.seq], ev.iova)];

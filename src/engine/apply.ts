@@ -223,6 +223,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       } else w.swiotlb.slots.delete(ev.index);
       return;
     case 'swiotlb.bounce': {
+      if (ev.tlb === 0n) return; // imported: the trace names the buffer, not the slot it bounced through
       const from = ev.toTlb ? ev.orig : ev.tlb;
       const to = ev.toTlb ? ev.tlb : ev.orig;
       writeMem(w.mem, to, readMem(w.mem, from, ev.size), owned);

@@ -710,6 +710,17 @@ export function isFtraceRecord(item: FtraceItem | null): item is FtraceRecord {
   return item !== null && 'event' in item;
 }
 
+/** Options of the batch readers. */
+export interface ReadOptions {
+  /** also keep each record's (and meta item's) line as read, in a `rawText` property (see {@link WithText}) */
+  text?: boolean;
+}
+
+/** An item read with `{ text: true }`: the line it was parsed from (`rawText`). */
+export interface WithText {
+  rawText?: string;
+}
+
 /**
  * Streams an ftrace text file (path or readable stream). Yields records, meta items (frame
  * begin/end, lost events) and malformed-line reports in input order, then one
@@ -726,7 +737,7 @@ export async function* readFtrace(source: LineSource): AsyncGenerator<FtraceItem
  * Same items as {@link readFtrace}, handed out in arrays (one per chunk of input, in order; the last
  * array ends with the {@link FtraceEndOfInput}). Cheaper per line: use it for very large traces.
  */
-export async function* readFtraceBatches(source: LineSource): AsyncGenerator<FtraceItem[]> {
+export async function* readFtraceBatches(source: LineSource, opts: ReadOptions = {}): AsyncGenerator<FtraceItem[]> {
   const state = newLineStreamState();
   let lineNo = 0;
   let records = 0;
@@ -766,6 +777,7 @@ export async function* readFtraceBatches(source: LineSource): AsyncGenerator<Ftr
         }
       }
       if (item === null) continue;
+      if (opts.text && item.kind !== 'malformed') (item as (FtraceRecord | FtraceMeta) & WithText).rawText = line;
       if (pending !== null) {
         account(pending);
         out.push(pending);

@@ -861,6 +861,17 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   return rec;
 }
 
+/** Options of the batch readers. */
+export interface ReadOptions {
+  /** also keep each record's line as read, in a `rawText` property (see {@link WithText}) */
+  text?: boolean;
+}
+
+/** A record read with `{ text: true }`: the line it was parsed from (`rawText`). */
+export interface WithText {
+  rawText?: string;
+}
+
 /**
  * Streams a QEMU log (path or readable stream) and yields one item per non-blank line, in order:
  * records and malformed-line reports, then a final {@link QemuEndOfInput}. If the input does not end
@@ -875,7 +886,7 @@ export async function* readQemuLog(source: LineSource): AsyncGenerator<QemuItem>
  * Same items as {@link readQemuLog}, handed out in arrays (one per chunk of input, in order; the last
  * array ends with the {@link QemuEndOfInput}). Cheaper per line: use it for multi-million-line logs.
  */
-export async function* readQemuLogBatches(source: LineSource): AsyncGenerator<QemuItem[]> {
+export async function* readQemuLogBatches(source: LineSource, opts: ReadOptions = {}): AsyncGenerator<QemuItem[]> {
   const state = newLineStreamState();
   let lineNo = 0;
   let pending: QemuRecord | QemuMalformed | null = null;
@@ -888,6 +899,7 @@ export async function* readQemuLogBatches(source: LineSource): AsyncGenerator<Qe
       lineNo++;
       const item = parseQemuLogLine(line, lineNo);
       if (item === null) continue;
+      if (opts.text && item.kind !== 'malformed') (item as QemuRecord & WithText).rawText = line;
       if (pending !== null) {
         if (pending.kind === 'malformed') malformed++;
         else records++;

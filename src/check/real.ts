@@ -1,0 +1,526 @@
+// Checks on imported real traces (a guest ftrace log and a QEMU log of one run, merged by
+// src/import/merge.ts). They run in fold like every checker, but only on imported traces (no
+// trace.config event: a simulated trace is judged by the other checkers).
+//
+// What the traces give, and what they do not:
+// - The guest's iommu:map/unmap lines do not name the device, and Linux allocates IOVAs per domain
+//   top-down from the same limit, so two devices often map the same IOVA to different GPAs at once.
+//   The guest mappings are therefore kept per IOVA page across devices; an unmap that could have
+//   removed either of two different live mappings leaves both as candidates (never a guess that could
+//   make a later translation look wrong).
+// - The two clocks are only synchronised at the shared phase markers. Inside a phase the cross-side
+//   order is an estimate, so a host event of phase k is judged against every guest mapping that may
+//   have been live at some instant of guest phases k and k+1 (host phase k happens after the guest's
+//   marker k, and before the guest's marker k+2). The judgment waits until phase k+1 is complete (at
+//   the marker pair k+2, or the end-of-logs marker the importer adds), so the merge order never
+//   decides a finding.
+// - The host log is one file written in order; a check that only compares host events with each
+//   other (reuse-without-invalidation) uses that order exactly.
+//
+// Classes:
+// - translate-after-unmap: the vIOMMU translated (or served from its IOTLB) an IOVA the guest had
+//   unmapped, and not mapped again, before that phase;
+// - translate-gpa-mismatch: it translated an IOVA to a GPA the guest did not map there at any time the
+//   translation could have happened (the GPA changed under a constant IOVA);
+// - reuse-without-invalidation: the same device's translation of an IOVA page changed GPA with no IOTLB
+//   invalidation of that page, its domain or everything in between (host order): the guest re-used the
+//   IOVA without invalidating the old translation (strict: the unmap's invalidation was never issued;
+//   lazy: the IOVA was handed out before the flush queue was flushed);
+// - missing-invalidation: strict mode: a guest unmap with no IOTLB invalidation covering it on the host
+//   (page-selective, domain or global) within its phase window; lazy mode: unmapped IOVAs that no
+//   flush followed before the logs end;
+// - dmar-fault (shared with the simulation): the vIOMMU reported a remapping fault; for imported traces
+//   repeated faults of one device at one page, with one reason, in one phase are reported once.
+import { bdf } from '../events/format.js';
+import type { EventOf, NewEvent } from '../events/schema.js';
+import { usesIommu } from '../model/types.js';
+import type { World } from '../model/world.js';
+import { finding, hex } from './finding.js';
+
+// Kept in step with src/import/to-events.ts (the importer's synthetic markers).
+const DEV_UNKNOWN = 0xffff;
+const MARKER_GUEST_END = 0xfffe;
+const MARKER_END = 0xffff;
+
+const SHIFT = 12n;
+/** A map of more pages than this is kept as one range, not per page. */
+const BIG_PAGES = 4096n;
+/** Distinct unmapped GPAs remembered per IOVA page; beyond that the page is no longer judged. */
+const MAX_CLOSED = 64;
+/** A page-selective invalidation of more pages than this is treated like a domain invalidation. */
+const MAX_INV_PAGES = 4096n;
+
+/** VT-d fault reasons (Linux drivers/iommu/intel/dmar.c dma_remap_fault_reasons). */
+const VTD_FAULT_REASONS: Record<number, string> = {
+  1: 'Present bit in root entry is clear',
+  2: 'Present bit in context entry is clear',
+  3: 'Invalid context entry',
+  4: 'Access beyond MGAW',
+  5: 'PTE Write access is not set',
+  6: 'PTE Read access is not set',
+  7: 'Next page table ptr is invalid',
+  8: 'Root table address invalid',
+  9: 'Context table ptr is invalid',
+  10: 'non-zero reserved fields in RTP',
+  11: 'non-zero reserved fields in CTP',
+  12: 'non-zero reserved fields in PTE',
+  13: 'PCE for translation request specifies blocking',
+};
+
+interface Interval {
+  gpa: bigint;
+  mapSeq: number;
+  mapPhase: number;
+  unmapSeq: number;
+  unmapPhase: number;
+  /** seen only through a host translation before any guest map of the page (mapped before the log) */
+  pre: boolean;
+}
+
+interface PageHist {
+  open: Interval[];
+  /** guest maps minus unmaps of this page (all devices) */
+  live: number;
+  /** unmapped mappings by GPA page (the latest of each) */
+  closed: Map<bigint, Interval>;
+  /** phase from which the page is no longer judged (too many GPAs), or -1 */
+  saturated: number;
+}
+
+interface BigRange extends Interval {
+  iova: bigint;
+  size: bigint;
+}
+
+interface Translation {
+  seq: number;
+  dev: number;
+  iova: bigint;
+  gpa: bigint;
+  cache: string;
+  phase: number;
+}
+
+interface Reuse {
+  t: Translation;
+  prevSeq: number;
+  prevGpa: bigint;
+}
+
+interface Unmap {
+  seq: number;
+  iova: bigint;
+  size: bigint;
+  phase: number;
+}
+
+interface PageInv {
+  seq: number;
+  iova: bigint;
+  size: bigint;
+  phase: number;
+}
+
+interface RealState {
+  /** phase index: number of shared marker pairs seen */
+  phase: number;
+  /** the marker that began each phase */
+  phaseMarkers: string[];
+  lastGuestMarker: { n: number; seq: number } | null;
+  guestEnded: boolean;
+  hostAfterGuestEnd: boolean;
+  /** the guest lost events (ftrace ring overrun): its mapping history is incomplete */
+  guestIncomplete: boolean;
+  guestMaps: number;
+  /** any guest-side event seen (a host log alone has none) */
+  guestSeen: boolean;
+  pages: Map<bigint, PageHist>;
+  big: BigRange[];
+  /** unexplained translations waiting for their window to close, by IOVA page */
+  pending: Map<bigint, Translation[]>;
+  /** translations judged translate-gpa-mismatch: seq → phase */
+  bad: Map<number, number>;
+  /** host: last translation of (dev, page) and the invalidation clock then */
+  hostLast: Map<string, { gpa: bigint; clock: number; seq: number }>;
+  clock: number;
+  globalEpoch: number;
+  devEpoch: Map<number, number>;
+  pageEpoch: Map<bigint, number>;
+  reuse: Reuse[];
+  invSeen: boolean;
+  strictPending: Unmap[];
+  strictInvs: PageInv[];
+  /** host phases with a domain or global invalidation */
+  flushPhases: Set<number>;
+  lazyPending: Unmap[];
+  faults: Set<string>;
+}
+
+const states = new WeakMap<World, RealState>();
+
+function newState(): RealState {
+  return {
+    phase: 0, phaseMarkers: ['before the first marker'], lastGuestMarker: null, guestEnded: false, hostAfterGuestEnd: false, guestIncomplete: false, guestMaps: 0, guestSeen: false,
+    pages: new Map(), big: [], pending: new Map(), bad: new Map(), hostLast: new Map(),
+    clock: 0, globalEpoch: 0, devEpoch: new Map(), pageEpoch: new Map(), reuse: [], invSeen: false,
+    strictPending: [], strictInvs: [], flushPhases: new Set(), lazyPending: [], faults: new Set(),
+  };
+}
+
+/** Only imported traces: a simulated one starts with trace.config, which sets the workload. */
+function stateOf(w: World): RealState | null {
+  if (w.workload !== '') return null;
+  let s = states.get(w);
+  if (!s) states.set(w, (s = newState()));
+  return s;
+}
+
+function devName(w: World, dev: number): string {
+  if (dev === DEV_UNKNOWN) return 'an unnamed device';
+  const name = w.devices.get(dev)?.name;
+  return `device ${bdf(dev)} (sid ${hex(BigInt(dev))}${name ? `, ${name}` : ''})`;
+}
+
+/** strict | lazy | null (no IOMMU DMA domain): what the importer recorded as the guest's DMA path. */
+function modeOf(w: World): 'strict' | 'lazy' | null {
+  const d = w.devices.get(DEV_UNKNOWN) ?? [...w.devices.values()].find((x) => usesIommu(x.path));
+  if (!d) return null;
+  return d.path === 'iommu' ? 'strict' : d.path === 'iommu-lazy' ? 'lazy' : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// guest mappings
+
+function hist(s: RealState, page: bigint): PageHist {
+  let h = s.pages.get(page);
+  if (!h) s.pages.set(page, (h = { open: [], live: 0, closed: new Map(), saturated: -1 }));
+  return h;
+}
+
+function close(s: RealState, h: PageHist, iv: Interval, seq: number): void {
+  iv.unmapSeq = seq;
+  iv.unmapPhase = s.phase;
+  h.closed.delete(iv.gpa); // re-insert: the map keeps the latest last
+  h.closed.set(iv.gpa, iv);
+  if (h.closed.size > MAX_CLOSED) {
+    // forget the oldest; translations to it could no longer be explained, so stop judging the page
+    const oldest = h.closed.keys().next().value as bigint;
+    h.closed.delete(oldest);
+    h.saturated = s.phase;
+  }
+}
+
+export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s) return [];
+  s.guestMaps++;
+  if (ev.actor === 'cpu0') s.guestSeen = true;
+  const pages = (ev.size + 0xfffn) >> SHIFT;
+  if (pages > BIG_PAGES) {
+    s.big.push({ iova: ev.iova, size: ev.size, gpa: ev.gpa, mapSeq: ev.seq, mapPhase: s.phase, unmapSeq: 0, unmapPhase: Infinity, pre: false });
+    return [];
+  }
+  for (let i = 0n; i < pages; i++) {
+    const page = (ev.iova >> SHIFT) + i;
+    const gpa = ((ev.gpa >> SHIFT) + i) << SHIFT;
+    const h = hist(s, page);
+    h.live++;
+    h.open.push({ gpa, mapSeq: ev.seq, mapPhase: s.phase, unmapSeq: 0, unmapPhase: Infinity, pre: false });
+    // a translation that came before this map in the merged order (same window) is explained now
+    const waiting = s.pending.get(page);
+    if (waiting) {
+      const rest = waiting.filter((t) => !((t.gpa >> SHIFT) << SHIFT === gpa && s.phase <= t.phase + 1));
+      if (rest.length) s.pending.set(page, rest);
+      else s.pending.delete(page);
+    }
+  }
+  return [];
+}
+
+export function checkRealUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s) return [];
+  const pages = (ev.size + 0xfffn) >> SHIFT;
+  for (const b of s.big)
+    if (b.unmapSeq === 0 && ev.iova <= b.iova && ev.iova + ev.size >= b.iova + b.size) {
+      b.unmapSeq = ev.seq;
+      b.unmapPhase = s.phase;
+    }
+  if (pages <= 1n << 20n)
+    for (let i = 0n; i < pages; i++) {
+      const h = s.pages.get((ev.iova >> SHIFT) + i);
+      if (!h) continue;
+      h.live = Math.max(0, h.live - 1);
+      if (!h.open.length) continue;
+      if (h.live === 0) {
+        for (const iv of h.open) close(s, h, iv, ev.seq);
+        h.open = [];
+      } else if (h.open.length > h.live && h.open.every((iv) => iv.gpa === h.open[0]!.gpa)) {
+        close(s, h, h.open.shift()!, ev.seq);
+      }
+      // else: several live mappings with different GPAs (different devices' domains) and the guest
+      // does not say whose was unmapped: all stay candidates
+    }
+  // the invalidation this unmap needs: a flush (domain/global) of host phase k-1 or k, whatever its
+  // place in the merged order, or a page invalidation covering it, one per unmap
+  const mode = modeOf(w);
+  if (mode === null || s.flushPhases.has(s.phase) || s.flushPhases.has(s.phase - 1)) return [];
+  const u: Unmap = { seq: ev.seq, iova: ev.iova, size: ev.size, phase: s.phase };
+  const at = s.strictInvs.findIndex((i) => i.phase >= s.phase - 1 && covers(i, u));
+  if (at >= 0) s.strictInvs.splice(at, 1);
+  else if (mode === 'strict') s.strictPending.push(u);
+  else s.lazyPending.push(u);
+  return [];
+}
+
+const covers = (inv: { iova: bigint; size: bigint }, u: { iova: bigint; size: bigint }): boolean =>
+  inv.iova <= (u.iova & ~0xfffn) && u.iova + u.size <= inv.iova + inv.size;
+
+// ---------------------------------------------------------------------------------------------
+// host invalidations and translations
+
+export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s) return [];
+  s.invSeen = true;
+  if (s.guestEnded) s.hostAfterGuestEnd = true;
+  const clock = ++s.clock;
+  const pages = (ev.size + 0xfffn) >> SHIFT;
+  const whole = ev.gran === 'global' || ev.gran === 'domain' || ev.gran === 'device' || pages > MAX_INV_PAGES;
+  if (whole) {
+    if (ev.gran === 'global' || ev.dev === DEV_UNKNOWN) s.globalEpoch = clock;
+    else s.devEpoch.set(ev.dev, clock);
+    s.flushPhases.add(s.phase);
+    // satisfies every unmap it can follow: guest phases >= phase-1 (all of them so far)
+    s.strictPending = s.strictPending.filter((u) => u.phase < s.phase - 1);
+    s.lazyPending = s.lazyPending.filter((u) => u.phase > s.phase + 1);
+  } else {
+    for (let i = 0n; i < pages; i++) s.pageEpoch.set((ev.iova >> SHIFT) + i, clock);
+    const inv: PageInv = { seq: ev.seq, iova: ev.iova, size: ev.size, phase: s.phase };
+    const at = s.strictPending.findIndex((u) => u.phase >= s.phase - 1 && covers(inv, u));
+    if (at >= 0) s.strictPending.splice(at, 1);
+    else {
+      s.strictInvs.push(inv);
+      // a log without markers never closes a window: keep the most recent ones only
+      if (s.strictInvs.length > 65536) s.strictInvs.splice(0, 8192);
+    }
+    s.lazyPending = s.lazyPending.filter((u) => !covers(inv, u));
+  }
+  return [];
+}
+
+function flushedSince(s: RealState, dev: number, page: bigint, clock: number): boolean {
+  return s.globalEpoch > clock || (s.devEpoch.get(dev) ?? 0) > clock || (s.pageEpoch.get(page) ?? 0) > clock;
+}
+
+/** Guest mappings of the page that may have been live at some instant of guest phases [k, k+1]. */
+function candidates(s: RealState, iova: bigint, k: number): Interval[] {
+  const page = iova >> SHIFT;
+  const out: Interval[] = [];
+  const h = s.pages.get(page);
+  if (h) {
+    for (const iv of h.open) if (iv.mapPhase <= k + 1) out.push(iv);
+    for (const iv of h.closed.values()) if (iv.mapPhase <= k + 1 && iv.unmapPhase >= k) out.push(iv);
+  }
+  for (const b of s.big)
+    if (iova >= b.iova && iova < b.iova + b.size && b.mapPhase <= k + 1 && b.unmapPhase >= k)
+      out.push({ ...b, gpa: b.gpa + (((iova - b.iova) >> SHIFT) << SHIFT) });
+  return out;
+}
+
+const samePage = (a: bigint, b: bigint): boolean => a >> SHIFT === b >> SHIFT;
+
+/** "phase 3 (after marker 3 blk-read-direct)" */
+function phaseName(s: RealState, k: number): string {
+  return `phase ${k} (${s.phaseMarkers[k] ?? '?'})`;
+}
+
+export function checkRealTranslate(w: World, ev: EventOf<'iommu.translate'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s) return [];
+  if (ev.cache === 'fault') return fault(w, s, ev.seq, ev.dev, ev.iova, 0, -1, 'AMD-Vi translation found no mapping (QEMU returned GPA 0 with no permission; QEMU 7.2 raises no IO_PAGE_FAULT for it)');
+  if (ev.cache === 'pt') return [];
+  const t: Translation = { seq: ev.seq, dev: ev.dev, iova: ev.iova, gpa: ev.gpa, cache: ev.cache, phase: s.phase };
+  const page = ev.iova >> SHIFT;
+  // host order: the device's previous translation of this page, and invalidations since
+  const key = `${ev.dev}:${page}`;
+  const last = s.hostLast.get(key);
+  if (last && !samePage(last.gpa, ev.gpa) && !flushedSince(s, ev.dev, page, last.clock)) s.reuse.push({ t, prevSeq: last.seq, prevGpa: last.gpa });
+  s.hostLast.set(key, { gpa: ev.gpa, clock: s.clock, seq: ev.seq });
+  // against the guest's mappings: judged when the window closes, unless explained already
+  // nothing to judge against: no guest log (a host log alone, or it has not begun yet), or it has ended
+  if (!s.guestSeen || s.guestEnded) return [];
+  const cands = candidates(s, ev.iova, s.phase);
+  if (cands.some((iv) => samePage(iv.gpa, ev.gpa))) return [];
+  // not explained (yet): the guest may still map it later in the window. One waiting translation per
+  // page, GPA page and phase is enough (the judgment depends on nothing else).
+  const list = s.pending.get(page);
+  if (!list) s.pending.set(page, [t]);
+  else if (!list.some((x) => x.phase === t.phase && samePage(x.gpa, t.gpa))) list.push(t);
+  return [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// faults
+
+export function checkFault(w: World, ev: EventOf<'iommu.fault'>): NewEvent[] {
+  const s = stateOf(w);
+  const d = w.devices.get(ev.dev);
+  const why = d && !d.useDmaApi ? ': the device is translated but its driver bypasses the DMA API (no ACCESS_PLATFORM), so desc.addr holds raw GPAs' : '';
+  const reason = ev.reason ? `fault reason ${ev.reason}${VTD_FAULT_REASONS[ev.reason] ? ` (${VTD_FAULT_REASONS[ev.reason]})` : ''}` : 'fault reason not reported';
+  const msg = `DMAR fault: ${ev.write ? 'write' : 'read'} by ${devName(w, ev.dev)} at IOVA ${hex(ev.iova)}, ${reason}${why}`;
+  if (!s) return [finding(ev.seq, 'dmar-fault', msg, [ev.cause, ev.seq], ev.iova)];
+  return fault(w, s, ev.seq, ev.dev, ev.iova, ev.write, ev.reason, null, msg);
+}
+
+function fault(w: World, s: RealState, seq: number, dev: number, iova: bigint, write: number, reason: number, what: string | null, msg?: string): NewEvent[] {
+  const key = `${dev}:${iova >> SHIFT}:${reason}:${write}`;
+  if (s.faults.has(key)) return []; // the same fault again (a device retrying, fault compression)
+  s.faults.add(key);
+  return [finding(seq, 'dmar-fault', msg ?? `DMAR fault: ${devName(w, dev)} at IOVA ${hex(iova)}: ${what}`, [seq], iova)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// markers: phase boundaries, and judging the windows that closed
+
+export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s) return [];
+  if (ev.side === 'guest') {
+    s.guestSeen = true;
+    if (ev.n === MARKER_GUEST_END) s.guestEnded = true;
+    else s.lastGuestMarker = { n: ev.n, seq: ev.seq };
+    return [];
+  }
+  if (ev.n === MARKER_END) return judge(w, s, ev.seq, Infinity, true);
+  const g = s.lastGuestMarker;
+  if (!g || g.n !== ev.n || g.seq !== ev.seq - 1) return [];
+  // a shared marker pair: phase k begins; phase k-2 events have seen their whole window
+  s.phase++;
+  s.phaseMarkers.push(`after marker ${ev.n}${ev.name ? ` ${ev.name}` : ''}`);
+  s.faults.clear();
+  return judge(w, s, ev.seq, s.phase - 2, false);
+}
+
+export function checkRealOpaque(w: World, ev: EventOf<'opaque'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s || ev.side !== 'guest') return [];
+  s.guestSeen = true;
+  if (ev.event === 'lost-events') s.guestIncomplete = true;
+  return [];
+}
+
+/** Judges everything of phases <= upTo (at the end: everything, with the end rules). */
+function judge(w: World, s: RealState, at: number, upTo: number, end: boolean): NewEvent[] {
+  const out: NewEvent[] = [];
+  const lastPhase = s.phase;
+  // translations against the guest's mappings
+  const judged: Translation[] = [];
+  for (const [page, list] of s.pending) {
+    const keep: Translation[] = [];
+    for (const t of list) (t.phase <= upTo ? judged : keep).push(t);
+    if (keep.length) s.pending.set(page, keep);
+    else s.pending.delete(page);
+  }
+  judged.sort((a, b) => a.seq - b.seq);
+  if (!s.guestIncomplete && s.guestMaps > 0)
+    for (const t of judged) {
+      const f = judgeTranslation(w, s, t);
+      if (f) out.push(f);
+    }
+  // host-side reuse without invalidation (after the translations: a wrong GPA is reported as that)
+  const keepReuse: Reuse[] = [];
+  for (const r of s.reuse) {
+    if (r.t.phase > upTo) {
+      keepReuse.push(r);
+      continue;
+    }
+    if (s.bad.has(r.t.seq) || s.bad.has(r.prevSeq)) continue;
+    out.push(
+      finding(
+        r.t.seq,
+        'reuse-without-invalidation',
+        `${devName(w, r.t.dev)} translated IOVA ${hex(r.t.iova)} to GPA ${hex(r.t.gpa)} at #${r.t.seq}, but to GPA ${hex(r.prevGpa)} at #${r.prevSeq}, and no IOTLB invalidation of that page, its domain or everything came in between: the IOVA was re-used for another GPA while the old translation could still be cached`,
+        [r.prevSeq, r.t.seq],
+        r.t.iova,
+        r.t.gpa,
+      ),
+    );
+  }
+  s.reuse = keepReuse;
+  // invalidations owed for unmaps
+  if (s.invSeen && !s.guestIncomplete) {
+    const strict = s.strictPending.filter((u) => u.phase <= upTo && (!end || u.phase < lastPhase || s.hostAfterGuestEnd));
+    for (const u of strict)
+      out.push(
+        finding(
+          u.seq,
+          'missing-invalidation',
+          `strict mode: the guest unmapped IOVA [${hex(u.iova)}, ${hex(u.iova + u.size)}) at #${u.seq} in ${phaseName(s, u.phase)}, but the host shows no IOTLB invalidation covering it (page-selective, domain or global) in that phase or the one before or after: a strict unmap returns only after its invalidation, so the device could keep using the old translation`,
+          [u.seq],
+          u.iova,
+        ),
+      );
+    if (end)
+      for (const u of s.lazyPending.filter((x) => x.phase < lastPhase))
+        out.push(
+          finding(
+            u.seq,
+            'missing-invalidation',
+            `lazy mode: the guest unmapped IOVA [${hex(u.iova)}, ${hex(u.iova + u.size)}) at #${u.seq} in ${phaseName(s, u.phase)} and no IOTLB flush (domain or global invalidation, or a page invalidation covering it) followed on the host before the logs end: the flush queue entry was never flushed (Linux flushes it within IOVA_FQ_TIMEOUT, 10 ms, or when 256 entries are queued)`,
+            [u.seq],
+            u.iova,
+          ),
+        );
+  }
+  s.strictPending = s.strictPending.filter((u) => u.phase > upTo);
+  s.strictInvs = s.strictInvs.filter((i) => i.phase > upTo);
+  for (const p of s.flushPhases) if (p < upTo) s.flushPhases.delete(p);
+  if (end) s.lazyPending = [];
+  // forget what no later window can need
+  if (!end && upTo >= 0) {
+    for (const [seq, ph] of s.bad) if (ph < upTo - 1) s.bad.delete(seq);
+    for (const h of s.pages.values()) for (const [gpa, iv] of h.closed) if (iv.unmapPhase < upTo + 1 && h.closed.size > 1) h.closed.delete(gpa);
+  }
+  return out.map((f) => ({ ...f, cause: f.cause || at }));
+}
+
+function judgeTranslation(w: World, s: RealState, t: Translation): NewEvent | null {
+  const page = t.iova >> SHIFT;
+  const cands = candidates(s, t.iova, t.phase);
+  if (cands.some((iv) => samePage(iv.gpa, t.gpa))) return null;
+  const h = s.pages.get(page);
+  if (h && h.saturated >= 0 && h.saturated <= t.phase + 1) return null;
+  const what = `${devName(w, t.dev)} ${t.cache === 'hit' ? 'got an IOTLB hit for' : 'translated'} IOVA ${hex(t.iova)} → GPA ${hex(t.gpa)} at #${t.seq}, ${phaseName(s, t.phase)}`;
+  if (cands.length) {
+    s.bad.set(t.seq, t.phase);
+    const live = [...new Set(cands.map((c) => hex(c.gpa)))].join(', ');
+    return finding(
+      t.seq,
+      'translate-gpa-mismatch',
+      `${what}, but the guest mapped that IOVA page only to GPA ${live} while the translation could have happened (map${cands.length > 1 ? 's' : ''} ${cands.map((c) => (c.pre ? 'from before the guest log' : `#${c.mapSeq}`)).join(', ')}): the GPA changed under a constant IOVA`,
+      [...cands.map((c) => c.mapSeq), t.seq],
+      t.iova,
+      t.gpa,
+    );
+  }
+  // nothing live in the window: unmapped before it (and not mapped again)?
+  let prev: Interval | null = null;
+  if (h) for (const iv of h.closed.values()) if (iv.unmapPhase < t.phase && (!prev || iv.unmapSeq > prev.unmapSeq)) prev = iv;
+  for (const b of s.big) if (t.iova >= b.iova && t.iova < b.iova + b.size && b.unmapSeq && b.unmapPhase < t.phase && (!prev || b.unmapSeq > prev.unmapSeq)) prev = b;
+  if (!prev) {
+    // the guest log never mapped this IOVA before or around the translation: mapped before the log
+    // began, not judged. Remember the host's view so later translations of it are explained.
+    hist(s, page).open.push({ gpa: (t.gpa >> SHIFT) << SHIFT, mapSeq: 0, mapPhase: -1, unmapSeq: 0, unmapPhase: Infinity, pre: true });
+    return null;
+  }
+  s.bad.set(t.seq, t.phase);
+  return finding(
+    t.seq,
+    'translate-after-unmap',
+    `${what}, but the guest unmapped that IOVA at #${prev.unmapSeq} in ${phaseName(s, prev.unmapPhase)} (it mapped GPA ${hex(prev.gpa)}${prev.pre ? '' : ` since #${prev.mapSeq}`}) and did not map it again: the device used an IOVA it no longer owned${t.cache === 'hit' ? ', through an IOTLB entry that should have been invalidated' : ''}`,
+    [prev.mapSeq, prev.unmapSeq, t.seq],
+    t.iova,
+    t.gpa,
+  );
+}

@@ -1,0 +1,622 @@
+/**
+ * From parsed trace records to dmareplay events.
+ *
+ * Two passes over each input file:
+ * 1. {@link scanGuest} / {@link scanHost} read the whole file once and collect what the conversion
+ *    needs up front: phase markers (for alignment), the guest kernel command line (strict / lazy /
+ *    passthrough), which PCI functions appear, VT-d/AMD-Vi domain → requester id, which QEMU virtqueue
+ *    pointer belongs to which device, malformed lines and whether the file was cut off. Nothing is
+ *    written anywhere during a scan, so a bad input (with `--strict`) fails before the database is
+ *    touched.
+ * 2. {@link GuestConverter} / {@link HostConverter} turn records into events, one record at a time
+ *    (bounded memory). Every event carries the time of its line (guest: ns since boot; host: µs since
+ *    the epoch) for the merge.
+ *
+ * Mapping (see README "Import and export"): guest `map`/`unmap` → `iommu.map`/`iommu.unmap` on dev
+ * 0xffff (the guest trace does not name the device); `swiotlb_bounced` → `swiotlb.bounce` (tlb 0: the
+ * slot is not traced); `dma:*` → `dma.map/unmap/sync`; `io_page_fault` / `vtd_dmar_fault` /
+ * `virtio_iommu_report_fault` → `iommu.fault`; `vtd_iotlb_page_hit|update` + the `vtd_dmar_translate`
+ * QEMU logs right after it for the same access → one `iommu.translate` (cache hit|miss; a translate
+ * without a lookup line is `pt`); `amdvi_iotlb_hit|cache_update` + `amdvi_translation_result` likewise;
+ * invalidation descriptors → `iommu.inv`; `virtqueue_pop/fill/flush` → `vq.pop`/`vq.fill`;
+ * `virtio_notify[_irqfd]` → `vring.irq`; phase markers → `marker`; everything else → `opaque`
+ * (the line verbatim).
+ */
+import { InputError } from '../errors.js';
+import type { NewEvent } from '../events/schema.js';
+import type { PermName } from '../model/types.js';
+import type { TraceFormat } from './detect.js';
+import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
+import { type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf } from './qemu-log.js';
+
+/** The device id used when a trace line does not name the device. */
+export const DEV_UNKNOWN = 0xffff;
+/** Marker n of the synthetic markers the importer adds (end of the guest log, end of all logs). */
+export const MARKER_GUEST_END = 0xfffe;
+export const MARKER_END = 0xffff;
+export const GUEST_END_NAME = 'end-of-guest-log';
+export const END_NAME = 'end-of-logs';
+
+export interface MalformedLine {
+  file: string;
+  line: number;
+  reason: string;
+}
+
+export interface MarkerInfo {
+  n: number;
+  name: string;
+  /** side-local time: ns since boot (guest), µs since the epoch (host) */
+  t: number;
+}
+
+export interface SideScan {
+  side: 'guest' | 'host';
+  file: string;
+  format: TraceFormat;
+  lines: number;
+  records: number;
+  malformed: number;
+  /** the first {@link MAX_MALFORMED_LISTED} malformed lines */
+  malformedLines: MalformedLine[];
+  /** why the file looks cut off, or null */
+  truncated: string | null;
+  markers: MarkerInfo[];
+  firstT: number | null;
+  lastT: number | null;
+  /** raw record counts by trace event name */
+  events: Map<string, number>;
+}
+
+export interface GuestScan extends SideScan {
+  side: 'guest';
+  cmdline: string | null;
+  lostEvents: number;
+  /** PCI requester ids named by the guest trace, with the device name as printed */
+  devices: Map<number, string>;
+  dmaMask: Map<number, bigint>;
+  iommuMaps: number;
+  bounces: number;
+  forcedBounces: number;
+}
+
+export interface HostScan extends SideScan {
+  side: 'host';
+  /** VT-d domain id → source id (-1: more than one device in the domain) */
+  domainSid: Map<number, number>;
+  /** AMD-Vi domain id → device id */
+  amdDomainDev: Map<number, number>;
+  /** virtio-iommu domain → endpoint */
+  viommuDomainEp: Map<number, number>;
+  /** requester ids seen, with the QEMU device model name when a config write names it */
+  devices: Map<number, string>;
+  /** QEMU VirtQueue pointer → [requester id, queue index] */
+  vqs: Map<bigint, [number, number]>;
+  pageInvalidations: number;
+  iommuEvents: number;
+}
+
+export const MAX_MALFORMED_LISTED = 100;
+
+const bump = (m: Map<string, number>, k: string): void => {
+  m.set(k, (m.get(k) ?? 0) + 1);
+};
+
+function pciSid(name: string): number {
+  const p = parsePciDeviceName(name);
+  return p === null || p.domain !== 0 ? DEV_UNKNOWN : (p.bus << 8) | (p.dev << 3) | p.fn;
+}
+
+function strictError(file: string, line: number, reason: string): InputError {
+  return new InputError(`${file}:${line}: malformed line (--strict): ${reason}`);
+}
+
+export interface ScanOptions {
+  strict?: boolean;
+  /** called now and then with the number of lines read so far */
+  progress?: (lines: number) => void;
+}
+
+/** Pass 1 over a guest ftrace file. Throws an InputError at the first malformed line with `strict`. */
+export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<GuestScan> {
+  const s: GuestScan = {
+    side: 'guest', file, format: 'ftrace', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
+    markers: [], firstT: null, lastT: null, events: new Map(),
+    cmdline: null, lostEvents: 0, devices: new Map(), dmaMask: new Map(), iommuMaps: 0, bounces: 0, forcedBounces: 0,
+  };
+  const dev = (name: string): void => {
+    const sid = pciSid(name);
+    if (sid !== DEV_UNKNOWN && !s.devices.has(sid)) s.devices.set(sid, name);
+  };
+  for await (const batch of readFtraceBatches(file)) {
+    for (const it of batch as FtraceItem[]) {
+      switch (it.kind) {
+        case 'end-of-input':
+          s.lines = it.lines;
+          if (it.unterminatedFrame) s.truncated = `no RT-TRACE-END after the RT-TRACE-BEGIN at line ${it.begin?.line ?? '?'}: the trace was cut off after line ${it.lines}`;
+          else if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the file was cut off mid-line`;
+          continue;
+        case 'malformed':
+          if (opts.strict) throw strictError(file, it.line, it.malformed);
+          s.malformed++;
+          if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
+          continue;
+        case 'frame-begin':
+          if (s.cmdline === null) s.cmdline = it.cmdline;
+          continue;
+        case 'lost-events':
+          s.lostEvents += it.count;
+          continue;
+        case 'frame-end':
+          continue;
+      }
+      const r = it as FtraceRecord;
+      s.records++;
+      bump(s.events, r.event);
+      const t = Number(r.tNs);
+      if (s.firstT === null) s.firstT = t;
+      s.lastT = t;
+      switch (r.kind) {
+        case 'map':
+          s.iommuMaps++;
+          break;
+        case 'swiotlb_bounced':
+          s.bounces++;
+          if (r.force === 'FORCE') s.forcedBounces++;
+          dev(r.device);
+          if (!s.dmaMask.has(pciSid(r.device))) s.dmaMask.set(pciSid(r.device), r.dmaMask);
+          break;
+        case 'tracing_mark_write': {
+          const m = rtMark(r);
+          if (m) s.markers.push({ n: m.n, name: m.name, t });
+          break;
+        }
+        case 'opaque':
+          break;
+        default:
+          if ('device' in r && typeof r.device === 'string') dev(r.device);
+      }
+    }
+    opts.progress?.(s.lines || (s.records + s.malformed));
+  }
+  return s;
+}
+
+/** Pass 1 over a QEMU log. Throws an InputError at the first malformed line with `strict`. */
+export async function scanHost(file: string, opts: ScanOptions = {}): Promise<HostScan> {
+  const s: HostScan = {
+    side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
+    markers: [], firstT: null, lastT: null, events: new Map(),
+    domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
+    pageInvalidations: 0, iommuEvents: 0,
+  };
+  const seen = (sid: number): void => {
+    if (!s.devices.has(sid)) s.devices.set(sid, '');
+  };
+  const domain = (m: Map<number, number>, d: number, sid: number): void => {
+    const was = m.get(d);
+    if (was === undefined) m.set(d, sid);
+    else if (was !== sid) m.set(d, -1);
+  };
+  // virtio: vq pointer → (vdev, n), vdev → kind, PCI names → requester ids
+  const vqVdev = new Map<bigint, [bigint, number]>();
+  const blkVdevs = new Set<bigint>();
+  const vdevs = new Set<bigint>();
+  for await (const batch of readQemuLogBatches(file)) {
+    for (const it of batch as QemuItem[]) {
+      if (it.kind === 'end-of-input') {
+        s.lines = it.lines;
+        if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the log was cut off mid-line`;
+        continue;
+      }
+      if (it.kind === 'malformed') {
+        if (opts.strict) throw strictError(file, it.line, it.malformed);
+        s.malformed++;
+        if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
+        continue;
+      }
+      s.records++;
+      bump(s.events, it.event);
+      const t = Number(it.tUs);
+      if (s.firstT === null) s.firstT = t;
+      s.lastT = t;
+      switch (it.kind) {
+        case 'vtd_iotlb_page_hit':
+        case 'vtd_iotlb_page_update':
+          s.iommuEvents++;
+          seen(it.sid);
+          domain(s.domainSid, it.domain, it.sid);
+          break;
+        case 'vtd_dmar_translate':
+        case 'amdvi_translation_result':
+        case 'amdvi_iotlb_hit':
+          s.iommuEvents++;
+          seen(sidOf(it));
+          break;
+        case 'amdvi_cache_update':
+          s.iommuEvents++;
+          seen(sidOf(it));
+          domain(s.amdDomainDev, it.domid, sidOf(it));
+          break;
+        case 'vtd_dmar_fault':
+          s.iommuEvents++;
+          seen(it.sid);
+          break;
+        case 'vtd_inv_desc_iotlb_pages':
+          s.iommuEvents++;
+          s.pageInvalidations++;
+          break;
+        case 'vtd_inv_desc_iotlb_domain':
+        case 'vtd_inv_desc_iotlb_global':
+        case 'amdvi_pages_inval':
+          s.iommuEvents++;
+          break;
+        case 'virtio_iommu_attach':
+          domain(s.viommuDomainEp, it.domain, it.endpoint);
+          seen(it.endpoint);
+          break;
+        case 'virtio_iommu_map':
+        case 'virtio_iommu_unmap':
+        case 'virtio_iommu_translate_out':
+        case 'virtio_iommu_report_fault':
+          s.iommuEvents++;
+          break;
+        case 'virtio_queue_notify':
+          vqVdev.set(it.vq, [it.vdev, it.n]);
+          vdevs.add(it.vdev);
+          break;
+        case 'virtio_set_status':
+        case 'virtio_notify':
+        case 'virtio_notify_irqfd':
+          vdevs.add(it.vdev);
+          break;
+        case 'virtio_blk_handle_read':
+        case 'virtio_blk_handle_write':
+        case 'virtio_blk_req_complete':
+          blkVdevs.add(it.vdev);
+          vdevs.add(it.vdev);
+          break;
+        case 'pci_cfg_write': {
+          const n = qemuPhaseMarker(it);
+          if (n !== null) s.markers.push({ n, name: '', t });
+          else {
+            const sid = sidOf(it);
+            if (!s.devices.get(sid)) s.devices.set(sid, it.name);
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    opts.progress?.(s.records + s.malformed);
+  }
+  // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
+  // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
+  const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
+  const vdevSid = new Map<bigint, number>();
+  const blkPci = pciOfKind(/^virtio-blk/);
+  if (blkVdevs.size === 1 && blkPci.length === 1) vdevSid.set([...blkVdevs][0]!, blkPci[0]!);
+  const otherVdevs = [...vdevs].filter((v) => !blkVdevs.has(v));
+  const otherPci = pciOfKind(/^virtio-/).filter((sid) => !blkPci.includes(sid));
+  if (otherVdevs.length === 1 && otherPci.length === 1) vdevSid.set(otherVdevs[0]!, otherPci[0]!);
+  for (const [vq, [vdev, n]] of vqVdev) s.vqs.set(vq, [vdevSid.get(vdev) ?? DEV_UNKNOWN, n]);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversion
+// ---------------------------------------------------------------------------------------------
+
+/** An event with the time of the line it came from (side-local clock) and, for markers, their ordinal. */
+export interface TimedEvent {
+  ev: NewEvent;
+  t: number | null;
+  /** for phase markers: index into the side's marker list (scan order) */
+  markerIdx?: number;
+}
+
+/** The line an item was read from (readers run with `{ text: true }`). */
+const raw = (it: object): string => (it as { rawText?: string }).rawText ?? '';
+
+const PERM_OF_BITS: PermName[] = ['NONE', 'RO', 'WO', 'RW'];
+const U32 = 0xffff_ffffn;
+
+function u32(v: bigint): number | null {
+  return v < 0n || v > U32 ? null : Number(v);
+}
+
+function opaque(side: 'guest' | 'host', event: string, text: string, actor: 'cpu0' | 'vmm' | 'iommu' = side === 'guest' ? 'cpu0' : 'vmm'): NewEvent {
+  return { kind: 'opaque', actor, cause: 0, side, event, text };
+}
+
+/** Guest ftrace records → events. */
+export class GuestConverter {
+  private markerIdx = 0;
+  private lastT: number | null = null;
+  /** dma_map_sg entries by device and phys, for dma_unmap_sg (which prints only phys addresses) */
+  private readonly sg = new Map<string, { dma: bigint; size: number }[]>();
+
+  constructor(private readonly scan: GuestScan) {}
+
+  convert(it: FtraceItem): TimedEvent[] {
+    switch (it.kind) {
+      case 'end-of-input':
+      case 'malformed':
+        return [];
+      case 'frame-begin':
+        return [{ ev: opaque('guest', 'RT-TRACE-BEGIN', raw(it)), t: this.lastT }];
+      case 'frame-end':
+        return [{ ev: opaque('guest', 'RT-TRACE-END', raw(it)), t: this.lastT }];
+      case 'lost-events':
+        return [{ ev: opaque('guest', 'lost-events', raw(it)), t: this.lastT }];
+    }
+    const r = it as FtraceRecord;
+    const t = Number(r.tNs);
+    this.lastT = t;
+    const one = (ev: NewEvent): TimedEvent[] => [{ ev, t }];
+    switch (r.kind) {
+      case 'map':
+        return one({ kind: 'iommu.map', actor: 'cpu0', cause: 0, dev: DEV_UNKNOWN, iova: r.iova, gpa: r.paddr, size: r.size, perm: 'RW' });
+      case 'unmap':
+        return one({ kind: 'iommu.unmap', actor: 'cpu0', cause: 0, dev: DEV_UNKNOWN, iova: r.iova, size: r.unmappedSize > 0n ? r.unmappedSize : r.size });
+      case 'io_page_fault':
+        // IOMMU_FAULT_WRITE = 1; the tracepoint has no fault reason
+        return one({ kind: 'iommu.fault', actor: 'iommu', cause: 0, dev: pciSid(r.device), iova: r.iova, write: r.faultFlags & 1, reason: 0 });
+      case 'swiotlb_bounced': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({ kind: 'swiotlb.bounce', actor: 'cpu0', cause: 0, dev: pciSid(r.device), orig: r.devAddr, tlb: 0n, size, toTlb: 1, trigger: 'map' });
+      }
+      case 'tracing_mark_write': {
+        const m = rtMark(r);
+        if (!m) break;
+        return [{ ev: { kind: 'marker', actor: 'cpu0', cause: 0, n: m.n & 0xffff, name: m.name, side: 'guest' }, t, markerIdx: this.markerIdx++ }];
+      }
+      case 'dma_map_phys':
+      case 'dma_map_page':
+      case 'dma_map_resource': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({
+          kind: 'dma.map', actor: 'cpu0', cause: 0, dev: pciSid(r.device), phys: r.physAddr, dma: r.dmaAddr, size, dir: r.dir,
+          type: r.kind === 'dma_map_resource' ? 'single' : 'page', path: this.pathOf(r.physAddr, r.dmaAddr),
+        });
+      }
+      case 'dma_unmap_phys':
+      case 'dma_unmap_page':
+      case 'dma_unmap_resource': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({ kind: 'dma.unmap', actor: 'cpu0', cause: 0, dev: pciSid(r.device), dma: r.dmaAddr, size, dir: r.dir, type: r.kind === 'dma_unmap_resource' ? 'single' : 'page' });
+      }
+      case 'dma_sync_single_for_cpu':
+      case 'dma_sync_single_for_device': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({ kind: 'dma.sync', actor: 'cpu0', cause: 0, dev: pciSid(r.device), dma: r.dmaAddr, size, dir: r.dir, forCpu: r.kind === 'dma_sync_single_for_cpu' ? 1 : 0 });
+      }
+      case 'dma_sync_sg_for_cpu':
+      case 'dma_sync_sg_for_device': {
+        if (r.dmaAddrs.length !== r.sizes.length) break;
+        const dev = pciSid(r.device);
+        const forCpu = r.kind === 'dma_sync_sg_for_cpu' ? 1 : 0;
+        return r.dmaAddrs.map((dma, i) => ({ ev: { kind: 'dma.sync', actor: 'cpu0', cause: 0, dev, dma, size: r.sizes[i]!, dir: r.dir, forCpu }, t }));
+      }
+      case 'dma_map_sg': {
+        if (r.truncated || r.dmaAddrs.length !== r.sizes.length) break;
+        const dev = pciSid(r.device);
+        const out: TimedEvent[] = [];
+        // dma_map_sg may merge entries: dma_addrs/sizes are the mapped segments, phys_addrs the inputs
+        r.dmaAddrs.forEach((dma, i) => {
+          const phys = r.physAddrs[i] ?? dma;
+          out.push({ ev: { kind: 'dma.map', actor: 'cpu0', cause: 0, dev, phys, dma, size: r.sizes[i]!, dir: r.dir, type: 'sg', path: this.pathOf(phys, dma) }, t });
+        });
+        this.sg.set(`${dev}:${r.physAddrs.join(',')}`, r.dmaAddrs.map((dma, i) => ({ dma, size: r.sizes[i]! })));
+        return out;
+      }
+      case 'dma_unmap_sg': {
+        const dev = pciSid(r.device);
+        const key = `${dev}:${r.physAddrs.join(',')}`;
+        const ents = this.sg.get(key);
+        if (!ents) break;
+        this.sg.delete(key);
+        return ents.map((e) => ({ ev: { kind: 'dma.unmap', actor: 'cpu0', cause: 0, dev, dma: e.dma, size: e.size, dir: r.dir, type: 'sg' }, t }));
+      }
+      case 'dma_alloc':
+      case 'dma_alloc_pages': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({ kind: 'dma.map', actor: 'cpu0', cause: 0, dev: pciSid(r.device), phys: 0n, dma: r.dmaAddr, size, dir: r.dir ?? 'BIDIRECTIONAL', type: 'coherent', path: this.pathOf(null, r.dmaAddr) });
+      }
+      case 'dma_free':
+      case 'dma_free_pages': {
+        const size = u32(r.size);
+        if (size === null) break;
+        return one({ kind: 'dma.unmap', actor: 'cpu0', cause: 0, dev: pciSid(r.device), dma: r.dmaAddr, size, dir: r.dir ?? 'BIDIRECTIONAL', type: 'coherent' });
+      }
+      default:
+        break;
+    }
+    return one(opaque('guest', r.event, raw(r)));
+  }
+
+  private pathOf(phys: bigint | null, dma: bigint): 'direct' | 'iommu' | 'swiotlb' {
+    if (this.scan.bounces > 0 && this.scan.iommuMaps === 0) return phys === dma ? 'direct' : 'swiotlb';
+    if (phys !== null && phys === dma) return 'direct';
+    return this.scan.iommuMaps > 0 ? 'iommu' : 'direct';
+  }
+}
+
+interface PendingLookup {
+  rec: QemuRecord & { kind: 'vtd_iotlb_page_hit' | 'vtd_iotlb_page_update' | 'amdvi_iotlb_hit' | 'amdvi_cache_update' };
+  t: number;
+}
+
+/** Host (QEMU log) records → events. */
+export class HostConverter {
+  private markerIdx = 0;
+  /** an IOTLB lookup line waiting for the translate line QEMU logs next (per thread) */
+  private readonly pending = new Map<number, PendingLookup>();
+  /** virtio-iommu: a translate request waiting for its translate_out */
+  private readonly viommuReq = new Map<number, { rid: number; addr: bigint; flag: number }>();
+  private readonly guestNames: Map<number, string>;
+
+  constructor(
+    private readonly scan: HostScan,
+    guestMarkers: MarkerInfo[] = [],
+  ) {
+    this.guestNames = new Map(guestMarkers.map((m) => [m.n, m.name]));
+  }
+
+  private domainDev(m: Map<number, number>, d: number): number {
+    const sid = m.get(d);
+    return sid === undefined || sid < 0 ? DEV_UNKNOWN : sid;
+  }
+
+  /** Lookup lines still waiting (end of input). */
+  flush(): TimedEvent[] {
+    const out: TimedEvent[] = [];
+    for (const p of this.pending.values()) out.push(this.lookupOnly(p));
+    this.pending.clear();
+    return out;
+  }
+
+  private lookupOnly(p: PendingLookup): TimedEvent {
+    const r = p.rec;
+    if (r.kind === 'vtd_iotlb_page_hit' || r.kind === 'vtd_iotlb_page_update')
+      return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: r.sid, iova: r.iova, gpa: r.gpa | (r.iova & 0xfffn), perm: PERM_OF_BITS[r.perm & 3]!, cache: r.kind === 'vtd_iotlb_page_hit' ? 'hit' : 'miss' }, t: p.t };
+    return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(r), iova: r.iova, gpa: r.gpa, perm: 'RW', cache: r.kind === 'amdvi_iotlb_hit' ? 'hit' : 'miss' }, t: p.t };
+  }
+
+  convert(it: QemuItem): TimedEvent[] {
+    if (it.kind === 'end-of-input' || it.kind === 'malformed') return [];
+    const t = Number(it.tUs);
+    const out: TimedEvent[] = [];
+    const waiting = this.pending.get(it.tid);
+    if (waiting) {
+      this.pending.delete(it.tid);
+      const paired = this.pair(waiting, it, t);
+      if (paired) return [paired];
+      out.push(this.lookupOnly(waiting));
+    }
+    const one = (ev: NewEvent): TimedEvent[] => {
+      out.push({ ev, t });
+      return out;
+    };
+    switch (it.kind) {
+      case 'vtd_iotlb_page_hit':
+      case 'vtd_iotlb_page_update':
+      case 'amdvi_iotlb_hit':
+      case 'amdvi_cache_update':
+        this.pending.set(it.tid, { rec: it, t });
+        return out;
+      case 'vtd_dmar_translate':
+        // no lookup line before it: DMAR disabled or pass-through context, QEMU translated 1:1
+        return one({ kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(it), iova: it.iova, gpa: it.gpa, perm: 'RW', cache: 'pt' });
+      case 'amdvi_translation_result':
+        // QEMU 7.2 amd-iommu: a walk that found no PTE gives 0 with no permission and no fault event
+        if (it.gpa === 0n && it.iova !== 0n) return one({ kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(it), iova: it.iova, gpa: 0n, perm: 'NONE', cache: 'fault' });
+        return one({ kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(it), iova: it.iova, gpa: it.gpa, perm: 'RW', cache: 'miss' });
+      case 'vtd_inv_desc_iotlb_pages':
+        return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.domainSid, it.domain), iova: it.addr, size: it.size, gran: 'page' });
+      case 'vtd_inv_desc_iotlb_domain':
+        return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.domainSid, it.domain), iova: 0n, size: 0n, gran: 'domain' });
+      case 'vtd_inv_desc_iotlb_global':
+        return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: DEV_UNKNOWN, iova: 0n, size: 0n, gran: 'global' });
+      case 'amdvi_pages_inval':
+        // QEMU 7.2 prints only the domain, and drops every IOTLB entry of that domain
+        return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.amdDomainDev, it.domid), iova: 0n, size: 0n, gran: 'domain' });
+      case 'vtd_dmar_fault':
+        return one({ kind: 'iommu.fault', actor: 'iommu', cause: 0, dev: it.sid, iova: it.addr, write: it.write ? 1 : 0, reason: it.fault & 0xff });
+      case 'virtio_iommu_map': {
+        const perm = PERM_OF_BITS[it.flags & 3]!;
+        return one({ kind: 'iommu.map', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.viommuDomainEp, it.domain), iova: it.virtStart, gpa: it.physStart, size: it.virtEnd - it.virtStart + 1n, perm });
+      }
+      case 'virtio_iommu_unmap':
+        return one({ kind: 'iommu.unmap', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.viommuDomainEp, it.domain), iova: it.virtStart, size: it.virtEnd - it.virtStart + 1n });
+      case 'virtio_iommu_translate':
+        // folded into the translate_out QEMU logs next
+        this.viommuReq.set(it.tid, { rid: it.rid, addr: it.addr, flag: it.flag });
+        return out;
+      case 'virtio_iommu_translate_out': {
+        const req = this.viommuReq.get(it.tid);
+        this.viommuReq.delete(it.tid);
+        const perm: PermName = req ? PERM_OF_BITS[req.flag & 3]! : 'RW';
+        return one({ kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: it.sid & 0xffff, iova: it.virtAddr, gpa: it.physAddr, perm: perm === 'NONE' ? 'RW' : perm, cache: 'miss' });
+      }
+      case 'virtio_iommu_report_fault':
+        // VIRTIO_IOMMU_FAULT_F_WRITE = 2
+        return one({ kind: 'iommu.fault', actor: 'iommu', cause: 0, dev: it.endpoint & 0xffff, iova: it.addr, write: it.flags & 2 ? 1 : 0, reason: it.reason & 0xff });
+      case 'virtqueue_pop': {
+        const [dev, q] = this.scan.vqs.get(it.vq) ?? [DEV_UNKNOWN, 0xff];
+        return one({ kind: 'vq.pop', actor: 'vmm', cause: 0, dev, q: q & 0xff, elem: it.elem, inNum: it.inNum & 0xffff, outNum: it.outNum & 0xffff });
+      }
+      case 'virtqueue_fill': {
+        const [dev, q] = this.scan.vqs.get(it.vq) ?? [DEV_UNKNOWN, 0xff];
+        return one({ kind: 'vq.fill', actor: 'vmm', cause: 0, dev, q: q & 0xff, elem: it.elem, len: it.len >>> 0, count: 0 });
+      }
+      case 'virtqueue_flush': {
+        const [dev, q] = this.scan.vqs.get(it.vq) ?? [DEV_UNKNOWN, 0xff];
+        return one({ kind: 'vq.fill', actor: 'vmm', cause: 0, dev, q: q & 0xff, elem: 0n, len: 0, count: it.count & 0xffff });
+      }
+      case 'virtio_notify':
+      case 'virtio_notify_irqfd': {
+        const q = this.scan.vqs.get(it.vq)?.[1] ?? 0xff;
+        return one({ kind: 'vring.irq', actor: 'vmm', cause: 0, q: q & 0xff });
+      }
+      case 'pci_cfg_write': {
+        const n = qemuPhaseMarker(it);
+        if (n === null) break;
+        out.push({ ev: { kind: 'marker', actor: 'vmm', cause: 0, n, name: this.guestNames.get(n) ?? '', side: 'host' }, t, markerIdx: this.markerIdx++ });
+        return out;
+      }
+      default:
+        break;
+    }
+    return one(opaque('host', it.event, raw(it)));
+  }
+
+  /** A lookup line followed by the translate line of the same access → one iommu.translate. */
+  private pair(p: PendingLookup, it: QemuRecord, t: number): TimedEvent | null {
+    const r = p.rec;
+    if (it.kind === 'vtd_dmar_translate' && (r.kind === 'vtd_iotlb_page_hit' || r.kind === 'vtd_iotlb_page_update')) {
+      if (sidOf(it) !== r.sid || it.iova !== (r.iova & ~it.mask)) return null;
+      // the translate line is what QEMU returned: its gpa wins if the two ever disagree
+      // (mask: a large page translates with its offset inside the large page)
+      return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: r.sid, iova: r.iova, gpa: (it.gpa & ~it.mask) | (r.iova & it.mask), perm: PERM_OF_BITS[r.perm & 3]!, cache: r.kind === 'vtd_iotlb_page_hit' ? 'hit' : 'miss' }, t };
+    }
+    if (it.kind === 'amdvi_translation_result' && (r.kind === 'amdvi_iotlb_hit' || r.kind === 'amdvi_cache_update')) {
+      if (sidOf(it) !== sidOf(r) || it.iova !== r.iova) return null;
+      return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(it), iova: it.iova, gpa: it.gpa, perm: 'RW', cache: r.kind === 'amdvi_iotlb_hit' ? 'hit' : 'miss' }, t };
+    }
+    return null;
+  }
+}
+
+/** The guest's DMA mode as far as the traces tell, and why. */
+export interface DmaMode {
+  path: 'iommu' | 'iommu-lazy' | 'passthrough' | 'swiotlb' | 'swiotlb-force' | 'dma-direct';
+  why: string;
+}
+
+/**
+ * Strict vs lazy (flush queue) vs passthrough: from the guest command line (`iommu.strict=`, `iommu=pt`,
+ * `intel_iommu=…strict`), overridden by what the host saw: page-selective IOTLB invalidations mean the
+ * guest invalidates per unmap (strict; a vIOMMU with caching mode forces that whatever the command
+ * line says). With neither, x86 kernels default to lazy (CONFIG_IOMMU_DEFAULT_DMA_LAZY), which is the
+ * weaker requirement, so that is assumed.
+ */
+export function dmaMode(guest: GuestScan | null, host: HostScan | null): DmaMode {
+  const cmd = guest?.cmdline ?? '';
+  const tok = (re: RegExp) => cmd.split(/\s+/).some((t) => re.test(t));
+  if (tok(/^iommu=pt$/) || tok(/^iommu\.passthrough=(1|y|on)$/)) return { path: 'passthrough', why: 'guest command line: iommu=pt (identity domains)' };
+  const maps = guest?.iommuMaps ?? 0;
+  if (maps === 0 && (guest?.bounces ?? 0) > 0)
+    return guest!.forcedBounces > 0 ? { path: 'swiotlb-force', why: 'guest bounces every mapping through swiotlb (FORCE)' } : { path: 'swiotlb', why: 'guest bounces through swiotlb' };
+  if (host && host.pageInvalidations > 0) return { path: 'iommu', why: `strict: the host shows ${host.pageInvalidations} page-selective IOTLB invalidations (strict unmap, or a vIOMMU in caching mode)` };
+  if (tok(/^iommu\.strict=(1|y|on)$/) || tok(/^intel_iommu=(.*,)?strict(,.*)?$/)) return { path: 'iommu', why: 'strict: guest command line iommu.strict=1' };
+  if (tok(/^iommu\.strict=(0|n|off)$/)) return { path: 'iommu-lazy', why: 'lazy (flush queue): guest command line iommu.strict=0' };
+  if (maps > 0 || (host?.iommuEvents ?? 0) > 0) return { path: 'iommu-lazy', why: 'lazy assumed: nothing says strict (x86 kernels default to the flush queue), the weaker requirement' };
+  return { path: 'dma-direct', why: 'no IOMMU or swiotlb activity in the traces' };
+}

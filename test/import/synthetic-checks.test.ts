@@ -1,0 +1,172 @@
+// The rules of the real-trace checks (src/check/real.ts) on small synthetic guest + host pairs (see
+// synth.ts): each scenario is first shown clean (no finding), then with one thing wrong, and the
+// matching check must fire at that IOVA and nowhere else.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { importTrace, type ImportResult } from '../../src/app/import.js';
+import { tempDir } from '../helpers.js';
+import { BLK, NET, Run } from './synth.js';
+
+async function imp(run: Run, drop: number[] = []): Promise<ImportResult> {
+  const dir = tempDir();
+  const f = run.write(dir, drop);
+  return importTrace({ db: join(dir, 't.db'), guest: f.guest, host: f.host });
+}
+
+const classes = (r: ImportResult) => r.findings.map((f) => [f.class, f.iova]);
+
+const X = 0xfffff000n;
+const Y = 0xffffe000n;
+
+describe('strict mode: every unmap needs its IOTLB invalidation', () => {
+  let invY = -1;
+  // phase 0 holds the boot-time global invalidation; a flush may cover the unmaps of its own phase and
+  // of the phases just before and after it (their order is not known), so the I/O is in phase 2
+  const strict = () => {
+    const r = new Run('intel_iommu=on iommu=nopt iommu.strict=1');
+    r.invGlobal().mark(1, 'modules');
+    r.mark(2, 'io').map(X, 0x10000000n).map(Y, 0x10001000n).translate(BLK, X + 0x10n, 0x10000000n).translate(BLK, Y, 0x10001000n);
+    r.unmap(X).invPage(BLK, X).unmap(Y).invPage(BLK, Y);
+    invY = r.lastHost;
+    r.mark(3, 'more').map(X, 0x20000000n).invPage(BLK, X).translate(BLK, X, 0x20000000n).unmap(X).invPage(BLK, X);
+    r.mark(4, 'done');
+    return r;
+  };
+
+  it('clean: no finding, and the mode is strict', async () => {
+    const r = await imp(strict());
+    expect(r.mode?.path).toBe('iommu');
+    expect(r.findings).toEqual([]);
+    expect(r.byKind['iommu.translate']).toBe(3);
+    expect(r.byKind['iommu.inv']).toBe(5);
+  });
+
+  it('one invalidation left out: missing-invalidation at that IOVA only', async () => {
+    const r = await imp(strict(), [invY]);
+    expect(classes(r)).toEqual([['missing-invalidation', '0xffffe000']]);
+    expect(r.findings[0]!.message).toMatch(/strict mode: the guest unmapped IOVA \[0xffffe000, 0xfffff000\) at #\d+ in phase 2 \(after marker 2 io\)/);
+  });
+
+  it('a domain invalidation covers the unmaps of its phase and the neighbouring ones, not further', async () => {
+    const near = strict();
+    near.invDomain(BLK); // phase 4: covers phase 3 and 4 unmaps only
+    expect(classes(await imp(near, [invY]))).toEqual([['missing-invalidation', '0xffffe000']]);
+    const same = new Run('iommu.strict=1');
+    same.mark(1, 'modules').mark(2, 'io').map(Y, 0x10001000n).invPage(BLK, 0x1000n).unmap(Y).mark(3, 'x').invDomain(BLK).mark(4, 'y');
+    expect((await imp(same)).findings).toEqual([]);
+  });
+});
+
+describe('lazy mode: an unmapped IOVA must be flushed eventually', () => {
+  const lazy = (flush: boolean) => {
+    const r = new Run('intel_iommu=on iommu=nopt iommu.strict=0');
+    r.invGlobal().mark(1, 'modules');
+    r.mark(2, 'io').map(X, 0x10000000n).translate(BLK, X, 0x10000000n).unmap(X);
+    r.mark(3, 'later');
+    if (flush) r.invDomain(BLK);
+    r.mark(4, 'end');
+    return r;
+  };
+  it('flushed in a later phase: no finding', async () => {
+    const r = await imp(lazy(true));
+    expect(r.mode?.path).toBe('iommu-lazy');
+    expect(r.findings).toEqual([]);
+  });
+  it('never flushed before the logs end: missing-invalidation', async () => {
+    expect(classes(await imp(lazy(false)))).toEqual([['missing-invalidation', '0xfffff000']]);
+  });
+});
+
+describe('translations against the guest mappings', () => {
+  it('a translation of an IOVA unmapped in an earlier phase: translate-after-unmap', async () => {
+    const r = new Run('iommu.strict=1');
+    r.invGlobal();
+    r.mark(1, 'io').map(X, 0x10000000n).translate(BLK, X, 0x10000000n).unmap(X).invPage(BLK, X);
+    r.mark(2, 'later').translate(BLK, X + 0x40n, 0x10000000n, true);
+    r.mark(3, 'end');
+    const res = await imp(r);
+    expect(classes(res)).toEqual([['translate-after-unmap', '0xfffff040']]);
+    expect(res.findings[0]!.message).toMatch(/got an IOTLB hit for IOVA 0xfffff040 .* but the guest unmapped that IOVA at #\d+ in phase 1 \(after marker 1 io\)/);
+  });
+
+  it('the same translation in the phase of the unmap is not judged (the order inside a phase is not known)', async () => {
+    const r = new Run('iommu.strict=1');
+    r.invGlobal();
+    r.mark(1, 'io').map(X, 0x10000000n).unmap(X).invPage(BLK, X).translate(BLK, X, 0x10000000n);
+    r.mark(2, 'a').mark(3, 'b');
+    expect((await imp(r)).findings).toEqual([]);
+  });
+
+  it('a translation to a GPA the guest never mapped there: translate-gpa-mismatch', async () => {
+    const r = new Run('iommu.strict=1');
+    r.invGlobal();
+    r.mark(1, 'io').map(X, 0x10000000n).translate(BLK, X, 0x10000000n).translate(BLK, Y, 0x30000000n).map(Y, 0x10001000n).translate(BLK, Y, 0x10001000n);
+    r.mark(2, 'a').mark(3, 'b');
+    const res = await imp(r);
+    expect(classes(res)).toEqual([['translate-gpa-mismatch', '0xffffe000']]);
+  });
+
+  it('two devices mapping the same IOVA to different GPAs (per-domain allocators): no finding', async () => {
+    const r = new Run('iommu.strict=0');
+    r.invGlobal();
+    r.mark(1, 'probe').map(X, 0xa000000n); // virtio-net RX buffer, live all along
+    r.mark(2, 'blk').map(X, 0xb000000n).translate(BLK, X, 0xb000000n).translate(NET, X, 0xa000000n).unmap(X); // blk's
+    r.invDomain(BLK).map(X, 0xc000000n).translate(BLK, X, 0xc000000n).unmap(X).invDomain(BLK);
+    r.mark(3, 'net').translate(NET, X, 0xa000000n, true);
+    r.mark(4, 'end');
+    expect((await imp(r)).findings).toEqual([]);
+  });
+
+  it('no shared marker: one phase, still judged at the end of the logs', async () => {
+    const r = new Run('iommu.strict=1');
+    r.invGlobal().map(X, 0x10000000n).translate(BLK, X, 0x10000000n).translate(BLK, X, 0x10008000n, true);
+    r.map(Y, 0x10001000n); // the guest log goes on past the host's last line (aligned by time span)
+    const res = await imp(r);
+    expect(res.alignment?.method).toBe('span');
+    expect(classes(res)).toEqual([['translate-gpa-mismatch', '0xfffff000']]);
+  });
+});
+
+describe('host order: a GPA change under a constant IOVA needs an invalidation in between', () => {
+  const reuse = (inv: boolean) => {
+    const r = new Run('iommu.strict=0');
+    r.invGlobal();
+    r.mark(1, 'a').map(X, 0x10000000n).translate(BLK, X, 0x10000000n).unmap(X);
+    if (inv) r.invDomain(BLK);
+    r.map(X, 0x20000000n).translate(BLK, X, 0x20000000n).unmap(X).invDomain(BLK);
+    r.mark(2, 'b').mark(3, 'c');
+    return r;
+  };
+  it('with the flush: no finding', async () => {
+    expect((await imp(reuse(true))).findings).toEqual([]);
+  });
+  it('without it: reuse-without-invalidation at that IOVA', async () => {
+    const res = await imp(reuse(false));
+    expect(classes(res)).toEqual([['reuse-without-invalidation', '0xfffff000']]);
+    expect(res.findings[0]!.message).toMatch(/device 00:02\.0 \(sid 0x10\) translated IOVA 0xfffff000 to GPA 0x20000000 at #\d+, but to GPA 0x10000000 at #\d+/);
+  });
+  it('a host log alone is checked too', async () => {
+    const dir = tempDir();
+    const f = reuse(false).write(dir);
+    const res = await importTrace({ db: join(dir, 't.db'), file: f.host });
+    expect(res.format).toBe('qemu-log');
+    expect(classes(res)).toEqual([['reuse-without-invalidation', '0xfffff000']]);
+  });
+});
+
+describe('DMAR faults', () => {
+  it('repeats of one fault (same device, page, reason, direction) in a phase are one finding', async () => {
+    const r = new Run('iommu.strict=1');
+    r.mark(1, 'fault');
+    for (let i = 0n; i < 4n; i++) r.fault(BLK, 0x12340000n + 4n * i);
+    r.fault(BLK, 0x12340000n, 5, true);
+    r.mark(2, 'end');
+    const res = await imp(r);
+    expect(res.byKind['iommu.fault']).toBe(5);
+    expect(classes(res)).toEqual([
+      ['dmar-fault', '0x12340000'],
+      ['dmar-fault', '0x12340000'],
+    ]);
+    expect(res.findings[1]!.message).toMatch(/write by device 00:02\.0 \(sid 0x10\) at IOVA 0x12340000, fault reason 5 \(PTE Write access is not set\)/);
+  });
+});
