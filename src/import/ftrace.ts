@@ -711,15 +711,8 @@ export function isFtraceRecord(item: FtraceItem | null): item is FtraceRecord {
 }
 
 /** Options of the batch readers. */
-export interface ReadOptions {
-  /** also keep each record's (and meta item's) line as read, in a `rawText` property (see {@link WithText}) */
-  text?: boolean;
-}
-
-/** An item read with `{ text: true }`: the line it was parsed from (`rawText`). */
-export interface WithText {
-  rawText?: string;
-}
+export type { ReadOptions, WithText } from './lines.js';
+import type { ReadOptions, WithText } from './lines.js';
 
 /**
  * Streams an ftrace text file (path or readable stream). Yields records, meta items (frame

@@ -105,3 +105,14 @@ export async function* lineBatches(source: LineSource, state: LineStreamState = 
 export async function* readLines(source: LineSource, state: LineStreamState = newLineStreamState()): AsyncGenerator<string> {
   for await (const batch of lineBatches(source, state)) yield* batch;
 }
+
+/** Options of the log readers. */
+export interface ReadOptions {
+  /** also keep each record's line as read, in a `rawText` property (see {@link WithText}) */
+  text?: boolean;
+}
+
+/** A record read with `{ text: true }`: the line it was parsed from (`rawText`). */
+export interface WithText {
+  rawText?: string;
+}

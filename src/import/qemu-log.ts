@@ -862,15 +862,8 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
 }
 
 /** Options of the batch readers. */
-export interface ReadOptions {
-  /** also keep each record's line as read, in a `rawText` property (see {@link WithText}) */
-  text?: boolean;
-}
-
-/** A record read with `{ text: true }`: the line it was parsed from (`rawText`). */
-export interface WithText {
-  rawText?: string;
-}
+export type { ReadOptions, WithText } from './lines.js';
+import type { ReadOptions, WithText } from './lines.js';
 
 /**
  * Streams a QEMU log (path or readable stream) and yields one item per non-blank line, in order:
