@@ -18,12 +18,15 @@
 // - replay (src/app/replay.ts: re-execution, byte-for-byte verification) --reps times;
 // - stateAt at --seeks positions drawn from a fixed-seed PRNG;
 // - replay once more in a child process for an isolated peak RSS.
+// record and replay use more than one thread (store/recorder.ts hands SQLite and hashing to a writer
+// thread; engine/replay.ts splits a long re-execution across threads when cores are free), so on a
+// loaded machine their wall-clock figures depend on what else runs: the load average is reported.
 // Throughputs are medians over the repetitions (wall clock); best-of-runs and CPU-time throughputs
 // (process.cpuUsage: user+sys of every thread, so V8's GC/compiler threads count, and time the raw
 // insert spends waiting on fsync does not) are reported as extras.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import seedrandom from 'seedrandom';
@@ -441,6 +444,7 @@ function main(): void {
       reps: args.reps,
       raw_runs: args.rawRuns,
       loadavg_start: round(load0, 2),
+      cores: availableParallelism(),
       loadavg_end: round(loadavg()[0]!, 2),
       node: process.version,
       wall_s: round((now() - tStart) / 1000, 1),
@@ -485,6 +489,7 @@ type Result = {
   reps: number;
   raw_runs: number;
   loadavg_start: number;
+  cores: number;
   loadavg_end: number;
   wall_s: number;
 };
@@ -520,7 +525,8 @@ function table(r: Result, runs: { recRuns: Timing[]; repRuns: Timing[] }): strin
   if (r.sim_only_eps !== null && r.sim_encode_eps !== null)
     out.push(`breakdown: sim alone ${fmtEps(r.sim_only_eps)}, sim + encode ${fmtEps(r.sim_encode_eps)}, + SQLite + hash (record) ${fmtEps(r.record_eps)}`);
   if (r.replay_child_eps !== null) out.push(`replay in a fresh process (cold JIT): ${fmtEps(r.replay_child_eps)}, peak RSS ${r.replay_rss_mb.toFixed(0)} MiB`);
-  out.push(`load average ${r.loadavg_start.toFixed(2)} -> ${r.loadavg_end.toFixed(2)}; wall ${r.wall_s.toFixed(1)} s`);
+  out.push(`load average ${r.loadavg_start.toFixed(2)} -> ${r.loadavg_end.toFixed(2)} on ${r.cores} cores; wall ${r.wall_s.toFixed(1)} s`);
+  out.push('(record writes SQLite on a second thread; replay splits a long trace across threads when the load average leaves cores free)');
   return out.join('\n') + '\n';
 }
 

@@ -2,6 +2,7 @@
 // - Re-execute (simulated traces): run the simulation again from the trace's seed and config and
 //   compare every event it produces, byte for byte in the stored encoding, with the recorded one;
 //   compare the state hash at every recorded checkpoint too. The first difference is the result.
+//   A long trace from the store may be verified in parts on several threads (see reexecuteSplit).
 // - Fold (imported traces, no seed): apply each recorded event to the world and run the checkers.
 import { CodecError, decodeAt, EventWriter, sizeAt } from '../events/binary.js';
 import type { DmaEvent } from '../events/schema.js';
@@ -9,9 +10,9 @@ import { runPostCheckers, runPreCheckers } from '../check/index.js';
 import { liveness, QUIESCENT } from '../check/liveness.js';
 import { emptyWorld, type World } from '../model/world.js';
 import type { SimConfig } from '../sim/config.js';
-import { Sim } from '../sim/sim.js';
+import { Sim, type SimState } from '../sim/sim.js';
 import { mutate } from './apply.js';
-import { stateHash } from './snapshot.js';
+import { type Checkpoint, stateHash } from './snapshot.js';
 
 export interface RecordedChunk {
   seq0: number;
@@ -35,103 +36,253 @@ class Mismatch extends Error {
 }
 class EndOfRecording extends Error {}
 
-/** Walks recorded events in order without decoding them. */
-class Cursor {
+/**
+ * Verifies the re-executed run against the recording, a recorded chunk at a time: produced events
+ * are encoded into a scratch buffer, and once a chunk's worth is there (or before a checkpoint hash
+ * is checked, or at the end) the bytes are compared with the recorded chunk in one Buffer.compare.
+ * Equal byte ranges mean every event in them is equal, framing included. Only when a range differs
+ * (or a chunk is malformed) does it walk event by event, to name the first differing event exactly
+ * as a per-event comparison would.
+ */
+class Verifier {
+  private readonly it: Iterator<RecordedChunk>;
   private chunk: RecordedChunk | null = null;
+  /** produced events matched against this chunk so far (verified or pending) */
+  private used = 0;
+  /** byte offset in the chunk where the pending (not yet compared) events start */
   private off = 0;
-  private idx = 0;
-  constructor(private readonly it: Iterator<RecordedChunk>) {}
-  /** Returns [buffer, offset, length] of the next recorded event, or null at the end. */
-  next(): [Uint8Array, number, number, number] | null {
-    while (!this.chunk || this.idx >= this.chunk.n) {
-      const r = this.it.next();
-      if (r.done) return null;
-      this.chunk = r.value;
-      this.off = 0;
-      this.idx = 0;
-    }
-    const seq = this.chunk.seq0 + this.idx;
-    if (this.off + 4 > this.chunk.data.length) throw new CodecError(`event ${seq}: chunk ends early`);
-    const len = sizeAt(this.chunk.data, this.off);
-    if (this.off + len > this.chunk.data.length) throw new CodecError(`event ${seq}: truncated`);
-    const at = this.off;
-    this.off += len;
-    this.idx++;
-    return [this.chunk.data, at, len, seq];
-  }
-}
+  /** pending produced events, encoded back to back */
+  private readonly scratch = new EventWriter(1 << 16);
+  private pending = 0;
+  private firstPending = 0;
+  /** seq of the last verified event */
+  last = 0;
 
-export function reexecute(
-  config: SimConfig,
-  seed: string,
-  chunks: Iterable<RecordedChunk>,
-  opts: { checkpointEvery: number; checkpointHashes: Map<number, string>; complete: boolean },
-): ReplayOutcome {
-  const it = chunks[Symbol.iterator]();
-  try {
-    return reexecuteFrom(config, seed, new Cursor(it), opts);
-  } finally {
-    it.return?.(); // release the store's read statement even when we stop early
+  constructor(
+    chunks: Iterator<RecordedChunk>,
+    private readonly complete: boolean,
+    /** the first seq to verify (a run resumed from a checkpoint); earlier recorded events are stepped over */
+    private readonly startAt = 1,
+  ) {
+    this.it = chunks;
+    this.last = startAt - 1;
   }
-}
 
-function reexecuteFrom(
-  config: SimConfig,
-  seed: string,
-  cursor: Cursor,
-  opts: { checkpointEvery: number; checkpointHashes: Map<number, string>; complete: boolean },
-): ReplayOutcome {
-  const scratch = new EventWriter(1 << 12);
-  let verifiedCks = 0;
-  let last = 0;
-  const sink = {
-    event(ev: DmaEvent) {
-      const rec = cursor.next();
-      if (!rec) {
-        if (!opts.complete) throw new EndOfRecording();
-        throw new Mismatch(ev.seq, `the run produced more events than the ${last} recorded`, null, ev);
+  event(ev: DmaEvent): void {
+    if (!this.chunk || this.used >= this.chunk.n) {
+      this.flush();
+      if (!this.nextChunk()) {
+        if (!this.complete) throw new EndOfRecording();
+        throw new Mismatch(ev.seq, `the run produced more events than the ${this.last} recorded`, null, { ...ev });
       }
-      const [buf, off, len, seq] = rec;
-      scratch.reset();
-      scratch.write(ev);
-      const mine = scratch.bytes();
-      if (seq !== ev.seq || mine.length !== len || Buffer.compare(mine, Buffer.from(buf.buffer, buf.byteOffset + off, len)) !== 0) {
+    }
+    if (this.pending === 0) this.firstPending = ev.seq;
+    else if (ev.seq !== this.firstPending + this.pending) this.flushBefore(ev); // the sim's seqs are consecutive; keep the check anyway
+    this.scratch.write(ev);
+    this.pending++;
+    this.used++;
+    if (this.used === this.chunk!.n) this.flush();
+  }
+
+  /** Compares everything pending with the recording; throws the first difference. */
+  flush(): void {
+    if (this.pending === 0) return;
+    const c = this.chunk!;
+    const mine = this.scratch.buf;
+    const n = this.scratch.pos;
+    const seqOk = c.seq0 + this.used - this.pending === this.firstPending;
+    if (seqOk && this.off + n <= c.data.length && mine.compare(c.data, this.off, this.off + n, 0, n) === 0) {
+      this.off += n;
+      this.last = this.firstPending + this.pending - 1;
+      this.pending = 0;
+      this.scratch.reset();
+      return;
+    }
+    this.walk();
+  }
+
+  /** The recording's next event past the run's end, if any: [seq, decoded or null if undecodable]. */
+  extra(): { seq: number; expected: DmaEvent | null } | null {
+    this.flush();
+    while (!this.chunk || this.used >= this.chunk.n) if (!this.nextChunk()) return null;
+    const c = this.chunk;
+    const seq = c.seq0 + this.used;
+    boundsOf(c, this.off, seq);
+    let expected: DmaEvent | null = null;
+    try {
+      expected = decodeAt(c.data, this.off, seq);
+    } catch {
+      /* reported as corrupt by the caller */
+    }
+    return { seq, expected };
+  }
+
+  close(): void {
+    this.it.return?.(); // release the store's read statement even when we stop early
+  }
+
+  private nextChunk(): boolean {
+    const r = this.it.next();
+    if (r.done) return false;
+    const c = (this.chunk = r.value);
+    this.used = 0;
+    this.off = 0;
+    for (; this.used < c.n && c.seq0 + this.used < this.startAt; this.used++) this.off += boundsOf(c, this.off, c.seq0 + this.used);
+    return true;
+  }
+
+  private flushBefore(ev: DmaEvent): void {
+    this.flush();
+    this.firstPending = ev.seq;
+  }
+
+  // The slow path: event by event over the pending range, with the checks and messages of a
+  // per-event comparison (a malformed recorded event throws CodecError as it always did).
+  private walk(): never | void {
+    const c = this.chunk!;
+    const mine = this.scratch.buf;
+    let myOff = 0;
+    let off = this.off;
+    const seq0 = c.seq0 + this.used - this.pending;
+    for (let i = 0; i < this.pending; i++) {
+      const seq = seq0 + i;
+      const actualSeq = this.firstPending + i;
+      const len = boundsOf(c, off, seq);
+      const myLen = sizeAt(mine, myOff);
+      if (seq !== actualSeq || myLen !== len || mine.compare(c.data, off, off + len, myOff, myOff + myLen) !== 0) {
         let expected: DmaEvent | null = null;
         try {
-          expected = decodeAt(buf, off, seq);
+          expected = decodeAt(c.data, off, seq);
         } catch {
           /* an undecodable recorded event is itself the mismatch */
         }
-        throw new Mismatch(ev.seq, expected ? `event ${ev.seq} differs from the recording` : `recorded event ${seq} is corrupt`, expected, { ...ev });
+        const actual = decodeAt(mine, myOff, actualSeq);
+        throw new Mismatch(actualSeq, expected ? `event ${actualSeq} differs from the recording` : `recorded event ${seq} is corrupt`, expected, actual);
       }
-      last = seq;
+      this.last = actualSeq;
+      off += len;
+      myOff += myLen;
+    }
+    this.off = off;
+    this.pending = 0;
+    this.scratch.reset();
+  }
+}
+
+/** Size of the recorded event at off, checked against its chunk (a short chunk is corrupt). */
+function boundsOf(c: RecordedChunk, off: number, seq: number): number {
+  if (off + 4 > c.data.length) throw new CodecError(`event ${seq}: chunk ends early`);
+  const len = sizeAt(c.data, off);
+  if (off + len > c.data.length) throw new CodecError(`event ${seq}: truncated`);
+  return len;
+}
+
+export interface ReexecuteOptions {
+  checkpointEvery: number;
+  checkpointHashes: Map<number, string>;
+  complete: boolean;
+}
+
+export function reexecute(config: SimConfig, seed: string, chunks: Iterable<RecordedChunk>, opts: ReexecuteOptions): ReplayOutcome {
+  return runSegment(config, seed, chunks, { ...opts, resume: null, stopAt: null }).outcome;
+}
+
+class StopRun extends Error {}
+
+export interface SegmentOptions extends ReexecuteOptions {
+  /** start from this checkpoint instead of the seed */
+  resume: Checkpoint | null;
+  /** stop once the checkpoint at this seq is verified (null: run to the end) */
+  stopAt: number | null;
+  /** called every 4096 events (a sign of life for whoever waits on this run) */
+  onProgress?: () => void;
+}
+
+/** The outcome of re-executing part of a run, and the full state at its two ends (for joining parts). */
+export interface SegmentResult {
+  outcome: ReplayOutcome;
+  /** state hash and simulation state (canonical JSON) it started from, if resumed */
+  start: { hash: string; sim: string } | null;
+  /** the same at stopAt, once verified */
+  end: { hash: string; sim: string } | null;
+  /** the run ended (or the recording did) before stopAt: this part settles nothing */
+  short: boolean;
+}
+
+/** Re-executes from the seed (or a checkpoint) and verifies every event and checkpoint hash on the way. */
+export function runSegment(config: SimConfig, seed: string, chunks: Iterable<RecordedChunk>, opts: SegmentOptions): SegmentResult {
+  const resume = opts.resume;
+  if (resume && !resume.sim) throw new Error(`checkpoint ${resume.seq} has no simulation state to resume from`);
+  const start = resume && { hash: stateHash(resume.world), sim: canonicalJson(resume.sim) };
+  const v = new Verifier(chunks[Symbol.iterator](), opts.complete, resume ? resume.seq + 1 : 1);
+  let verifiedCks = 0;
+  let end: SegmentResult['end'] = null;
+  let produced = 0;
+  const sink = {
+    event: (ev: DmaEvent) => {
+      v.event(ev);
+      if ((++produced & 4095) === 0) opts.onProgress?.();
     },
-    checkpoint(seq: number, world: World) {
+    checkpoint(seq: number, world: World, state: SimState) {
       const want = opts.checkpointHashes.get(seq);
       if (want === undefined) return;
-      if (stateHash(world) !== want) throw new Mismatch(seq, `state hash at checkpoint ${seq} differs from the recording`, null, null);
+      v.flush(); // every event up to the checkpoint is verified before its state is
+      const got = stateHash(world);
+      if (got !== want) throw new Mismatch(seq, `state hash at checkpoint ${seq} differs from the recording`, null, null);
       verifiedCks++;
+      if (seq === opts.stopAt) {
+        end = { hash: got, sim: canonicalJson(state) };
+        throw new StopRun();
+      }
     },
   };
+  const result = (outcome: ReplayOutcome, short = false): SegmentResult => ({ outcome, start, end, short });
+  const failed = (e: Mismatch) => result({ ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks });
   try {
-    new Sim(config, seed, sink, opts.checkpointEvery).run();
+    new Sim(config, seed, sink, opts.checkpointEvery, resume ? { seq: resume.seq, world: resume.world, state: resume.sim! } : undefined).run();
+    v.flush();
   } catch (e) {
-    if (e instanceof EndOfRecording) return { ok: true, events: last, checkpoints: verifiedCks, prefixOnly: true };
-    if (e instanceof Mismatch) return { ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks };
-    throw e;
-  }
-  const extra = cursor.next();
-  if (extra) {
-    let expected: DmaEvent | null = null;
+    if (e instanceof StopRun) return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: false });
+    if (e instanceof EndOfRecording) return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: true }, opts.stopAt !== null);
+    if (e instanceof Mismatch) return failed(e);
+    // the run itself failed: an event before the failure that differs from the recording is the
+    // better answer (per-event verification would have stopped there)
     try {
-      expected = decodeAt(extra[0], extra[1], extra[3]);
-    } catch {
-      /* reported as corrupt below */
+      v.flush();
+    } catch (m) {
+      if (m instanceof Mismatch) return failed(m);
     }
-    return { ok: false, seq: extra[3], reason: `the recording has events past the end of the run (from ${extra[3]})`, expected, actual: null, checkpoints: verifiedCks };
+    throw e;
+  } finally {
+    v.close();
   }
-  return { ok: true, events: last, checkpoints: verifiedCks, prefixOnly: !opts.complete };
+  if (opts.stopAt !== null) return result({ ok: false, seq: v.last, reason: `the run ended before checkpoint ${opts.stopAt}`, expected: null, actual: null, checkpoints: verifiedCks }, true);
+  const extra = v.extra();
+  if (extra)
+    return result({ ok: false, seq: extra.seq, reason: `the recording has events past the end of the run (from ${extra.seq})`, expected: extra.expected, actual: null, checkpoints: verifiedCks });
+  return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: !opts.complete });
 }
+
+/** JSON with object keys sorted: equal values, equal text, whatever order their keys were added in. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+  );
+}
+
+// --- a long re-execution split across threads -----------------------------------------------------
+//
+// A recording from the store can be verified in parts that run at once: part k resumes from the
+// recorded checkpoint where part k-1 stops (the first part starts from the seed), re-executes and
+// verifies every event and checkpoint hash up to the next split point. Each part also reports the
+// full state it started from and ended at (state hash and RNG/fault-counter state), and consecutive
+// parts must meet exactly: the state part k resumed from is the state part k-1 reached by
+// re-execution. So by induction every part runs from the state a single run from the seed would
+// have had there, and every event is verified as a single run would verify it.
+//
+// Anything other than success (a mismatch after the first part, a part that fails or stops
+// answering) is settled by the single-threaded re-execution from the seed, so a failure is always
+// reported exactly as before, with the first differing event.
 
 export interface FoldResult {
   world: World;

@@ -13,7 +13,7 @@ export interface IovaRange {
 export function allocIova(live: readonly IovaRange[], size: bigint, limit = IOVA_LIMIT_32): bigint | null {
   const pages = (size + PAGE_BIG - 1n) / PAGE_BIG;
   const bytes = pages * PAGE_BIG;
-  const sorted = [...live].sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : 0));
+  const sorted = byStartDescending(live);
   let top = limit;
   for (const r of sorted) {
     const end = r.start + r.size;
@@ -21,4 +21,18 @@ export function allocIova(live: readonly IovaRange[], size: bigint, limit = IOVA
     if (r.start < top) top = r.start;
   }
   return top >= bytes + PAGE_BIG ? top - bytes : null; // never hand out IOVA page 0
+}
+
+// The live list is short (the mappings in flight) and is walked on every map: a stable insertion
+// sort into a reused array instead of a copy and a comparator sort each time (same order: highest
+// start first, equal starts in list order).
+const scratch: IovaRange[] = [];
+function byStartDescending(live: readonly IovaRange[]): IovaRange[] {
+  scratch.length = 0;
+  for (const r of live) {
+    let i = scratch.length;
+    while (i > 0 && scratch[i - 1]!.start < r.start) i--;
+    scratch.splice(i, 0, r);
+  }
+  return scratch;
 }

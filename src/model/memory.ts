@@ -14,7 +14,12 @@ export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
   if (off0 + len <= PAGE) {
     // the common case: within one page
     const page = pages.get(gpa >> PAGE_SHIFT);
-    return page ? page.slice(off0, off0 + len) : new Uint8Array(len);
+    const out = new Uint8Array(len);
+    if (!page) return out;
+    // short reads (ring indices, descriptors, headers) copy faster as a loop than via slice()
+    if (len <= 32) for (let i = 0; i < len; i++) out[i] = page[off0 + i]!;
+    else out.set(page.subarray(off0, off0 + len));
+    return out;
   }
   const out = new Uint8Array(len);
   let done = 0;
@@ -27,6 +32,30 @@ export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
     done += n;
   }
   return out;
+}
+
+/** Copies guest memory [gpa, gpa+len) into out at `at` (unwritten pages read as zeros). */
+export function readMemInto(pages: Pages, gpa: bigint, len: number, out: Uint8Array, at: number): void {
+  let done = 0;
+  while (done < len) {
+    const a = done ? gpa + BigInt(done) : gpa;
+    const off = Number(a & PAGE_MASK);
+    const n = Math.min(PAGE - off, len - done);
+    const page = pages.get(a >> PAGE_SHIFT);
+    if (!page) out.fill(0, at + done, at + done + n);
+    else if (n <= 32) for (let i = 0; i < n; i++) out[at + done + i] = page[off + i]!;
+    else out.set(page.subarray(off, off + n), at + done);
+    done += n;
+  }
+}
+
+/**
+ * The page holding all of [gpa, gpa+len), for reading in place: null if the range crosses a page
+ * boundary or the page was never written (callers then take the general path). Never write to it.
+ */
+export function pageFor(pages: Pages, gpa: bigint, len: number): Uint8Array | null {
+  if (Number(gpa & PAGE_MASK) + len > PAGE) return null;
+  return pages.get(gpa >> PAGE_SHIFT) ?? null;
 }
 
 export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Set<Uint8Array>): void {
@@ -84,6 +113,11 @@ export function readU16(pages: Pages, gpa: bigint): number {
 }
 
 export function readU32(pages: Pages, gpa: bigint): number {
+  const off = Number(gpa & PAGE_MASK);
+  if (off + 4 <= PAGE) {
+    const page = pages.get(gpa >> PAGE_SHIFT);
+    return page ? (page[off]! | (page[off + 1]! << 8) | (page[off + 2]! << 16)) + page[off + 3]! * 0x1000000 : 0;
+  }
   const b = readMem(pages, gpa, 4);
   return (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 0x1000000;
 }
@@ -104,10 +138,21 @@ export function le64(v: bigint): Uint8Array {
 
 /** FNV-1a of a byte range: a cheap fingerprint of what a device read, stored in dev.access. */
 export function fnv1a(data: Uint8Array): number {
+  return fnv1aAt(data, 0, data.length);
+}
+
+/** FNV-1a of data[off, off+len), without a copy. */
+export function fnv1aAt(data: Uint8Array, off: number, len: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < data.length; i++) {
+  for (let i = off; i < off + len; i++) {
     h ^= data[i]!;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h >>> 0;
+}
+
+/** FNV-1a of guest memory [gpa, gpa+len) (unwritten pages read as zeros), without a copy when in one page. */
+export function fnvMem(pages: Pages, gpa: bigint, len: number): number {
+  const page = pageFor(pages, gpa, len);
+  return page ? fnv1aAt(page, Number(gpa & PAGE_MASK), len) : fnv1a(readMem(pages, gpa, len));
 }

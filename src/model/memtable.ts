@@ -7,12 +7,19 @@ export interface Region {
   hva: bigint;
 }
 
+// Every device access goes through one of these: the offset into a region is computed once.
 export function gpaToHva(regions: readonly Region[], gpa: bigint): { hva: bigint; left: bigint } | null {
-  for (const r of regions) if (gpa >= r.gpa && gpa - r.gpa < r.size) return { hva: r.hva + (gpa - r.gpa), left: r.size - (gpa - r.gpa) };
+  for (const r of regions) {
+    const off = gpa - r.gpa;
+    if (off >= 0n && off < r.size) return { hva: r.hva + off, left: r.size - off };
+  }
   return null;
 }
 
 export function hvaToGpa(regions: readonly Region[], hva: bigint): bigint | null {
-  for (const r of regions) if (hva >= r.hva && hva - r.hva < r.size) return r.gpa + (hva - r.hva);
+  for (const r of regions) {
+    const off = hva - r.hva;
+    if (off >= 0n && off < r.size) return r.gpa + off;
+  }
   return null;
 }

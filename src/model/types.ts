@@ -7,6 +7,9 @@ export type TranslateMode = (typeof TRANSLATE_MODES)[number];
 /** VHOST_ACCESS_* bits: RO = 1 (device reads), WO = 2 (device writes). */
 export const PERM_BITS: Record<PermName, number> = { NONE: 0, RO: 1, WO: 2, RW: 3 };
 
+/** PERM_BITS[p] for the per-access paths (a keyed lookup with a varying key costs several times this). */
+export const permBits = (p: PermName): number => (p === 'RW' ? 3 : p === 'RO' ? 1 : p === 'WO' ? 2 : 0);
+
 /** IOMMU permission a DMA direction needs (TO_DEVICE: the device reads). */
 export const PERM_FOR_DIR: Record<DirName, PermName> = { TO_DEVICE: 'RO', FROM_DEVICE: 'WO', BIDIRECTIONAL: 'RW', NONE: 'NONE' };
 

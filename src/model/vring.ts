@@ -2,7 +2,6 @@
 // {flags, idx, ring[num], used_event}, used {flags, idx, ring[num] of {id, len}, avail_event}.
 // The ring lives in guest memory; these helpers give byte offsets and encode the guest-visible
 // structures so that a vring.post really writes the descriptors where a device will read them.
-import { le16, le32, le64 } from './memory.js';
 import type { Desc } from '../events/schema.js';
 
 export const VRING_DESC_F_NEXT = 1;
@@ -20,18 +19,54 @@ export function vringLayout(num: number, align = 4096) {
   return { availOff, usedOff, size: usedOff + usedBytes(num) };
 }
 
+// 64-bit fields go through this 8-byte scratch: no DataView (or temporary array) per descriptor.
+const SCRATCH = new DataView(new ArrayBuffer(8));
+const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer);
+
+function getU64(b: Uint8Array, off: number): bigint {
+  for (let i = 0; i < 8; i++) SCRATCH_BYTES[i] = b[off + i]!;
+  return SCRATCH.getBigUint64(0, true);
+}
+
+function setU64(b: Uint8Array, off: number, v: bigint): void {
+  SCRATCH.setBigUint64(0, v, true);
+  for (let i = 0; i < 8; i++) b[off + i] = SCRATCH_BYTES[i]!;
+}
+
+const getU16 = (b: Uint8Array, off: number) => b[off]! | (b[off + 1]! << 8);
+const getU32 = (b: Uint8Array, off: number) => (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
+function setU16(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+}
+function setU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+
 export function encodeDesc(d: Desc): Uint8Array {
   const b = new Uint8Array(16);
-  b.set(le64(d.addr), 0);
-  b.set(le32(d.len), 8);
-  b.set(le16(d.flags), 12);
-  b.set(le16(d.next), 14);
+  encodeDescAt(b, 0, d);
   return b;
 }
 
+/** Writes the 16-byte split descriptor d at b[off]. */
+export function encodeDescAt(b: Uint8Array, off: number, d: Desc): void {
+  setU64(b, off, d.addr);
+  setU32(b, off + 8, d.len);
+  setU16(b, off + 12, d.flags);
+  setU16(b, off + 14, d.next);
+}
+
 export function decodeDesc(b: Uint8Array, idx: number): Desc {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return { idx, addr: v.getBigUint64(0, true), len: v.getUint32(8, true), flags: v.getUint16(12, true), next: v.getUint16(14, true) };
+  return descAt(b, 0, idx);
+}
+
+/** The split descriptor at b[off] (descriptor index idx). */
+export function descAt(b: Uint8Array, off: number, idx: number): Desc {
+  return { idx, addr: getU64(b, off), len: getU32(b, off + 8), flags: getU16(b, off + 12), next: getU16(b, off + 14) };
 }
 
 // Packed ring (virtio 1.1; include/uapi/linux/virtio_ring.h): one array of 16-byte descriptors
@@ -51,17 +86,20 @@ export function usedFlags(wrap: number): number {
 
 export function encodePacked(addr: bigint, len: number, id: number, flags: number): Uint8Array {
   const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, addr, true);
-  v.setUint32(8, len, true);
-  v.setUint16(12, id, true);
-  v.setUint16(14, flags, true);
+  setU64(b, 0, addr);
+  setU32(b, 8, len);
+  setU16(b, 12, id);
+  setU16(b, 14, flags);
   return b;
 }
 
 export function decodePacked(b: Uint8Array): { addr: bigint; len: number; id: number; flags: number } {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return { addr: v.getBigUint64(0, true), len: v.getUint32(8, true), id: v.getUint16(12, true), flags: v.getUint16(14, true) };
+  return packedAt(b, 0);
+}
+
+/** The packed descriptor at b[off]. */
+export function packedAt(b: Uint8Array, off: number): { addr: bigint; len: number; id: number; flags: number } {
+  return { addr: getU64(b, off), len: getU32(b, off + 8), id: getU16(b, off + 12), flags: getU16(b, off + 14) };
 }
 
 export const packedRingBytes = (num: number) => 16 * num + 8;

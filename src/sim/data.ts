@@ -16,13 +16,18 @@ export function seedKey(seed: string): number {
 /** `len` bytes for stream `tag` (e.g. 1 = guest payload, 2 = device data) of op `op`, from byte `from`. */
 export function opBytes(key: number, tag: number, op: number, from: number, len: number): Uint8Array {
   const out = new Uint8Array(len);
+  opBytesInto(out, 0, key, tag, op, from, len);
+  return out;
+}
+
+/** The same bytes as opBytes, written into out at `at` (no array of their own). */
+export function opBytesInto(out: Uint8Array, at: number, key: number, tag: number, op: number, from: number, len: number): void {
   const base = mix(key ^ mix(op * 4 + tag));
   let i = 0;
   // aligned 4-byte words, so a piece starting anywhere sees the same bytes as the whole buffer
   while (i < len) {
-    const at = from + i;
-    const word = mix(base ^ (at >>> 2));
-    for (let b = at & 3; b < 4 && i < len; b++, i++) out[i] = (word >>> (8 * b)) & 0xff;
+    const pos = from + i;
+    const word = mix(base ^ (pos >>> 2));
+    for (let b = pos & 3; b < 4 && i < len; b++, i++) out[at + i] = (word >>> (8 * b)) & 0xff;
   }
-  return out;
 }

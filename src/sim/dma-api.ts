@@ -29,10 +29,6 @@ export function dmaMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir
 }
 
 function mapOne(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, type: MapType, cause: number): MapResult {
-  const map = (dma: bigint, path: 'direct' | 'iommu' | 'swiotlb'): MapResult => {
-    sim.emit({ kind: 'dma.map', actor: 'cpu0', cause, dev: d.dev, phys, dma, size, dir, type, path });
-    return { ok: true, dma };
-  };
   if (usesIommu(d.path)) {
     const pages = pageSpan(phys, size);
     const limit = d.dmaMask < IOVA_LIMIT_32 - 1n ? d.dmaMask + 1n : IOVA_LIMIT_32;
@@ -40,16 +36,22 @@ function mapOne(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirNa
     if (iova === null) return { ok: false, reason: 'iova_alloc' };
     sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, dev: d.dev, iova, gpa: phys & ~PAGE_MASK, size: pages, perm: type === 'coherent' ? 'RW' : PERM_FOR_DIR[dir] });
     if (d.translate === 'shadow') shadowMap(sim, d, iova, phys & ~PAGE_MASK, pages, cause);
-    return map(iova + (phys & PAGE_MASK), 'iommu');
+    return mapped(sim, d, phys, size, dir, type, cause, iova + (phys & PAGE_MASK), 'iommu');
   }
   const reachable = phys + BigInt(Math.max(size, 1)) - 1n <= d.dmaMask;
-  if (type === 'coherent') return reachable ? map(phys, 'direct') : { ok: false, reason: 'mask_overflow' }; // decrypted pages when protected
-  if (d.path === 'swiotlb-force' || (!reachable && d.path === 'swiotlb')) return bounceMap(sim, d, phys, size, dir, cause, map);
+  if (type === 'coherent') return reachable ? mapped(sim, d, phys, size, dir, type, cause, phys, 'direct') : { ok: false, reason: 'mask_overflow' }; // decrypted pages when protected
+  if (d.path === 'swiotlb-force' || (!reachable && d.path === 'swiotlb')) return bounceMap(sim, d, phys, size, dir, type, cause);
   if (!reachable) return { ok: false, reason: 'mask_overflow' };
-  return map(phys, 'direct');
+  return mapped(sim, d, phys, size, dir, type, cause, phys, 'direct');
 }
 
-function bounceMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, cause: number, map: (dma: bigint, path: 'swiotlb') => MapResult): MapResult {
+/** The mapping is made: dma.map records it; phys is now reachable at dma. */
+function mapped(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, type: MapType, cause: number, dma: bigint, path: 'direct' | 'iommu' | 'swiotlb'): MapResult {
+  sim.emit({ kind: 'dma.map', actor: 'cpu0', cause, dev: d.dev, phys, dma, size, dir, type, path });
+  return { ok: true, dma };
+}
+
+function bounceMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, type: MapType, cause: number): MapResult {
   const v = sim.world.variants;
   const offset = v.swiotlbKeepOffset ? Number(phys & BigInt(v.minAlignMask & (IO_TLB_SIZE - 1))) : 0;
   const nslots = Math.ceil((offset + size) / IO_TLB_SIZE);
@@ -61,7 +63,7 @@ function bounceMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: Di
   // Before the CVE-2022-0854 fix the map copied only for TO_DEVICE/BIDIRECTIONAL.
   if (v.swiotlbMapCopy === 'always' || dir === 'TO_DEVICE' || dir === 'BIDIRECTIONAL')
     sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: phys, tlb, size, toTlb: 1, trigger: 'map' });
-  return map(tlb, 'swiotlb');
+  return mapped(sim, d, phys, size, dir, type, cause, tlb, 'swiotlb');
 }
 
 export function dmaUnmap(sim: Sim, d: DeviceState, dma: bigint, size: number, dir: DirName, type: MapType, cause: number): void {

@@ -5,9 +5,9 @@
 // negotiated and the list has more than one element, else as a chain in the ring. Completions are
 // reaped from the used ring; unmaps read the driver's shadow (desc_extra), never the ring.
 import type { Desc, Seg } from '../events/schema.js';
-import { readMem, readU16, readU32 } from '../model/memory.js';
+import { fnvMem, readMem, readU16, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
-import { decodePacked, encodeDesc, needEvent, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
+import { decodePacked, encodeDescAt, needEvent, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
 import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
@@ -24,24 +24,40 @@ export const FQ_SIZE = 32;
 const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
 const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 0x40000 + head * 1024);
 
+// The scheduler asks driverRunnable before every step and driverStep runs it: plain loops, no
+// closures or spread copies (this is per step).
+
+/** The device's first queue, or its second for tx. */
 export function queueFor(sim: Sim, dev: number, what: string): RingState | undefined {
-  const rings = sim.world.rings.filter((r) => r.dev === dev);
-  return what === 'tx' ? rings[1] : rings[0];
+  const want = what === 'tx' ? 1 : 0;
+  let i = 0;
+  for (const r of sim.world.rings) if (r.dev === dev && i++ === want) return r;
+  return undefined;
+}
+
+function firstWithUsed(sim: Sim): RingState | undefined {
+  for (const r of sim.world.rings) if (hasUsed(sim, r)) return r;
+  return undefined;
+}
+
+function firstWithFlushQueue(sim: Sim, atLeast: number): DeviceState | undefined {
+  for (const d of sim.world.devices.values()) if (d.fq.length >= atLeast) return d;
+  return undefined;
 }
 
 export function driverRunnable(sim: Sim): boolean {
   const w = sim.world;
-  if (w.rings.some((r) => hasUsed(sim, r))) return true;
+  if (firstWithUsed(sim)) return true;
   if (w.guest.ops < sim.config.ops && canSubmit(sim)) return true;
-  return [...w.devices.values()].some((d) => d.fq.length > 0);
+  return !!firstWithFlushQueue(sim, 1);
 }
 
 export function driverStep(sim: Sim): void {
   const w = sim.world;
-  const r = w.rings.find((x) => hasUsed(sim, x));
+  const r = firstWithUsed(sim);
   if (r) return reap(sim, r);
   if (w.guest.ops < sim.config.ops && canSubmit(sim)) return submit(sim);
-  const d = [...w.devices.values()].find((x) => x.fq.length > 0);
+  const d = firstWithFlushQueue(sim, 1);
   if (d) flushQueue(sim, d); // idle: the flush-queue timer fires
 }
 
@@ -59,20 +75,20 @@ function canSubmit(sim: Sim): boolean {
   const req = sim.request(w.guest.ops);
   const r = queueFor(sim, req.dev, req.what);
   if (!r || r.broken || !w.devices.get(r.dev)!.probed) return true; // it will fail at once
-  if (sim.workload.maxInflight === 1 && w.rings.some((x) => x.extra.size > 0)) return false;
+  if (sim.workload.maxInflight === 1) for (const x of w.rings) if (x.extra.size > 0) return false;
   if (r.extra.size >= sim.workload.maxInflight) return false;
   const need = hasIndirect(sim, r) ? 1 : req.segs.length + 2;
   if (need <= r.num && ringFree(r) < need) return false; // longer than the ring: it fails at once
   if (r.packed && r.free.length === 0) return false;
   // a buffer is not reused while a request that owns one of its cachelines is in flight
-  return !w.rings.some((x) => [...x.extra.values()].some((p) => p.sg.some((a) => req.segs.some((b) => sameCacheline(a, b)))));
+  for (const x of w.rings) for (const p of x.extra.values()) for (const a of p.sg) for (const b of req.segs) if (sameCacheline(a, b)) return false;
+  return true;
 }
 
 function sameCacheline(a: Seg, b: Seg): boolean {
-  const lo = (s: Seg) => s.gpa >> 6n;
-  const hi = (s: Seg) => (s.gpa + BigInt(Math.max(s.len, 1)) - 1n) >> 6n;
-  return lo(a) <= hi(b) && lo(b) <= hi(a);
+  return a.gpa >> 6n <= lastLine(b) && b.gpa >> 6n <= lastLine(a);
 }
+const lastLine = (s: Seg) => (s.gpa + BigInt(Math.max(s.len, 1)) - 1n) >> 6n;
 
 /** Free descriptors: split, the free list; packed, ring slots not held by an outstanding chain. */
 function ringFree(r: RingState): number {
@@ -135,7 +151,7 @@ function submit(sim: Sim): void {
     // the table is filled, then mapped ("we trust indirect descriptor table since it use stream DMA
     // mapping": dma_map_single, TO_DEVICE), so a bounce copies the filled table
     const bytes = new Uint8Array(16 * chain.length);
-    chain.forEach((c, i) => bytes.set(encodeDesc(c), 16 * i));
+    chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
     sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
     const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
     if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
@@ -206,7 +222,7 @@ function reap(sim: Sim, r: RingState): void {
     // virtqueue_enable_cb_prepare: interrupt me once used.idx passes what I have consumed
     sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num) });
   }
-  const lazy = [...w.devices.values()].find((x) => x.fq.length >= FQ_SIZE);
+  const lazy = firstWithFlushQueue(sim, FQ_SIZE);
   if (lazy) flushQueue(sim, lazy);
 }
 
@@ -231,10 +247,8 @@ function detach(sim: Sim, d: DeviceState, posted: Posted, cause: number): void {
 }
 
 function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
-  const bytes = readMem(sim.world.mem, s.gpa, s.len);
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
-  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: h });
+  // FNV-1a of what the guest sees, read in place
+  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len) });
 }
 
 /** Guest-side invalidations that only a fault asks for (Q2's device-IOTLB [0, ~0], Q1's domain resync). */

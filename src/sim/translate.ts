@@ -4,11 +4,13 @@
 // - iova in QEMU itself: the vIOMMU's page tables directly (address_space_rw through the IOMMU MR);
 // - shadow: a vfio device's host IOMMU, programmed from MAP/UNMAP notifications.
 // One request may resolve to several pieces, like translate_desc's iovecs.
-import { translate } from '../model/device-iotlb.js';
+//
+// Every device access resolves here, so the success path allocates only the pieces and their array
+// (a failure, rare, gets its own object).
+import { lookup } from '../model/device-iotlb.js';
 import { gpaToHva, hvaToGpa } from '../model/memtable.js';
-import { PAGE_MASK } from '../model/memory.js';
-import { PERM_BITS } from '../model/types.js';
-import { iommuTranslate } from '../model/viommu.js';
+import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
+import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import type { VIA } from '../events/schema.js';
 
@@ -22,42 +24,75 @@ export interface Piece {
   entry: number;
 }
 
-export type Resolution = { ok: true; pieces: Piece[] } | { ok: false; err: 'EAGAIN' | 'EPERM' | 'EFAULT' | 'FAULT'; addr: bigint };
+export interface Failure {
+  err: 'EAGAIN' | 'EPERM' | 'EFAULT' | 'FAULT';
+  addr: bigint;
+}
+
+/** The pieces of [addr, addr+len), or why it cannot be accessed (tell them apart with Array.isArray). */
+export type Resolution = Piece[] | Failure;
+
+const fail = (err: Failure['err'], addr: bigint): Failure => ({ err, addr });
+/** kernel vhost (vhost, vhost-vdpa, ...): the common exact name first, no substring test */
+const isVhost = (backend: string) => backend === 'vhost' || backend.startsWith('vhost');
 
 export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO'): Resolution {
-  const pieces: Piece[] = [];
-  if (len === 0) return { ok: true, pieces }; // translate_desc: nothing to translate, no iovec
+  if (len === 0) return []; // translate_desc: nothing to translate, no iovec
+  let pieces: Piece[] | null = null;
+  const mode = d.translate === 'gpa' ? 0 : d.translate === 'iova' && isVhost(d.backend) ? 1 : 2;
+  const need = permBits(access);
   let done = 0;
+  let a = addr;
   do {
-    const a = addr + BigInt(done);
     const want = len - done;
+    let n: number;
     let piece: Piece;
-    if (d.translate === 'gpa') {
+    if (mode === 0) {
       const h = gpaToHva(w.memTable, a);
-      if (!h) return { ok: false, err: 'EFAULT', addr: a };
-      piece = { dma: a, len: h.left < BigInt(want) ? Number(h.left) : want, gpa: a, hva: h.hva, via: 'gpa', entry: 0 };
-    } else if (d.translate === 'iova' && d.backend.startsWith('vhost')) {
-      const t = translate(d.iotlb, a, want, access);
-      if (!t.ok) return { ok: false, err: t.err, addr: t.addr };
-      const gpa = hvaToGpa(w.memTable, t.hva);
-      if (gpa === null) return { ok: false, err: 'EFAULT', addr: a };
-      piece = { dma: a, len: t.len, gpa, hva: t.hva, via: 'iotlb', entry: t.entry.seq };
+      if (!h) return fail('EFAULT', a);
+      n = h.left < BigInt(want) ? Number(h.left) : want;
+      piece = { dma: a, len: n, gpa: a, hva: h.hva, via: 'gpa', entry: 0 };
+    } else if (mode === 1) {
+      // translate_desc through the device IOTLB: the entry covering a, and how much of the rest it covers
+      const e = lookup(d.iotlb, a);
+      if (!e) return fail('EAGAIN', a);
+      if (!(permBits(e.perm) & need)) return fail('EPERM', a);
+      // min(last - a + 1, want), in numbers once the bigint difference is known to be small
+      const room = e.last - a;
+      n = room >= 0xffff_ffffn ? want : Math.min(Number(room) + 1, want);
+      const hva = e.uaddr + (a - e.start);
+      const gpa = hvaToGpa(w.memTable, hva);
+      if (gpa === null) return fail('EFAULT', a);
+      piece = { dma: a, len: n, gpa, hva, via: 'iotlb', entry: e.seq };
     } else {
-      const t =
-        d.translate === 'shadow'
-          ? (() => {
-              const s = d.shadow.get(a >> 12n);
-              return s ? { gpa: s.gpa | (a & PAGE_MASK), perm: 'RW' as const, seq: s.seq } : null;
-            })()
-          : iommuTranslate(d.iommu, a);
-      if (!t || !(PERM_BITS[t.perm] & PERM_BITS[access])) return { ok: false, err: 'FAULT', addr: a };
-      const h = gpaToHva(w.memTable, t.gpa);
-      if (!h) return { ok: false, err: 'EFAULT', addr: a };
+      let gpa: bigint;
+      let seq: number;
+      if (d.translate === 'shadow') {
+        const s = d.shadow.get(a >> PAGE_SHIFT);
+        if (!s) return fail('FAULT', a); // shadow entries are RW
+        gpa = s.gpa | (a & PAGE_MASK);
+        seq = s.seq;
+      } else {
+        const pte = d.iommu.get(a >> PAGE_SHIFT);
+        if (!pte || pte.perm === 'NONE' || !(permBits(pte.perm) & need)) return fail('FAULT', a);
+        gpa = pte.gpa + (a & PAGE_MASK);
+        seq = pte.seq;
+      }
+      const h = gpaToHva(w.memTable, gpa);
+      if (!h) return fail('EFAULT', a);
       const inPage = 4096 - Number(a & PAGE_MASK);
-      piece = { dma: a, len: Math.min(inPage, want), gpa: t.gpa, hva: h.hva, via: d.translate === 'shadow' ? 'shadow' : 'iommu', entry: t.seq };
+      n = inPage < want ? inPage : want;
+      piece = { dma: a, len: n, gpa, hva: h.hva, via: d.translate === 'shadow' ? 'shadow' : 'iommu', entry: seq };
     }
-    pieces.push(piece);
-    done += piece.len;
+    done += n;
+    // most accesses are one piece: that array is allocated at its size
+    if (done === len) {
+      if (!pieces) return [piece];
+      pieces.push(piece);
+      return pieces;
+    }
+    (pieces ??= []).push(piece);
+    a += BigInt(n);
   } while (done < len);
-  return { ok: true, pieces };
+  return pieces!;
 }

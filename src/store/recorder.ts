@@ -2,18 +2,38 @@
 // checkpoints and findings are committed together every FLUSH_CHUNKS chunks, each commit also
 // advancing traces.events, so a recording killed at any instant leaves a complete, consistent
 // prefix (the trace stays marked incomplete). The stream hash covers every encoded event in order.
+//
+// Where the commits happen: a short trace is written on this thread. Once a trace passes
+// HANDOVER_CHUNKS (and the database is a file this thread is not holding a transaction on), the
+// writing moves to a worker thread with its own connection (record-worker.ts): this thread only
+// simulates and encodes, and hands over each commit group as it is formed. The groups are written in
+// order, one transaction each, exactly as they would have been here; at most MAX_GROUPS_IN_FLIGHT
+// wait for the worker (this thread blocks beyond that), and finish() waits for the last one.
 import type Database from 'better-sqlite3';
 import { createHash, type Hash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { EventWriter } from '../events/binary.js';
 import { hex } from '../events/json.js';
 import { type DmaEvent, SCHEMA_VERSION } from '../events/schema.js';
-import { encodeCheckpoint, hashBytes } from '../engine/snapshot.js';
+import { worldToPlain } from '../engine/snapshot.js';
+import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../sim/sim.js';
 import { CHUNK, CHUNK_ID_SHIFT } from './db.js';
+import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, RUNNING, STATE, type WorkerInit } from './record-worker.js';
 
 export const ENGINE_VERSION = '0.1.0';
 const FLUSH_CHUNKS = 16;
+/** chunks written on this thread before the worker takes over (a worker costs a few tens of ms to start) */
+const HANDOVER_CHUNKS = 64;
+const MAX_GROUPS_IN_FLIGHT = 8;
+
+// The worker is the compiled record-worker.js next to this module; when running from sources (the
+// test runner) there is none, and everything is written on this thread.
+const WORKER_URL = new URL('./record-worker.js', import.meta.url);
+const WORKER_AVAILABLE = WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 
 export interface TraceMeta {
   name: string;
@@ -23,6 +43,14 @@ export interface TraceMeta {
   checkpointEvery: number;
 }
 
+/** The writer thread and how to talk to it. */
+interface Writer {
+  worker: Worker;
+  flags: Int32Array;
+  results: MessagePort;
+  sent: number;
+}
+
 export class Recorder {
   readonly traceId: number;
   private readonly writer = new EventWriter(1 << 16);
@@ -30,11 +58,13 @@ export class Recorder {
   private chunkNo = 0;
   private seq = 0;
   private committed = 0;
-  private pending: [number, number, number, number, Buffer][] = [];
-  private pendingCk: [number, number, string, Buffer][] = [];
-  private pendingFindings: [number, number, string, string, string, string, string][] = [];
+  private pending: ChunkRow[] = [];
+  private pendingCk: CheckpointRow[] = [];
+  private pendingFindings: FindingRow[] = [];
   private findingCount = 0;
+  /** the stream hash while this thread writes (the worker keeps it after the handover) */
   private readonly hash: Hash = createHash('sha256');
+  private thread: Writer | null = null;
   private readonly insChunk: Database.Statement;
   private readonly insCk: Database.Statement;
   private readonly insFinding: Database.Statement;
@@ -44,6 +74,7 @@ export class Recorder {
   constructor(
     private readonly db: Database.Database,
     meta: TraceMeta,
+    opts: { worker?: boolean } = {},
   ) {
     const info = db
       .prepare(
@@ -52,17 +83,20 @@ export class Recorder {
       )
       .run(meta.name, meta.source, meta.seed, JSON.stringify(meta.config), SCHEMA_VERSION, ENGINE_VERSION, new Date().toISOString(), meta.checkpointEvery);
     this.traceId = Number(info.lastInsertRowid);
+    this.useWorker = (opts.worker ?? true) && WORKER_AVAILABLE && !db.memory && !!db.name;
     this.insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
     this.insCk = db.prepare(`INSERT INTO checkpoints (trace, seq, state_hash, state) VALUES (?, ?, ?, ?)`);
     this.insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
     this.flushTx = db.transaction(() => {
-      for (const r of this.pending) this.insChunk.run(r);
-      for (const r of this.pendingCk) this.insCk.run(r);
+      for (const r of this.pending) this.insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
+      for (const c of this.pendingCk) this.insCk.run(this.traceId, c.seq, checkpointHash(c), asBuffer(c.blob));
       for (const r of this.pendingFindings) this.insFinding.run(r);
       this.updTrace.run(this.committed, this.findingCount, this.traceId);
     });
   }
+
+  private readonly useWorker: boolean;
 
   event(ev: DmaEvent): void {
     this.writer.write(ev);
@@ -76,14 +110,15 @@ export class Recorder {
 
   /** Stores the world (and RNG state) after event seq; committed with the chunks up to it. */
   checkpoint(seq: number, world: World, sim: SimState | null): void {
-    const blob = encodeCheckpoint(world, sim);
-    this.pendingCk.push([this.traceId, seq, hashBytes(encodeCheckpoint(world, null)), blob]);
+    this.pendingCk.push(encodeCheckpointRow(seq, world, sim));
   }
 
   private closeChunk(): void {
     if (this.inChunk === 0) return;
-    const data = Buffer.from(this.writer.bytes());
-    this.hash.update(data);
+    // a copy with its own memory: it may be handed to the writer thread (transferred, not copied again)
+    const bytes = this.writer.bytes();
+    const data = new Uint8Array(bytes.length);
+    data.set(bytes);
     const seq0 = this.seq - this.inChunk + 1;
     this.pending.push([this.traceId * CHUNK_ID_SHIFT + this.chunkNo, this.traceId, seq0, this.inChunk, data]);
     this.committed = this.seq;
@@ -94,18 +129,93 @@ export class Recorder {
   }
 
   private flush(): void {
-    this.flushTx();
+    if (this.thread) this.send();
+    else {
+      for (const r of this.pending) this.hash.update(r[4]);
+      this.flushTx();
+      if (this.useWorker && this.chunkNo >= HANDOVER_CHUNKS && !this.db.inTransaction) this.handOver();
+    }
     this.pending = [];
     this.pendingCk = [];
     this.pendingFindings = [];
+  }
+
+  /** Starts the writer thread; everything up to here is committed. */
+  private handOver(): void {
+    const shared = new SharedArrayBuffer(8);
+    const { port1, port2 } = new MessageChannel();
+    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, chunksBefore: this.chunkNo, firstChunkId: this.traceId * CHUNK_ID_SHIFT };
+    const worker = new Worker(WORKER_URL, { workerData: { recordWorker: init }, transferList: [port2] });
+    worker.unref(); // a recording that fails leaves it; what it committed stays a consistent prefix
+    worker.on('error', () => {}); // reported through the shared state (see wait)
+    this.thread = { worker, flags: new Int32Array(shared), results: port1, sent: 0 };
+  }
+
+  private send(): void {
+    const t = this.thread!;
+    // backpressure: never more than MAX_GROUPS_IN_FLIGHT groups queued for the writer
+    while (t.sent - Atomics.load(t.flags, GROUPS_DONE) >= MAX_GROUPS_IN_FLIGHT) this.wait(GROUPS_DONE, Atomics.load(t.flags, GROUPS_DONE));
+    const g: Group = { type: 'group', chunks: this.pending, checkpoints: this.pendingCk, findings: this.pendingFindings, committed: this.committed, findingCount: this.findingCount };
+    const transfer = [...this.pending.map((r) => r[4].buffer as ArrayBuffer), ...this.pendingCk.map((c) => c.blob.buffer as ArrayBuffer)];
+    t.worker.postMessage(g, transfer);
+    t.sent++;
+  }
+
+  /** Blocks until flags[i] is no longer `was`, or throws what the writer thread failed with. */
+  private wait(i: number, was: number): void {
+    const t = this.thread!;
+    if (Atomics.load(t.flags, STATE) === RUNNING) Atomics.wait(t.flags, i, was, 1000);
+    if (Atomics.load(t.flags, STATE) !== RUNNING && i !== STATE) this.outcome();
+  }
+
+  /** The writer thread's final message: the stream hash, or its failure (thrown). */
+  private outcome(): string {
+    const t = this.thread!;
+    const r = receiveMessageOnPort(t.results)?.message as { hash?: string; error?: string } | undefined;
+    if (!r || r.error !== undefined || r.hash === undefined) throw new Error(`recording failed while writing the database: ${r?.error ?? 'the writer thread stopped'}`);
+    return r.hash;
   }
 
   /** Commits the tail and marks the trace complete; returns the stream hash. */
   finish(): { events: number; hash: string; findings: number } {
     this.closeChunk();
     this.flush();
-    const hash = this.hash.digest('hex');
+    let hash: string;
+    if (this.thread) {
+      const t = this.thread;
+      t.worker.postMessage({ type: 'finish' });
+      while (Atomics.load(t.flags, STATE) === RUNNING) this.wait(STATE, RUNNING);
+      hash = this.outcome();
+      this.thread = null;
+    } else hash = this.hash.digest('hex');
     this.db.prepare(`UPDATE traces SET complete = 1, hash = ? WHERE id = ?`).run(hash, this.traceId);
     return { events: this.seq, hash, findings: this.findingCount };
   }
+}
+
+/**
+ * A checkpoint row, encoded once: the blob (engine/snapshot.ts encodeCheckpoint(world, sim)) and
+ * what its state hash covers, encodeCheckpoint(world, null), which differs from the blob only in the
+ * JSON header's "sim" member. Both headers are built from one serialization of the world; the pages
+ * are shared. test/store/recorder.test.ts holds this to encodeCheckpoint and stateHash.
+ */
+export function encodeCheckpointRow(seq: number, world: World, sim: SimState | null): CheckpointRow {
+  const worldJson = JSON.stringify(worldToPlain(world));
+  const head = Buffer.from(`{"world":${worldJson},"sim":${JSON.stringify(sim)}}`);
+  const nullHead = Buffer.from(`{"world":${worldJson},"sim":null}`);
+  const pagesAt = 4 + head.length;
+  const blob = new Uint8Array(pagesAt + world.mem.size * (8 + PAGE));
+  const out = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  out.writeUInt32LE(head.length, 0);
+  head.copy(out, 4);
+  let p = pagesAt;
+  for (const [pfn, page] of world.mem) {
+    out.writeBigUInt64LE(pfn, p);
+    out.set(page, p + 8);
+    p += 8 + PAGE;
+  }
+  const hashHead = Buffer.allocUnsafe(4 + nullHead.length);
+  hashHead.writeUInt32LE(nullHead.length, 0);
+  nullHead.copy(hashHead, 4);
+  return { seq, blob, hashHead, pagesAt };
 }

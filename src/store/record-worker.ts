@@ -1,0 +1,98 @@
+// The recorder's writer thread (see recorder.ts): its own connection to the database file, fed one
+// commit group at a time (chunks, checkpoints, findings, and the new committed count), each written
+// in one transaction exactly as the recorder would have written it inline; it also keeps the stream
+// hash, so SQLite and SHA-256 run beside the simulation instead of inside it.
+//
+// Protocol (all from the recorder's thread, in order): 'group' messages, then one 'finish'. Progress
+// and the outcome go through the shared Int32Array: [GROUPS_DONE] counts written groups, [STATE]
+// turns from RUNNING to DONE or FAILED; the result ({hash} or {error}) is posted on `port` first.
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+
+export const GROUPS_DONE = 0;
+export const STATE = 1;
+export const RUNNING = 0;
+export const DONE = 1;
+export const FAILED = 2;
+
+export interface WorkerInit {
+  path: string;
+  traceId: number;
+  shared: SharedArrayBuffer;
+  port: MessagePort;
+  /** chunks the recorder committed itself before handing over: the stream hash starts with them */
+  chunksBefore: number;
+  /** events.id of the trace's first chunk */
+  firstChunkId: number;
+}
+
+export type ChunkRow = [number, number, number, number, Uint8Array];
+export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
+export type FindingRow = [number, number, string, string, string, string, string];
+
+export interface Group {
+  type: 'group';
+  chunks: ChunkRow[];
+  checkpoints: CheckpointRow[];
+  findings: FindingRow[];
+  committed: number;
+  findingCount: number;
+}
+
+/** SHA-256 of a checkpoint's state: its blob with the simulation state left out (the hash head), see recorder.ts. */
+export function checkpointHash(ck: CheckpointRow): string {
+  return createHash('sha256').update(ck.hashHead).update(ck.blob.subarray(ck.pagesAt)).digest('hex');
+}
+
+function main(init: WorkerInit): void {
+  const flags = new Int32Array(init.shared);
+  let db: Database.Database | null = null;
+  const stop = (state: number, result: unknown) => {
+    try {
+      db?.close();
+    } catch {
+      /* reporting the first failure matters more */
+    }
+    init.port.postMessage(result);
+    Atomics.store(flags, STATE, state);
+    Atomics.notify(flags, STATE);
+    parentPort!.close();
+  };
+  try {
+    db = new Database(init.path, { fileMustExist: true });
+    db.pragma('synchronous = NORMAL'); // per connection; WAL mode is already set on the file
+    const hash = createHash('sha256');
+    if (init.chunksBefore > 0) {
+      const first = db.prepare(`SELECT data FROM events WHERE id BETWEEN ? AND ? ORDER BY id`).pluck();
+      for (const data of first.iterate(init.firstChunkId, init.firstChunkId + init.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);
+    }
+    const insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
+    const insCk = db.prepare(`INSERT INTO checkpoints (trace, seq, state_hash, state) VALUES (?, ?, ?, ?)`);
+    const insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    const updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
+    const write = db.transaction((g: Group) => {
+      for (const r of g.chunks) insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
+      for (const c of g.checkpoints) insCk.run(init.traceId, c.seq, checkpointHash(c), asBuffer(c.blob));
+      for (const f of g.findings) insFinding.run(f);
+      updTrace.run(g.committed, g.findingCount, init.traceId);
+    });
+    parentPort!.on('message', (m: Group | { type: 'finish' }) => {
+      try {
+        if (m.type === 'finish') return stop(DONE, { hash: hash.digest('hex') });
+        for (const r of m.chunks) hash.update(r[4]);
+        write(m);
+        Atomics.add(flags, GROUPS_DONE, 1);
+        Atomics.notify(flags, GROUPS_DONE);
+      } catch (e) {
+        stop(FAILED, { error: (e as Error).message ?? String(e) });
+      }
+    });
+  } catch (e) {
+    stop(FAILED, { error: (e as Error).message ?? String(e) });
+  }
+}
+
+export const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+if (parentPort && (workerData as { recordWorker?: WorkerInit } | null)?.recordWorker) main((workerData as { recordWorker: WorkerInit }).recordWorker);
