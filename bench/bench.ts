@@ -526,7 +526,7 @@ function table(r: Result, runs: { recRuns: Timing[]; repRuns: Timing[] }): strin
     out.push(`breakdown: sim alone ${fmtEps(r.sim_only_eps)}, sim + encode ${fmtEps(r.sim_encode_eps)}, + SQLite + hash (record) ${fmtEps(r.record_eps)}`);
   if (r.replay_child_eps !== null) out.push(`replay in a fresh process (cold JIT): ${fmtEps(r.replay_child_eps)}, peak RSS ${r.replay_rss_mb.toFixed(0)} MiB`);
   out.push(`load average ${r.loadavg_start.toFixed(2)} -> ${r.loadavg_end.toFixed(2)} on ${r.cores} cores; wall ${r.wall_s.toFixed(1)} s`);
-  out.push('(record writes SQLite on a second thread; replay splits a long trace across threads when the load average leaves cores free)');
+  out.push('(record writes SQLite and the stream hash on a second thread; replay runs on one)');
   return out.join('\n') + '\n';
 }
 
