@@ -10,9 +10,9 @@ import { runPostCheckers, runPreCheckers } from '../check/index.js';
 import { liveness, QUIESCENT } from '../check/liveness.js';
 import { emptyWorld, type World } from '../model/world.js';
 import type { SimConfig } from '../sim/config.js';
-import { Sim, type SimState } from '../sim/sim.js';
+import { Sim } from '../sim/sim.js';
 import { mutate } from './apply.js';
-import { type Checkpoint, stateHash } from './snapshot.js';
+import { stateHash } from './snapshot.js';
 
 export interface RecordedChunk {
   seq0: number;
@@ -61,11 +61,8 @@ class Verifier {
   constructor(
     chunks: Iterator<RecordedChunk>,
     private readonly complete: boolean,
-    /** the first seq to verify (a run resumed from a checkpoint); earlier recorded events are stepped over */
-    private readonly startAt = 1,
   ) {
     this.it = chunks;
-    this.last = startAt - 1;
   }
 
   event(ev: DmaEvent): void {
@@ -124,10 +121,9 @@ class Verifier {
   private nextChunk(): boolean {
     const r = this.it.next();
     if (r.done) return false;
-    const c = (this.chunk = r.value);
+    this.chunk = r.value;
     this.used = 0;
     this.off = 0;
-    for (; this.used < c.n && c.seq0 + this.used < this.startAt; this.used++) this.off += boundsOf(c, this.off, c.seq0 + this.used);
     return true;
   }
 
@@ -184,66 +180,24 @@ export interface ReexecuteOptions {
 }
 
 export function reexecute(config: SimConfig, seed: string, chunks: Iterable<RecordedChunk>, opts: ReexecuteOptions): ReplayOutcome {
-  return runSegment(config, seed, chunks, { ...opts, resume: null, stopAt: null }).outcome;
-}
-
-class StopRun extends Error {}
-
-export interface SegmentOptions extends ReexecuteOptions {
-  /** start from this checkpoint instead of the seed */
-  resume: Checkpoint | null;
-  /** stop once the checkpoint at this seq is verified (null: run to the end) */
-  stopAt: number | null;
-  /** called every 4096 events (a sign of life for whoever waits on this run) */
-  onProgress?: () => void;
-}
-
-/** The outcome of re-executing part of a run, and the full state at its two ends (for joining parts). */
-export interface SegmentResult {
-  outcome: ReplayOutcome;
-  /** state hash and simulation state (canonical JSON) it started from, if resumed */
-  start: { hash: string; sim: string } | null;
-  /** the same at stopAt, once verified */
-  end: { hash: string; sim: string } | null;
-  /** the run ended (or the recording did) before stopAt: this part settles nothing */
-  short: boolean;
-}
-
-/** Re-executes from the seed (or a checkpoint) and verifies every event and checkpoint hash on the way. */
-export function runSegment(config: SimConfig, seed: string, chunks: Iterable<RecordedChunk>, opts: SegmentOptions): SegmentResult {
-  const resume = opts.resume;
-  if (resume && !resume.sim) throw new Error(`checkpoint ${resume.seq} has no simulation state to resume from`);
-  const start = resume && { hash: stateHash(resume.world), sim: canonicalJson(resume.sim) };
-  const v = new Verifier(chunks[Symbol.iterator](), opts.complete, resume ? resume.seq + 1 : 1);
+  const v = new Verifier(chunks[Symbol.iterator](), opts.complete);
   let verifiedCks = 0;
-  let end: SegmentResult['end'] = null;
-  let produced = 0;
   const sink = {
-    event: (ev: DmaEvent) => {
-      v.event(ev);
-      if ((++produced & 4095) === 0) opts.onProgress?.();
-    },
-    checkpoint(seq: number, world: World, state: SimState) {
+    event: (ev: DmaEvent) => v.event(ev),
+    checkpoint(seq: number, world: World) {
       const want = opts.checkpointHashes.get(seq);
       if (want === undefined) return;
       v.flush(); // every event up to the checkpoint is verified before its state is
-      const got = stateHash(world);
-      if (got !== want) throw new Mismatch(seq, `state hash at checkpoint ${seq} differs from the recording`, null, null);
+      if (stateHash(world) !== want) throw new Mismatch(seq, `state hash at checkpoint ${seq} differs from the recording`, null, null);
       verifiedCks++;
-      if (seq === opts.stopAt) {
-        end = { hash: got, sim: canonicalJson(state) };
-        throw new StopRun();
-      }
     },
   };
-  const result = (outcome: ReplayOutcome, short = false): SegmentResult => ({ outcome, start, end, short });
-  const failed = (e: Mismatch) => result({ ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks });
+  const failed = (e: Mismatch): ReplayOutcome => ({ ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks });
   try {
-    new Sim(config, seed, sink, opts.checkpointEvery, resume ? { seq: resume.seq, world: resume.world, state: resume.sim! } : undefined).run();
+    new Sim(config, seed, sink, opts.checkpointEvery).run();
     v.flush();
   } catch (e) {
-    if (e instanceof StopRun) return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: false });
-    if (e instanceof EndOfRecording) return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: true }, opts.stopAt !== null);
+    if (e instanceof EndOfRecording) return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: true };
     if (e instanceof Mismatch) return failed(e);
     // the run itself failed: an event before the failure that differs from the recording is the
     // better answer (per-event verification would have stopped there)
@@ -256,33 +210,10 @@ export function runSegment(config: SimConfig, seed: string, chunks: Iterable<Rec
   } finally {
     v.close();
   }
-  if (opts.stopAt !== null) return result({ ok: false, seq: v.last, reason: `the run ended before checkpoint ${opts.stopAt}`, expected: null, actual: null, checkpoints: verifiedCks }, true);
   const extra = v.extra();
-  if (extra)
-    return result({ ok: false, seq: extra.seq, reason: `the recording has events past the end of the run (from ${extra.seq})`, expected: extra.expected, actual: null, checkpoints: verifiedCks });
-  return result({ ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: !opts.complete });
+  if (extra) return { ok: false, seq: extra.seq, reason: `the recording has events past the end of the run (from ${extra.seq})`, expected: extra.expected, actual: null, checkpoints: verifiedCks };
+  return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: !opts.complete };
 }
-
-/** JSON with object keys sorted: equal values, equal text, whatever order their keys were added in. */
-function canonicalJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) =>
-    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
-  );
-}
-
-// --- a long re-execution split across threads -----------------------------------------------------
-//
-// A recording from the store can be verified in parts that run at once: part k resumes from the
-// recorded checkpoint where part k-1 stops (the first part starts from the seed), re-executes and
-// verifies every event and checkpoint hash up to the next split point. Each part also reports the
-// full state it started from and ended at (state hash and RNG/fault-counter state), and consecutive
-// parts must meet exactly: the state part k resumed from is the state part k-1 reached by
-// re-execution. So by induction every part runs from the state a single run from the seed would
-// have had there, and every event is verified as a single run would verify it.
-//
-// Anything other than success (a mismatch after the first part, a part that fails or stops
-// answering) is settled by the single-threaded re-execution from the seed, so a failure is always
-// reported exactly as before, with the first differing event.
 
 export interface FoldResult {
   world: World;

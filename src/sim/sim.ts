@@ -140,7 +140,7 @@ export class Sim {
     this.finish();
   }
 
-  /** actors() filtered by runnable(), in the same order, without building the list of names each step (the scheduler's hot loop) */
+  /** The actors that can run now, in a fixed order (guest, each queue's worker, VMM): the scheduler's hot loop. */
   private runnableActors(): Actor[] {
     const out: Actor[] = [];
     if (driverRunnable(this)) out.push('cpu0');
@@ -149,16 +149,6 @@ export class Sim {
     });
     if (vmmRunnable(this)) out.push('vmm');
     return out;
-  }
-
-  private actors(): Actor[] {
-    return ['cpu0', ...this.world.rings.map((r) => `vq${r.q}` as Actor), 'vmm'];
-  }
-
-  private runnable(a: Actor): boolean {
-    if (a === 'cpu0') return driverRunnable(this);
-    if (a === 'vmm') return vmmRunnable(this);
-    return deviceRunnable(this, Number(a.slice(2)));
   }
 
   private step(a: Actor): void {
