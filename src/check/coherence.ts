@@ -46,7 +46,7 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
   const what = `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at IOVA ${hex(ev.dma)} through the ${ev.via === 'shadow' ? 'shadow mapping' : 'device-IOTLB entry'} filled by ${ev.via === 'shadow' ? 'MAP' : 'UPDATE'} #${ev.entry} → GPA ${hex(ev.gpa)}`;
   const inv = owed ? `the invalidation requested at #${owed.req} had not reached the device IOTLB` : 'no invalidation for it is pending';
   if (!pte)
-    return finding(ev.seq, 'use-after-unmap', `${what}, but the IOMMU no longer maps that IOVA (unmapped at #${unmap}); ${inv}`, [ev.entry, unmap, owed?.req ?? 0, ev.seq], ev.dma, ev.gpa);
+    return finding(ev.seq, 'use-after-unmap', `${what}, but the IOMMU no longer maps that IOVA (unmapped at #${unmap}); ${afterUnmap(d, ev.dma, inv)}`, [ev.entry, unmap, owed?.req ?? 0, ev.seq], ev.dma, ev.gpa);
   const now = pte.gpa | (ev.dma & PAGE_MASK);
   return finding(
     ev.seq,
@@ -56,4 +56,20 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
     ev.dma,
     ev.gpa,
   );
+}
+
+/**
+ * What the IOMMU itself would have done with an access after unmap (drivers/iommu/dma-iommu.c):
+ * strict mode invalidates the IOTLB before dma_unmap returns (iommu_iotlb_sync in
+ * __iommu_dma_unmap), so it faults; lazy mode queues the IOVA and its IOTLB flush (queue_iova,
+ * fq_flush_timeout), so until that flush a cached translation lets the access through silently.
+ */
+function afterUnmap(d: DeviceState, dma: bigint, inv: string): string {
+  if (d.path === 'iommu-lazy') {
+    const waiting = d.fq.some((r) => dma >= r.start && dma < r.start + r.size);
+    if (waiting) return 'lazy mode: the IOTLB flush for the unmapped IOVA still waits in the flush queue, so no invalidation has been sent yet, and until the flush the IOMMU would let this access through silently';
+    return `lazy mode, the flush queue was flushed: ${inv}`;
+  }
+  if (d.path === 'iommu') return `strict mode: the IOMMU invalidated it at the unmap and would fault this access; ${inv}`;
+  return inv;
 }

@@ -1,7 +1,7 @@
 // Checkers turn events into findings (events too, appended right after the event they judge), in
 // record, replay and fold alike. Pre-checkers see the world before the event (an unmap is judged
 // against the entry it frees); post-checkers see it after.
-import type { DmaEvent, NewEvent } from '../events/schema.js';
+import type { DmaEvent, EventOf, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
@@ -9,6 +9,10 @@ import { finding, hex } from './finding.js';
 import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
+import { validateIommuUnmap, validateLazyDmaMap, validateLazyMap } from './validate-iommu.js';
+import { validateInvalidate, validateIotlbAccess, validateMiss, validateUpdate } from './validate-iotlb.js';
+import { validateGetbuf, validateSetup, validateUsed } from './validate-ring.js';
+import { validateBounceMap, validateSwiotlbCall } from './validate-swiotlb.js';
 
 export const FINDING_CLASSES = [
   // IOTLB coherence and device access
@@ -56,25 +60,68 @@ export const FINDING_CLASSES = [
   'translate-gpa-mismatch',
   'reuse-without-invalidation',
   'missing-invalidation',
+  // the model validates results a trace records (imported or hand-written traces)
+  'iotlb-entry-gone',
+  'iotlb-perm-mismatch',
+  'iotlb-resolution-mismatch',
+  'iotlb-miss-covered',
+  'iotlb-result-mismatch',
+  'swiotlb-copy-mismatch',
+  'ring-size-invalid',
+  'iommu-unmap-unmapped',
+  'iova-reuse-before-flush',
 ] as const;
 
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
+  // a swiotlb sync/unmap is judged once its bounce copies are over
+  if (w.swiotlb.call && ev.kind !== 'swiotlb.bounce') return [...validateSwiotlbCall(w), ...(preCheck(w, ev) ?? [])];
+  return preCheck(w, ev);
+}
+
+function preCheck(w: World, ev: DmaEvent): NewEvent[] | null {
   switch (ev.kind) {
     case 'dma.unmap':
       return checkUnmap(w, ev);
     case 'dma.sync':
       return checkSync(w, ev);
     case 'dma.map':
-      return [...checkOverlap(w, ev), ...checkMap(w, ev)];
+      return [...checkOverlap(w, ev), ...checkMap(w, ev), ...validateBounceMap(w, ev), ...validateLazyDmaMap(w, ev)];
+    case 'iommu.map':
+      return validateLazyMap(w, ev);
+    case 'iommu.unmap':
+      return validateIommuUnmap(w, ev);
+    case 'vring.used':
+      return validateUsed(w, ev);
+    case 'vring.getbuf':
+      return validateGetbuf(w, ev);
     default:
       return null;
   }
 }
 
+/** A resolution the device IOTLB could not have produced is reported as such, not also as a stale translation. */
+const IMPOSSIBLE = new Set(['iotlb-entry-gone', 'iotlb-resolution-mismatch']);
+
+function deviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
+  const v = validateIotlbAccess(w, ev);
+  const c = checkDeviceAccess(w, ev);
+  if (!v.length) return c;
+  if (!v.some((f) => f.kind === 'finding' && IMPOSSIBLE.has(f.cls))) return [...v, ...c];
+  return [...v, ...c.filter((f) => f.kind !== 'finding' || (f.cls !== 'stale-iotlb' && f.cls !== 'use-after-unmap'))];
+}
+
 export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
   switch (ev.kind) {
     case 'dev.access':
-      return checkDeviceAccess(w, ev);
+      return deviceAccess(w, ev);
+    case 'iotlb.miss':
+      return validateMiss(w, ev);
+    case 'iotlb.update':
+      return validateUpdate(w, ev);
+    case 'iotlb.invalidate':
+      return validateInvalidate(w, ev);
+    case 'vring.setup':
+      return validateSetup(w, ev);
     case 'swiotlb.bounce':
       return checkBounce(w, ev);
     case 'cpu.read':

@@ -4,7 +4,7 @@
 // records an observation (a read, a translation, a fault) nothing changes.
 import { enableMapSet, freeze, produce } from 'immer';
 import type { DmaEvent, EventOf } from '../events/schema.js';
-import { addRange, delRange, wakeCovered } from '../model/device-iotlb.js';
+import { addRange, delRange, evictOldest, wakeCovered } from '../model/device-iotlb.js';
 import { liveAdd, liveFind, liveRemove } from '../model/dma-live.js';
 import { PAGE_MASK, readMem, writeMem, writeUint } from '../model/memory.js';
 import { mappingAt, slotAddr } from '../model/swiotlb.js';
@@ -33,6 +33,8 @@ function dev(w: World, d: number, seq: number): DeviceState {
 }
 
 export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
+  // a swiotlb sync/unmap call is over at the first event that is not one of its bounce copies
+  if (w.swiotlb.call && ev.kind !== 'swiotlb.bounce' && ev.kind !== 'finding') w.swiotlb.call = null;
   switch (ev.kind) {
     case 'trace.config':
       w.workload = ev.workload;
@@ -141,7 +143,12 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     case 'vring.getbuf': {
       const r = ring(w, ev.q, ev.seq);
       const posted = r.extra.get(ev.id);
-      if (!posted) throw new ApplyError(`event ${ev.seq}: id ${ev.id} is not an outstanding head`);
+      if (!posted) {
+        // BAD_RING in virtqueue_get_buf: the checkers report it; the recorded reap moves last_used on
+        r.lastUsed = ev.lastUsed;
+        w.guest.irq = false;
+        return;
+      }
       r.extra.delete(ev.id);
       if (r.packed || posted.table) r.free.push(ev.id);
       else for (let i = posted.chain.length - 1; i >= 0; i--) r.free.push(posted.chain[i]!.idx);
@@ -198,6 +205,10 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       if (ev.type === 'coherent' && w.protected) w.shared.push({ start: ev.phys & ~PAGE_MASK, size: pageSpan(ev.phys, ev.size) });
       return;
     }
+    case 'dma.sync':
+      // a sync of a bounced mapping: its copies (swiotlb.bounce) follow; the checkers compare them with swiotlb's
+      if (mappingAt(w.swiotlb, ev.dma)) w.swiotlb.call = { op: 'sync', seq: ev.seq, dev: ev.dev, dma: ev.dma, size: ev.size, dir: ev.dir, forCpu: !!ev.forCpu, toTlb: 0, fromTlb: 0 };
+      return;
     case 'dma.check': {
       // debug_dma_mapping_error: the first unchecked entry at that address
       const m = w.devices.get(ev.dev)?.dmaLive.get(ev.dma)?.find((x) => !x.checked);
@@ -206,6 +217,8 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     }
     case 'dma.unmap': {
       const d = dev(w, ev.dev, ev.seq);
+      // an unmap of a bounced mapping copies back (swiotlb_tbl_unmap_single): the checkers compare
+      if (mappingAt(w.swiotlb, ev.dma)) w.swiotlb.call = { op: 'unmap', seq: ev.seq, dev: ev.dev, dma: ev.dma, size: ev.size, dir: ev.dir, forCpu: true, toTlb: 0, fromTlb: 0 };
       const m = liveFind(d.dmaLive, ev.dma, ev.size, ev.dir);
       if (!m) return; // dma-debug reports it; the kernel carries on
       liveRemove(d.dmaLive, ev.dma, m);
@@ -224,6 +237,11 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       return;
     case 'swiotlb.bounce': {
       if (ev.tlb === 0n) return; // imported: the trace names the buffer, not the slot it bounced through
+      const call = w.swiotlb.call;
+      if (call && ev.trigger !== 'map') {
+        if (ev.toTlb) call.toTlb ||= ev.seq;
+        else call.fromTlb ||= ev.seq;
+      }
       const from = ev.toTlb ? ev.orig : ev.tlb;
       const to = ev.toTlb ? ev.tlb : ev.orig;
       writeMem(w.mem, to, readMem(w.mem, from, ev.size), owned);
@@ -259,7 +277,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       if (at >= 0) w.vmm.invals.splice(at, 1);
       if (ev.result !== 'ok') return;
       resetMeta(w, ev.dev);
-      delRange(dev(w, ev.dev, ev.seq).iotlb, ev.iova, (ev.iova + ev.size - 1n) & U64);
+      delRange(dev(w, ev.dev, ev.seq).iotlb, ev.iova, (ev.iova + ev.size - 1n) & U64, ev.seq);
       return;
     }
     case 'iotlb.batch':
@@ -294,7 +312,6 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     case 'dev.teardown':
     case 'vq.log':
     case 'dma.map_error':
-    case 'dma.sync':
     case 'vq.pop':
     case 'vq.fill':
     case 'marker':
@@ -367,7 +384,7 @@ function applyFault(w: World, ev: EventOf<'fault'>): void {
     case 'evict-iotlb': {
       const d = w.devices.get(ev.dev);
       if (d?.iotlb.entries.length) {
-        d.iotlb.entries.shift();
+        evictOldest(d.iotlb, ev.seq);
         resetMeta(w, ev.dev);
       }
       return;

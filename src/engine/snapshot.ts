@@ -33,6 +33,7 @@ function deviceToPlain(d: DeviceState) {
     iotlb: {
       entries: d.iotlb.entries.map((e) => ({ start: h(e.start), last: h(e.last), uaddr: h(e.uaddr), perm: e.perm, seq: e.seq })),
       pending: d.iotlb.pending.map((m) => ({ q: m.q, iova: h(m.iova), perm: m.perm, seq: m.seq })),
+      retired: d.iotlb.retired.map((e) => ({ start: h(e.start), last: h(e.last), uaddr: h(e.uaddr), perm: e.perm, seq: e.seq, by: e.by, how: e.how })),
     },
     shadow: [...d.shadow].map(([pfn, s]) => ({ iova: h(pfn << 12n), gpa: h(s.gpa), seq: s.seq })),
     dmaLive: [...liveEntries(d.dmaLive)].map(([dma, m]) => ({ dma: h(dma), phys: h(m.phys), size: m.size, dir: m.dir, type: m.type, seq: m.seq, checked: m.checked })),
@@ -90,6 +91,7 @@ export function worldToPlain(w: World) {
     swiotlb: {
       next: w.swiotlb.next,
       slots: [...w.swiotlb.slots].map(([index, m]) => ({ index, dev: m.dev, orig: h(m.orig), size: m.size, nslots: m.nslots, offset: m.offset, dirty: m.dirty, init: b64(m.init) })),
+      call: w.swiotlb.call && { ...w.swiotlb.call, dma: h(w.swiotlb.call.dma) },
     },
     shared: w.shared.map((r) => ({ start: h(r.start), size: h(r.size) })),
     vmm: {
@@ -130,6 +132,7 @@ function deviceFromPlain(p: ReturnType<typeof deviceToPlain>): DeviceState {
     iotlb: {
       entries: p.iotlb.entries.map((e) => ({ start: b(e.start), last: b(e.last), uaddr: b(e.uaddr), perm: e.perm as PermName, seq: e.seq })),
       pending: p.iotlb.pending.map((m) => ({ q: m.q, iova: b(m.iova), perm: m.perm as PermName, seq: m.seq })),
+      retired: (p.iotlb.retired ?? []).map((e) => ({ start: b(e.start), last: b(e.last), uaddr: b(e.uaddr), perm: e.perm as PermName, seq: e.seq, by: e.by, how: e.how })),
     },
     shadow: new Map(p.shadow.map((s) => [b(s.iova) >> 12n, { gpa: b(s.gpa), seq: s.seq }])),
     dmaLive: liveFromPlain(p.dmaLive),
@@ -178,6 +181,7 @@ export function worldFromPlain(p: PlainWorld, mem: Map<bigint, Uint8Array>): Wor
           { dev: s.dev, orig: b(s.orig), size: s.size, nslots: s.nslots, offset: s.offset, dirty: s.dirty, init: new Uint8Array(Buffer.from(s.init, 'base64')) },
         ]),
       ),
+      call: p.swiotlb.call ? { ...p.swiotlb.call, dma: b(p.swiotlb.call.dma) } : null,
     },
     shared: p.shared.map((r) => ({ start: b(r.start), size: b(r.size) })),
     vmm: {

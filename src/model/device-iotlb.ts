@@ -27,9 +27,21 @@ export interface PendingMiss {
   seq: number;
 }
 
+/** An entry that left the IOTLB: who removed it, so a finding can name it ("deleted by INVALIDATE #152"). */
+export interface RetiredEntry extends IotlbEntry {
+  /** seq of the event that removed it: the INVALIDATE, the UPDATE whose insert evicted it, or the evict fault */
+  by: number;
+  how: 'invalidate' | 'evict' | 'fault';
+}
+
+/** Retired entries remembered per device (the most recent); older ones are only "not in the IOTLB". */
+export const RETIRED_KEPT = 64;
+
 export interface DeviceIotlb {
   entries: IotlbEntry[];
   pending: PendingMiss[];
+  /** the last RETIRED_KEPT entries removed, oldest first (model memory for findings, not vhost state) */
+  retired: RetiredEntry[];
 }
 
 export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
@@ -38,21 +50,45 @@ export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
   return best;
 }
 
-/** Inserts; returns the entry evicted to make room, if any. */
+function retire(tlb: DeviceIotlb, e: IotlbEntry, by: number, how: RetiredEntry['how']): void {
+  // older worlds (checkpoints written before this field) have none
+  const r = (tlb.retired ??= []);
+  if (r.length >= RETIRED_KEPT) r.shift();
+  r.push({ start: e.start, last: e.last, uaddr: e.uaddr, perm: e.perm, seq: e.seq, by, how });
+}
+
+/** Inserts; returns the entry evicted to make room, if any (vhost_iotlb_add_range_ctx with VHOST_IOTLB_FLAG_RETIRE). */
 export function addRange(tlb: DeviceIotlb, e: IotlbEntry, max = MAX_IOTLB_ENTRIES): IotlbEntry | null {
   const evicted = tlb.entries.length >= max ? tlb.entries.shift()! : null;
+  if (evicted) retire(tlb, evicted, e.seq, 'evict');
   tlb.entries.push(e);
   return evicted;
 }
 
-export function delRange(tlb: DeviceIotlb, start: bigint, last: bigint): IotlbEntry[] {
+/** vhost_iotlb_del_range: every overlapping entry, whole; `by` is the seq of the INVALIDATE. */
+export function delRange(tlb: DeviceIotlb, start: bigint, last: bigint, by = 0): IotlbEntry[] {
   const gone: IotlbEntry[] = [];
   tlb.entries = tlb.entries.filter((e) => {
     const hit = e.start <= last && start <= e.last;
     if (hit) gone.push(e);
     return !hit;
   });
+  for (const e of gone) retire(tlb, e, by, 'invalidate');
   return gone;
+}
+
+/** The evict-iotlb fault: the oldest entry goes, as at the 2048 cap (B6). */
+export function evictOldest(tlb: DeviceIotlb, by: number): IotlbEntry | null {
+  const e = tlb.entries.shift() ?? null;
+  if (e) retire(tlb, e, by, 'fault');
+  return e;
+}
+
+/** The most recent retirement of the entry an UPDATE (seq) filled, if remembered. */
+export function retiredEntry(tlb: DeviceIotlb, seq: number): RetiredEntry | null {
+  const r = tlb.retired ?? [];
+  for (let i = r.length - 1; i >= 0; i--) if (r[i]!.seq === seq) return r[i]!;
+  return null;
 }
 
 /** Pending misses covered by an UPDATE of [iova, iova+size-1] are removed and returned (their vqs wake). */

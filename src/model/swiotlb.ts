@@ -4,6 +4,8 @@
 // one IO_TLB_SEGSIZE segment; tlb_addr keeps the buffer's low bits under min_align_mask (1f221a0d0dbf).
 // `init` marks which bytes of the slots hold this mapping's data (copied in at map, or written by
 // the device): copying back a byte that is not is the CVE-2022-0854 leak of a previous user's data.
+import type { DirName } from './types.js';
+
 export const IO_TLB_SHIFT = 11;
 export const IO_TLB_SIZE = 2048;
 export const IO_TLB_SEGSIZE = 128;
@@ -23,11 +25,33 @@ export interface SwiotlbMapping {
   dirty: boolean;
 }
 
+/**
+ * A dma_sync_single_for_{cpu,device} or an unmap of a bounced mapping, from its dma.sync / dma.unmap
+ * event until the next event that is not one of its bounce copies (they follow it at once): what it
+ * copied, so the checkers can compare with what swiotlb_sync_single_for_{cpu,device} and
+ * swiotlb_tbl_unmap_single copy.
+ */
+export interface SwiotlbCall {
+  op: 'sync' | 'unmap';
+  seq: number;
+  dev: number;
+  dma: bigint;
+  size: number;
+  dir: DirName;
+  /** sync_for_cpu (or an unmap); false: sync_for_device */
+  forCpu: boolean;
+  /** seq of the bounce orig→tlb / tlb→orig that followed, 0 if none */
+  toTlb: number;
+  fromTlb: number;
+}
+
 export interface SwiotlbState {
   /** by first slot index */
   slots: Map<number, SwiotlbMapping>;
   /** where the next search starts (the area's index hint) */
   next: number;
+  /** the DMA-API call in progress, if the last one was a sync or unmap of a bounced mapping */
+  call: SwiotlbCall | null;
 }
 
 export const slotAddr = (i: number) => POOL_GPA + BigInt(i * IO_TLB_SIZE);

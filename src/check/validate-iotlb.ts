@@ -1,0 +1,127 @@
+// The model validates what the trace says vhost's device IOTLB did. A simulated trace computes these
+// results from the model, so they always agree; an imported or hand-written trace only records them,
+// and a result the kernel would not have produced is a finding that names the rule, the expected and
+// the recorded value, and the events behind the model's answer.
+// - iotlb-entry-gone: a device access (via the IOTLB or the vq meta cache) resolved through an entry
+//   that an INVALIDATE deleted (vhost_iotlb_del_range) or that was evicted (vhost_iotlb_add_range_ctx
+//   with VHOST_IOTLB_FLAG_RETIRE drops the oldest at max_iotlb_entries = 2048; the evict-iotlb fault):
+//   translate_desc would have found a hole and sent a MISS (vhost_iotlb_miss);
+// - iotlb-perm-mismatch: an access recorded as succeeding through an entry without the permission
+//   (translate_desc: `!(map->perm & access)` → -EPERM, vq_err, no MISS);
+// - iotlb-resolution-mismatch: another entry, HVA or GPA than the model's lookup
+//   (vhost_iotlb_itree_first: the overlapping entry with the lowest start), or an entry the model
+//   never saw filled;
+// - iotlb-miss-covered: a MISS although an entry covers the address (translate_desc sends one only
+//   for -EAGAIN: no overlapping entry starting at or below the address);
+// - iotlb-result-mismatch: an UPDATE or INVALIDATE of size 0 whose recorded result differs from
+//   vhost_chr_write_iter's size check (e2ae38cf3d91 rejected size 0, 95932ab2ea07 limited that to
+//   UPDATE and INVALIDATE, ca50ec377c2e allowed INVALIDATE again; the variant `sizeZero` says which).
+import type { EventOf, NewEvent } from '../events/schema.js';
+import { lookup, retiredEntry, type IotlbEntry, type RetiredEntry } from '../model/device-iotlb.js';
+import { hvaToGpa } from '../model/memtable.js';
+import { permBits } from '../model/types.js';
+import type { DeviceState, World } from '../model/world.js';
+import { finding, hex } from './finding.js';
+
+/** A device whose accesses go through vhost's device IOTLB (IOTLB mode, kernel vhost back-end). */
+function iotlbDevice(w: World, dev: number): DeviceState | null {
+  const d = w.devices.get(dev);
+  return d && d.translate === 'iova' && d.backend.startsWith('vhost') ? d : null;
+}
+
+const range = (e: { start: bigint; last: bigint }) => `[${hex(e.start)}, ${hex(e.last)}]`;
+
+function goneBy(g: RetiredEntry): string {
+  if (g.how === 'invalidate') return `deleted by INVALIDATE #${g.by}`;
+  if (g.how === 'evict') return `evicted by UPDATE #${g.by} (the 2048-entry limit: VHOST_IOTLB_FLAG_RETIRE drops the oldest entry)`;
+  return `evicted at #${g.by} (evict-iotlb fault)`;
+}
+
+/** Post-check of a dev.access: does the model's device IOTLB give what the trace recorded? */
+export function validateIotlbAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
+  if (ev.via !== 'iotlb' && ev.via !== 'meta') return [];
+  const r = w.rings[ev.q];
+  const d = r && iotlbDevice(w, r.dev);
+  if (!d) return [];
+  const what = `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at IOVA ${hex(ev.dma)} through the device-IOTLB entry filled by UPDATE #${ev.entry}`;
+  const e = lookup(d.iotlb, ev.dma);
+  // what translate_desc would have done instead, and the event behind it
+  const model = (x: IotlbEntry | null) => (x ? `the device IOTLB resolves it through entry #${x.seq} ${range(x)} (vhost_iotlb_itree_first)` : `the device IOTLB holds no entry for it: translate_desc gets -EAGAIN and vhost sends a MISS (vhost_iotlb_miss)`);
+  if (!e || e.seq !== ev.entry) {
+    const g = retiredEntry(d.iotlb, ev.entry);
+    if (g)
+      return [finding(ev.seq, 'iotlb-entry-gone', `${what}, ${goneBy(g)} before this access; ${model(e)}`, [ev.entry, g.by, e?.seq ?? 0, ev.seq], ev.dma, ev.gpa)];
+    const known = d.iotlb.entries.some((x) => x.seq === ev.entry);
+    return [
+      finding(
+        ev.seq,
+        'iotlb-resolution-mismatch',
+        `${what}${known ? ` ${range(d.iotlb.entries.find((x) => x.seq === ev.entry)!)}` : ', an entry the model never saw filled'}; ${model(e)}`,
+        [ev.entry, e?.seq ?? 0, ev.seq],
+        ev.dma,
+        ev.gpa,
+      ),
+    ];
+  }
+  const need = ev.dir === 'write' ? 2 : 1;
+  if (!(permBits(e.perm) & need))
+    return [
+      finding(
+        ev.seq,
+        'iotlb-perm-mismatch',
+        `${what} ${range(e)} with perm ${e.perm}, recorded as succeeding; translate_desc refuses a ${ev.dir} through it (-EPERM: vq_err "Translation failure -1 in descriptor", no MISS)`,
+        [ev.entry, ev.seq],
+        ev.dma,
+        ev.gpa,
+      ),
+    ];
+  if (ev.len > 0 && ev.dma + BigInt(ev.len) - 1n > e.last)
+    return [finding(ev.seq, 'iotlb-resolution-mismatch', `${what} ${range(e)}, but the access runs past the entry's end: translate_desc splits it at ${hex(e.last + 1n)}`, [ev.entry, ev.seq], ev.dma, ev.gpa)];
+  const hva = e.uaddr + (ev.dma - e.start);
+  const gpa = hvaToGpa(w.memTable, hva);
+  if (ev.hva !== hva || (gpa !== null && ev.gpa !== gpa))
+    return [
+      finding(
+        ev.seq,
+        'iotlb-resolution-mismatch',
+        `${what} ${range(e)} → uaddr ${hex(e.uaddr)}: expected HVA ${hex(hva)}${gpa !== null ? ` (GPA ${hex(gpa)})` : ''}, recorded HVA ${hex(ev.hva)} (GPA ${hex(ev.gpa)})`,
+        [ev.entry, ev.seq],
+        ev.dma,
+        ev.gpa,
+      ),
+    ];
+  return [];
+}
+
+/** Post-check of an iotlb.miss: translate_desc sends a MISS only when no entry covers the address. */
+export function validateMiss(w: World, ev: EventOf<'iotlb.miss'>): NewEvent[] {
+  const d = iotlbDevice(w, ev.dev);
+  const e = d && lookup(d.iotlb, ev.iova);
+  if (!e) return [];
+  const ok = permBits(e.perm) & permBits(ev.perm);
+  const expected = ok ? 'translate_desc resolves it (no MISS)' : `translate_desc fails with -EPERM (perm ${e.perm} lacks ${ev.perm}) and sends no MISS`;
+  return [finding(ev.seq, 'iotlb-miss-covered', `MISS for IOVA ${hex(ev.iova)} (${ev.perm}, vq ${ev.q}) although entry #${e.seq} ${range(e)} → uaddr ${hex(e.uaddr)} with perm ${e.perm} covers it: ${expected}`, [e.seq, ev.seq], ev.iova)];
+}
+
+/** What vhost_chr_write_iter answers a size-0 message, by kernel version (null: not judged). */
+function sizeZeroResult(w: World, kind: 'UPDATE' | 'INVALIDATE'): { result: string; why: string } {
+  const rule = w.variants.sizeZero;
+  if (rule === 'accept') return { result: 'ok', why: 'before e2ae38cf3d91 vhost accepted size-0 messages' };
+  if (kind === 'INVALIDATE' && rule === 'reject-update') return { result: 'ok', why: 'since ca50ec377c2e vhost accepts a size-0 INVALIDATE (invalidate everything)' };
+  return { result: 'EINVAL', why: `vhost_chr_write_iter rejects a size-0 ${kind} with -EINVAL (e2ae38cf3d91${kind === 'UPDATE' ? ', still so after ca50ec377c2e' : ''})` };
+}
+
+export function validateUpdate(w: World, ev: EventOf<'iotlb.update'>): NewEvent[] {
+  if (ev.size !== 0n || !iotlbDevice(w, ev.dev)) return [];
+  const want = sizeZeroResult(w, 'UPDATE');
+  if (ev.result === want.result) return [];
+  const effect = ev.result === 'ok' ? `: it became the entry [${hex(ev.iova)}, ${hex((ev.iova - 1n) & ((1n << 64n) - 1n))}]` : '';
+  return [finding(ev.seq, 'iotlb-result-mismatch', `UPDATE of size 0 at IOVA ${hex(ev.iova)} recorded as ${ev.result}, expected ${want.result}: ${want.why}${effect}`, [ev.seq], ev.iova)];
+}
+
+export function validateInvalidate(w: World, ev: EventOf<'iotlb.invalidate'>): NewEvent[] {
+  if (ev.size !== 0n || !iotlbDevice(w, ev.dev)) return [];
+  const want = sizeZeroResult(w, 'INVALIDATE');
+  if (ev.result === want.result) return [];
+  return [finding(ev.seq, 'iotlb-result-mismatch', `INVALIDATE of size 0 at IOVA ${hex(ev.iova)} recorded as ${ev.result}, expected ${want.result}: ${want.why}`, [ev.cause, ev.seq], ev.iova)];
+}
