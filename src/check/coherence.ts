@@ -68,7 +68,7 @@ function afterUnmap(d: DeviceState, dma: bigint, inv: string): string {
   if (d.path === 'iommu-lazy') {
     const waiting = d.fq.some((r) => dma >= r.start && dma < r.start + r.size);
     if (waiting) return 'lazy mode: the IOTLB flush for the unmapped IOVA still waits in the flush queue, so no invalidation has been sent yet, and until the flush the IOMMU would let this access through silently';
-    return `lazy mode, the flush queue was flushed: ${inv}`;
+    return `lazy mode: the flush queue has been flushed since, so the IOMMU would fault this access; ${inv}`;
   }
   if (d.path === 'iommu') return `strict mode: the IOMMU invalidated it at the unmap and would fault this access; ${inv}`;
   return inv;

@@ -56,7 +56,7 @@ export function validateIotlbAccess(w: World, ev: EventOf<'dev.access'>): NewEve
       finding(
         ev.seq,
         'iotlb-resolution-mismatch',
-        `${what}${known ? ` ${range(d.iotlb.entries.find((x) => x.seq === ev.entry)!)}` : ', an entry the model never saw filled'}; ${model(e)}`,
+        `${what}${known ? ` ${range(d.iotlb.entries.find((x) => x.seq === ev.entry)!)}` : ', which is not in the device IOTLB (no UPDATE filled it, or it left more than 64 removals ago)'}; ${model(e)}`,
         [ev.entry, e?.seq ?? 0, ev.seq],
         ev.dma,
         ev.gpa,
