@@ -6,3 +6,6 @@ export function finding(cause: number, cls: string, message: string, chain: numb
 }
 
 export const hex = (v: bigint) => '0x' + v.toString(16);
+
+/** The common "nothing found" result of the validators on the hot path: shared, frozen (callers only read it). */
+export const NONE: NewEvent[] = Object.freeze([]) as unknown as NewEvent[];

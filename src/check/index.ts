@@ -85,7 +85,7 @@ function preCheck(w: World, ev: DmaEvent): NewEvent[] | null {
     case 'dma.sync':
       return checkSync(w, ev);
     case 'dma.map':
-      return [...checkOverlap(w, ev), ...checkMap(w, ev), ...validateBounceMap(w, ev), ...validateLazyDmaMap(w, ev)];
+      return concat4(checkOverlap(w, ev), checkMap(w, ev), validateBounceMap(w, ev), validateLazyDmaMap(w, ev));
     case 'iommu.map':
       return validateLazyMap(w, ev);
     case 'iommu.unmap':
@@ -102,9 +102,12 @@ function preCheck(w: World, ev: DmaEvent): NewEvent[] | null {
 /** A resolution the device IOTLB could not have produced is reported as such, not also as a stale translation. */
 const IMPOSSIBLE = new Set(['iotlb-entry-gone', 'iotlb-resolution-mismatch']);
 
+const concat4 = (a: NewEvent[], b: NewEvent[], c: NewEvent[], d: NewEvent[]) => (a.length + b.length + c.length + d.length ? [...a, ...b, ...c, ...d] : a);
+
 function deviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
-  const v = validateIotlbAccess(w, ev);
   const c = checkDeviceAccess(w, ev);
+  if (ev.via !== 'iotlb' && ev.via !== 'meta') return c;
+  const v = validateIotlbAccess(w, ev);
   if (!v.length) return c;
   if (!v.some((f) => f.kind === 'finding' && IMPOSSIBLE.has(f.cls))) return [...v, ...c];
   return [...v, ...c.filter((f) => f.kind !== 'finding' || (f.cls !== 'stale-iotlb' && f.cls !== 'use-after-unmap'))];

@@ -11,7 +11,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { PAGE_SHIFT } from '../model/memory.js';
 import type { DeviceState, World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 
 /** src/import/to-events.ts: the guest's IOMMU domains, whose iommu:map/unmap lines name no device. */
 const DEV_UNKNOWN = 0xffff;
@@ -26,7 +26,7 @@ function judged(w: World, dev: number): DeviceState | null {
 /** Pre-check of an iommu.unmap: every page of the range must be mapped (the world before the unmap). */
 export function validateIommuUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[] {
   const d = judged(w, ev.dev);
-  if (!d || ev.size === 0n) return [];
+  if (!d || ev.size === 0n) return NONE;
   const first = ev.iova >> PAGE_SHIFT;
   const pages = (ev.iova + ev.size - 1n) >> PAGE_SHIFT;
   const total = pages - first + 1n;
@@ -38,7 +38,7 @@ export function validateIommuUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEve
       else missing ??= p;
     }
   } else for (const p of d.iommu.keys()) if (p >= first && p <= pages) mapped++;
-  if (mapped === total) return [];
+  if (mapped === total) return NONE;
   const at = missing !== null ? d.unmapSeq.get(missing) ?? 0 : 0;
   const before = at ? ` (IOVA ${hex(missing! << PAGE_SHIFT)} was unmapped at #${at})` : '';
   return [
@@ -58,9 +58,9 @@ function queued(d: DeviceState, iova: bigint, size: bigint): { start: bigint; si
 }
 
 function reuse(d: DeviceState, seq: number, what: string, iova: bigint, size: bigint, gpa: bigint): NewEvent[] {
-  if (d.path !== 'iommu-lazy') return [];
+  if (d.path !== 'iommu-lazy') return NONE;
   const q = queued(d, iova, size);
-  if (!q) return [];
+  if (!q) return NONE;
   const unmap = d.unmapSeq.get(q.start >> PAGE_SHIFT) ?? 0;
   return [
     finding(
@@ -82,8 +82,8 @@ export function validateLazyMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] 
 
 /** Pre-check of a dma.map through the IOMMU with no iommu.map before it (a trace of DMA-API calls only). */
 export function validateLazyDmaMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
-  if (ev.path !== 'iommu') return [];
+  if (ev.path !== 'iommu') return NONE;
   const d = judged(w, ev.dev);
-  if (!d || d.iommu.has(ev.dma >> PAGE_SHIFT)) return []; // its iommu.map was judged
+  if (!d || d.iommu.has(ev.dma >> PAGE_SHIFT)) return NONE; // its iommu.map was judged
   return reuse(d, ev.seq, 'dma.map', ev.dma, BigInt(Math.max(ev.size, 1)), ev.phys);
 }

@@ -12,14 +12,14 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { readMem } from '../model/memory.js';
 import type { RingState, World } from '../model/world.js';
-import { finding } from './finding.js';
+import { finding, NONE } from './finding.js';
 
 const MAX_QUEUE = 32768;
 
 export function validateSetup(_w: World, ev: EventOf<'vring.setup'>): NewEvent[] {
   const n = ev.num;
   const bad = ev.packed ? n === 0 || n > MAX_QUEUE : n === 0 || n > 0xffff || (n & (n - 1)) !== 0;
-  if (!bad) return [];
+  if (!bad) return NONE;
   const rule = ev.packed
     ? 'a packed virtqueue holds 1 to 32768 descriptors (virtio 1.1)'
     : 'VHOST_SET_VRING_NUM (vhost_vring_set_num) refuses a size that is 0, above 0xffff or not a power of two with -EINVAL, so at most 32768';
@@ -34,13 +34,13 @@ function outstanding(r: RingState): string {
 /** Pre-check of a vring.used: the id must be an outstanding head (the world before it is applied). */
 export function validateUsed(w: World, ev: EventOf<'vring.used'>): NewEvent[] {
   const r = w.rings[ev.q];
-  if (!r) return [];
+  if (!r) return NONE;
   if (ev.id >= r.num)
     return [finding(ev.seq, 'ring-id-out-of-range', `vq ${ev.q}: the device returned used id ${ev.id} (slot ${ev.slot}), but the queue has ${r.num} descriptors; the driver's virtqueue_get_buf hits BAD_RING "id ${ev.id} out of range" and marks the queue broken`, [ev.seq])];
   const posted = r.extra.get(ev.id);
   if (!posted)
     return [finding(ev.seq, 'ring-used-not-head', `vq ${ev.q}: the device returned used id ${ev.id} (slot ${ev.slot}), which is not the head of an outstanding chain (${outstanding(r)}); the driver's virtqueue_get_buf hits BAD_RING "id ${ev.id} is not a head!"`, [ev.seq])];
-  return [];
+  return NONE;
 }
 
 /** The id the driver finds in the used ring where it reaps next (split: used.ring[last_used % num]; packed: the descriptor's id). */
@@ -56,8 +56,8 @@ function usedIdAt(w: World, r: RingState): number {
 /** Pre-check of a vring.getbuf of an id that is not outstanding, unless the used entry it came from was already judged. */
 export function validateGetbuf(w: World, ev: EventOf<'vring.getbuf'>): NewEvent[] {
   const r = w.rings[ev.q];
-  if (!r || r.extra.has(ev.id)) return [];
-  if (usedIdAt(w, r) === ev.id) return []; // a used entry returned it: judged there (validateUsed)
+  if (!r || r.extra.has(ev.id)) return NONE;
+  if (usedIdAt(w, r) === ev.id) return NONE; // a used entry returned it: judged there (validateUsed)
   const cls = ev.id >= r.num ? 'ring-id-out-of-range' : 'ring-used-not-head';
   const msg = ev.id >= r.num ? `id ${ev.id} out of range` : `id ${ev.id} is not a head!`;
   return [finding(ev.seq, cls, `vq ${ev.q}: the driver reaped id ${ev.id}, which no used entry returned and which is not outstanding (${outstanding(r)}); virtqueue_get_buf would have hit BAD_RING "${msg}" instead`, [ev.seq])];

@@ -16,7 +16,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { mappingAt, slotAddr, type SwiotlbCall } from '../model/swiotlb.js';
 import type { World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 
 const toDevice = (dir: string) => dir === 'TO_DEVICE' || dir === 'BIDIRECTIONAL';
 const fromDevice = (dir: string) => dir === 'FROM_DEVICE' || dir === 'BIDIRECTIONAL';
@@ -38,7 +38,7 @@ function rule(c: SwiotlbCall): string {
  */
 export function validateSwiotlbCall(w: World): NewEvent[] {
   const c = w.swiotlb.call;
-  if (!c) return [];
+  if (!c) return NONE;
   const wantTo = c.op === 'sync' && !c.forCpu && toDevice(c.dir);
   const wantFrom = c.forCpu && fromDevice(c.dir);
   const out: NewEvent[] = [];
@@ -52,9 +52,9 @@ export function validateSwiotlbCall(w: World): NewEvent[] {
 
 /** Post-check of a dma.map through swiotlb: did the map fill the slot as swiotlb_tbl_map_single does? */
 export function validateBounceMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
-  if (ev.path !== 'swiotlb' || ev.type === 'coherent') return [];
+  if (ev.path !== 'swiotlb' || ev.type === 'coherent') return NONE;
   const hit = mappingAt(w.swiotlb, ev.dma);
-  if (!hit) return [];
+  if (!hit) return NONE;
   const [index, m] = hit;
   const start = Number(ev.dma - slotAddr(index));
   const end = Math.min(start + ev.size, m.init.length);
@@ -66,5 +66,5 @@ export function validateBounceMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] 
     return [finding(ev.seq, 'swiotlb-copy-mismatch', `map (${ev.dir}) #${ev.seq} of ${hex(ev.phys)} to bounce address ${hex(ev.dma)} left ${end - start - filled} of ${ev.size} B of the slot unfilled, expected the orig→tlb copy: ${why}`, [ev.seq], ev.dma, ev.phys)];
   if (!want && filled > 0)
     return [finding(ev.seq, 'swiotlb-copy-mismatch', `map (${ev.dir}) #${ev.seq} of ${hex(ev.phys)} to bounce address ${hex(ev.dma)} copied orig→tlb, expected no copy: ${why}`, [ev.seq], ev.dma, ev.phys)];
-  return [];
+  return NONE;
 }
