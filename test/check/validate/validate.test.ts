@@ -29,6 +29,7 @@ const BAD: Record<string, Expected[]> = {
   'iotlb-miss-covered.bad.jsonl': [{ class: 'iotlb-miss-covered', seq: 14, says: ['MISS for IOVA 0xffffb800', 'entry #12 [0xffffb000, 0xffffbfff]', 'perm RO', 'no MISS'] }],
   'iotlb-write-readonly.bad.jsonl': [{ class: 'iotlb-perm-mismatch', seq: 13, says: ['wrote 64 B', 'UPDATE #12', 'perm RO', 'recorded as succeeding', '-EPERM'] }],
   'iotlb-update-size0.bad.jsonl': [{ class: 'iotlb-result-mismatch', seq: 5, says: ['UPDATE of size 0', 'recorded as ok', 'expected EINVAL', 'e2ae38cf3d91', '[0x0, 0xffffffffffffffff]'] }],
+  'iotlb-invalidate-size0.bad.jsonl': [{ class: 'iotlb-result-mismatch', seq: 14, says: ['INVALIDATE of size 0', 'recorded as EINVAL', 'expected ok', 'ca50ec377c2e'] }],
   'swiotlb-sync-fromdevice-copies.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 8, says: ['dma_sync_single_for_device(FROM_DEVICE) #8', 'copied orig→tlb at #9', 'expected no copy', 'bddac7c1e02b'] }],
   'swiotlb-sync-todevice-nocopy.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 9, says: ['dma_sync_single_for_device(TO_DEVICE) #9', 'copied nothing', 'expected orig→tlb'] }],
   'ring-used-not-head.bad.jsonl': [{ class: 'ring-used-not-head', seq: 7, says: ['used id 3', 'outstanding heads: 0', 'is not a head!'] }],
