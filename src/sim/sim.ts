@@ -12,6 +12,7 @@ import { seedKey } from './data.js';
 import { deviceRunnable, devicePass } from './device.js';
 import { driverRunnable, driverStep } from './driver.js';
 import { Rng, type RngState } from './rng.js';
+import { pctPick } from './schedule.js';
 import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
@@ -65,7 +66,7 @@ export class Sim {
     this.seq = resume ? resume.seq : 0;
     this.resumed = !!resume;
     this.dataKey = seedKey(seed);
-    this.workload = workloadFor(config.workload, config.script, config.scriptInflight);
+    this.workload = workloadFor(config.workload, config.script, config.scriptInflight, config.knobs);
   }
 
   private nextReq: { op: number; req: Request } | null = null;
@@ -130,9 +131,9 @@ export class Sim {
       }
       const runnable = this.runnableActors();
       if (runnable.length === 0 || steps > maxSteps) break;
-      let pick = runnable[0]!;
+      // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
+      const pick = this.config.schedule ? pctPick(this, this.config.schedule, runnable) : runnable.length > 1 ? runnable[this.rng.int(runnable.length)]! : runnable[0]!;
       if (runnable.length > 1) {
-        pick = runnable[this.rng.int(runnable.length)]!;
         this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: runnable.join(',') });
       }
       this.step(pick);
