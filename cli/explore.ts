@@ -45,7 +45,7 @@ const secs = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} 
 /** A progress line: redrawn in place on a terminal (at most 4 per second), one line a minute otherwise. */
 function progressPrinter(): { update(p: Progress): void; end(): void } {
   const tty = !!process.stderr.isTTY;
-  let last = 0;
+  let last = tty ? 0 : Date.now();
   let drawn = false;
   return {
     update(p) {
