@@ -2,7 +2,6 @@
 // workers): seed expansion, sharding, signatures, merge, reproducers, the determinism self-check.
 import { join } from 'node:path';
 import { Command } from 'commander';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { encodedRun, firstDifference, runBlock, runOne } from '../../src/analysis/explore.js';
 import { type Campaign, configFor, recordArgs, shardBlocks, SWEEPABLE } from '../../src/analysis/explore-plan.js';
@@ -17,6 +16,7 @@ import { pctBound } from '../../src/sim/schedule.js';
 import { Sim } from '../../src/sim/sim.js';
 import { addSimOptions, type SimOpts, simConfigOf } from '../../cli/sim-options.js';
 import { tempDir } from '../helpers.js';
+import { exploreContents } from './explore-db.js';
 
 const base = (over: Partial<SimConfig> = {}): SimConfig => ({
   workload: 'remap',
@@ -35,25 +35,6 @@ const campaign = (over: Partial<Campaign> = {}): Campaign => ({ base: base(), st
 
 const run = (db: string, c: Campaign, from: number, to: number, shard = { index: 0, count: 1 }, extra: Partial<Parameters<typeof explore>[0]> = {}) =>
   explore({ db, campaign: c, from, to, shard, jobs: 1, verifyEvery: 0, runner: inlineRunner(), ...extra });
-
-/** What a database says about a campaign, without trace ids (they depend on insertion order). */
-function contents(path: string) {
-  const db = new Database(path, { readonly: true });
-  try {
-    const q = (sql: string) => db.prepare(sql).all();
-    return {
-      campaigns: q(`SELECT id FROM explore_campaigns ORDER BY id`),
-      blocks: q(`SELECT campaign, lo, hi, seeds, runs, failing FROM explore_blocks ORDER BY campaign, lo`),
-      sigs: q(`SELECT campaign, lo, sig, count, first_seed, first_point FROM explore_block_sigs ORDER BY campaign, lo, sig`),
-      signatures: q(`SELECT campaign, sig, class, rule, shape, message, seed, point FROM explore_signatures ORDER BY campaign, sig`),
-      repro: q(`SELECT campaign, sig, seed, point, events, orig_events, orig_hash FROM explore_repro ORDER BY campaign, sig`),
-      reproTraces: q(`SELECT r.sig, t.events, t.hash, t.config FROM explore_repro r JOIN traces t ON t.id = r.trace ORDER BY r.campaign, r.sig`),
-      traces: (db.prepare(`SELECT count(*) AS n FROM traces`).get() as { n: number }).n,
-    };
-  } finally {
-    db.close();
-  }
-}
 
 /** Parses `dmareplay record …` arguments the way the CLI does. */
 function parseRecord(args: string[]): { config: SimConfig; seed: string } {
@@ -149,12 +130,12 @@ describe('explore: runs, stores and merges', () => {
     const ba = join(dir, 'ba.db');
     merge([shards[2]!, shards[0]!], ba);
     merge([shards[1]!], ba);
-    const want = contents(single);
-    expect(contents(ab)).toEqual(want);
-    expect(contents(ba)).toEqual(want);
+    const want = exploreContents(single);
+    expect(exploreContents(ab)).toEqual(want);
+    expect(exploreContents(ba)).toEqual(want);
     merge(shards, ab); // again: nothing changes, nothing is duplicated
     merge([single], ab);
-    expect(contents(ab)).toEqual(want);
+    expect(exploreContents(ab)).toEqual(want);
     // counts: the summary rows keep every seed, passing or not
     const totals = (await run(ab, c, 1, 28)).total;
     expect(totals.seeds).toBe(28);
@@ -175,7 +156,7 @@ describe('explore: runs, stores and merges', () => {
       expect(encodedRun(config, seed).hash).toBe(s.repro!.origHash);
     }
     // only reproducers are stored, not every failing run
-    expect(contents(db).traces).toBe(new Set(r.signatures.map((s) => s.repro!.trace)).size);
+    expect(exploreContents(db).traces).toBe(new Set(r.signatures.map((s) => s.repro!.trace)).size);
   });
 
   it('a second run of the same campaign skips the stored blocks', async () => {
@@ -195,7 +176,7 @@ describe('explore: runs, stores and merges', () => {
     expect(r.stopped).toBe('interrupted');
     expect(r.run.blocks).toBeGreaterThanOrEqual(2);
     expect(r.total.seeds).toBe(r.run.seeds);
-    expect(contents(db).blocks.length).toBe(r.run.blocks);
+    expect(exploreContents(db).blocks.length).toBe(r.run.blocks);
   });
 
   it('--verify-every: a re-run that differs is a mismatch with both hashes and the first differing event', async () => {
