@@ -1,11 +1,11 @@
 // Swarm testing (Groce, Zhang, Eide, Chen, Regehr, ISSTA 2012): rather than every feature in every
 // run, each seed switches each feature on or off, so runs differ in *what* can happen, not only in
 // the order. Here the features are the injected faults, the kernel/QEMU behaviour variants (the old,
-// buggy behaviour of each) and the workload knobs: invalidation delay, ring size, handler pass
-// length, remap rate, ring features. The choice is drawn from the seed's own stream ("S/swarm"), so
+// buggy behaviour of each) and the workload knobs: invalidation delay, miss-service latency, handler
+// pass length, remap rate, ring size, queue count, ring features. The choice is drawn from the seed's own stream ("S/swarm"), so
 // it is a function of the seed alone; what the user fixed with --fault/--variant/--knob stays.
 import { Rng } from '../sim/rng.js';
-import type { Fault, FaultKind, Knobs, SimConfig } from '../sim/config.js';
+import { defaultDevices, type Fault, type FaultKind, type Knobs, type SimConfig } from '../sim/config.js';
 import type { Variants } from '../model/variants.js';
 
 /** Fault kinds and the argument a swarm run gives them (rng → arg). */
@@ -69,6 +69,12 @@ export function swarmConfig(base: SimConfig, seed: string): SimConfig {
   if (on(r) && knobs.passChains === undefined) knobs.passChains = passChains;
   const remapPages = pick(r, [1, 2, 4, 64]);
   if (on(r) && knobs.remapPages === undefined && base.workload === 'remap') knobs.remapPages = remapPages;
+  const missLatency = pick(r, [8, 32, 128]);
+  if (on(r) && knobs.missLatency === undefined) knobs.missLatency = missLatency;
+  // a second queue pair / request queue where the device workers allow it (4 virtqueues in all)
+  const queues = on(r);
+  const vqs = (base.devices ?? defaultDevices(base)).reduce((n, d) => n + (d.name === 'virtio-net' ? 4 : 2), 0);
+  if (queues && knobs.queues === undefined && vqs <= 4) knobs.queues = 2;
   const ring = pick(r, [8, 16, 64]);
   const ringNum = on(r) ? Math.min(ring, base.ringNum) : base.ringNum;
   const packed = on(r) ? true : base.packed;

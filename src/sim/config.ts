@@ -93,11 +93,17 @@ export interface Knobs {
   passChains?: number;
   /** remap workload: distinct pool pages a request draws from (default 16; 1 = the reused IOVA always keeps its GPA) */
   remapPages?: number;
+  /** events the VMM leaves an IOTLB miss unread while another actor can run (QEMU's main loop busy elsewhere; default 0) */
+  missLatency?: number;
+  /** queues per device direction: virtio-net queue pairs, virtio-blk request queues (default 1; 4 virtqueues at most in all) */
+  queues?: number;
 }
 
 export const KNOBS: Record<keyof Knobs, { min: number; max: number; doc: string }> = {
   passChains: { min: 1, max: 256, doc: 'chains per device handler pass (vhost_exceeds_weight)' },
   remapPages: { min: 1, max: 256, doc: 'remap workload: distinct GPA pages (fewer: the reused IOVA changes GPA less often)' },
+  missLatency: { min: 0, max: 1_000_000, doc: 'events an IOTLB miss waits for the VMM while other actors can run' },
+  queues: { min: 1, max: 4, doc: 'queue pairs (virtio-net) / request queues (virtio-blk) per device' },
 };
 
 export function parseKnob(spec: string): Knobs {
@@ -164,6 +170,8 @@ export function validateConfig(c: SimConfig): SimConfig {
   if (c.workload === 'script' && !c.script?.length) throw new ConfigError('workload script needs a script');
   for (const [k, v] of Object.entries(c.variants ?? {})) parseVariant(`${k}=${String(v)}`);
   for (const [k, v] of Object.entries(c.knobs ?? {})) parseKnob(`${k}=${String(v)}`);
+  const vqs = (c.devices ?? defaultDevices(c)).reduce((n, d) => n + (d.name === 'virtio-net' ? 2 : 1) * (c.knobs?.queues ?? 1), 0);
+  if (vqs > 4) throw new ConfigError(`knob queues=${c.knobs?.queues}: ${vqs} virtqueues, at most 4 (the device workers vq0..vq3)`);
   if (c.schedule) {
     const { strategy, depth, steps } = c.schedule;
     if (strategy !== 'pct') throw new ConfigError(`unknown schedule ${JSON.stringify(strategy)} (known: pct)`);

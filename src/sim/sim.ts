@@ -148,7 +148,7 @@ export class Sim {
     this.world.rings.forEach((r) => {
       if (deviceRunnable(this, r.q)) out.push(VQ_ACTORS[r.q] ?? (`vq${r.q}` as Actor));
     });
-    if (vmmRunnable(this)) out.push('vmm');
+    if (vmmRunnable(this, out.length === 0)) out.push('vmm');
     return out;
   }
 
