@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { type Campaign, DEFAULT_BLOCK, STRATEGIES, type Strategy, SWEEPABLE } from '../src/analysis/explore-plan.js';
-import { EXIT_NONDETERMINISM, explore, type ExploreReport, type Progress, shardOf } from '../src/app/explore.js';
+import { actorCount, EXIT_NONDETERMINISM, explore, type ExploreReport, type Progress, shardOf } from '../src/app/explore.js';
 import { UsageError } from '../src/errors.js';
 import type { FaultKind } from '../src/sim/config.js';
 import { pctBound, pctStepsFor } from '../src/sim/schedule.js';
@@ -98,7 +98,8 @@ export function exploreCommand(program: Command): void {
 
       if (campaign.pct && !o.json) {
         const { depth, steps } = campaign.pct;
-        out(dim(`PCT depth ${depth}, ${steps} steps: a bug of depth ≤ ${depth} is hit with probability ≥ 1/(n·k^(d-1)) = ${pctBound(2 + 2, steps, depth).toExponential(2)} per run for n = 4 actors (see the report)`));
+        const n = actorCount(config);
+        out(dim(`PCT: n = ${n} actors, k = ${steps} steps, depth d = ${depth}: a bug of depth ≤ ${depth} is hit with probability ≥ 1/(n·k^(d-1)) = ${pctBound(n, steps, depth).toExponential(2)} per run`));
       }
       const stop = { requested: false };
       const onSignal = () => {

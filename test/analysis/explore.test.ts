@@ -179,6 +179,12 @@ describe('explore: runs, stores and merges', () => {
     expect(exploreContents(db).blocks.length).toBe(r.run.blocks);
   });
 
+  it('--time: no block starts once the budget is used', async () => {
+    const r = await run(join(tempDir(), 't.db'), campaign(), 1, 1_000_000, undefined, { budgetMs: 0 });
+    expect(r.stopped).toBe('time');
+    expect(r.total.seeds).toBe(0);
+  });
+
   it('--verify-every: a re-run that differs is a mismatch with both hashes and the first differing event', async () => {
     const inline = inlineRunner();
     // a worker that runs the verification under another seed: the stream differs
