@@ -141,7 +141,7 @@ function printReport(r: ExploreReport): void {
       (r.run.verified ? `, ${r.run.verified} re-runs verified` : '') +
       (r.stopped === 'interrupted' ? yellow(' — interrupted') : r.stopped === 'time' ? ' — time budget used' : ''),
   );
-  out(`stored for this campaign: ${r.total.seeds} seeds, ${r.total.runs} runs, ${r.total.passing} passing, ${r.total.failing} failing`);
+  out(`stored for this campaign: ${r.total.seeds} seeds (${r.total.passing} passing), ${r.total.runs} runs (${r.total.failing} failing)`);
   if (r.pct) out(`PCT: n = ${r.pct.actors} actors, k = ${r.pct.steps} steps, d = ${r.pct.depth}: each depth-${r.pct.depth} bug is hit with probability ≥ ${r.pct.bound.toExponential(2)} per run`);
   if (!r.signatures.length) return out('no findings');
   out('');

@@ -138,6 +138,8 @@ export interface BlockResult {
   seeds: number;
   runs: number;
   failing: number;
+  /** seeds none of whose runs failed */
+  passing: number;
   /** per signature, in the order they first appear in the block */
   sigs: BlockSig[];
   info: (Signature & { message: string })[];
@@ -147,12 +149,13 @@ export interface BlockResult {
 
 export function runBlock(t: BlockTask): BlockResult {
   const c = t.campaign;
-  const res: BlockResult = { lo: t.lo, hi: t.hi, seeds: 0, runs: 0, failing: 0, sigs: [], info: [], candidates: [], verify: [] };
+  const res: BlockResult = { lo: t.lo, hi: t.hi, seeds: 0, runs: 0, failing: 0, passing: 0, sigs: [], info: [], candidates: [], verify: [] };
   const bySig = new Map<string, BlockSig>();
   const firsts: { sig: string; seed: number; point: number }[] = [];
+  let seedFailed = false;
   const count = (seed: number, point: number, config: SimConfig, r: RunOutcome): void => {
     res.runs++;
-    if (r.sigs.length) res.failing++;
+    if (r.sigs.length) (res.failing++, (seedFailed = true));
     for (const { sig, message } of r.sigs) {
       const s = bySig.get(sig.id);
       if (s) s.count++;
@@ -169,9 +172,11 @@ export function runBlock(t: BlockTask): BlockResult {
   };
   for (let seed = t.lo; seed <= t.hi; seed++) {
     res.seeds++;
+    seedFailed = false;
     if (!c.sweep) {
       const config = configFor(c, seed);
       count(seed, 0, config, runOne(config, String(seed)));
+      if (!seedFailed) res.passing++;
       continue;
     }
     // fail_nth: the kth occurrence of the fault, k = 1, 2, … until a run no longer reaches point k
@@ -181,6 +186,7 @@ export function runBlock(t: BlockTask): BlockResult {
       if (r.reached < k) break;
       count(seed, k, config, r);
     }
+    if (!seedFailed) res.passing++;
   }
   res.sigs = [...bySig.values()];
   for (const f of firsts) {

@@ -123,7 +123,7 @@ export interface ExploreReport {
   /** this invocation */
   run: { blocks: number; skipped: number; seeds: number; runs: number; failing: number; verified: number };
   /** every stored block of the campaign (earlier runs and merged shards included) */
-  total: { blocks: number; seeds: number; runs: number; failing: number; passing: number };
+  total: { blocks: number; seeds: number; passing: number; runs: number; failing: number };
   signatures: SignatureReport[];
   stopped: 'done' | 'interrupted' | 'time' | 'mismatch';
   mismatch: Mismatch | null;
@@ -150,7 +150,7 @@ function commitBlock(db: Database.Database, key: string, r: BlockResult, every: 
       return { sig: s.id, class: s.cls, rule: s.rule, shape: s.shape, message: s.message, seed: b.firstSeed, point: b.firstPoint };
     });
     const sigs = r.sigs.map((s) => ({ sig: s.sig, count: s.count, first_seed: s.firstSeed, first_point: s.firstPoint }));
-    if (!putBlock(db, key, { lo: r.lo, hi: r.hi, seeds: r.seeds, runs: r.runs, failing: r.failing }, sigs, info)) return;
+    if (!putBlock(db, key, { lo: r.lo, hi: r.hi, seeds: r.seeds, passing: r.passing, runs: r.runs, failing: r.failing }, sigs, info)) return;
     for (const c of r.candidates) {
       const stored = c.minimized ?? { config: c.config, events: c.events };
       const at = c.point ? `seed ${c.seed} point ${c.point}` : `seed ${c.seed}`;
@@ -287,7 +287,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       shard: req.shard,
       jobs: r.threads,
       run,
-      total: { ...total, passing: total.runs - total.failing },
+      total,
       signatures,
       stopped: mismatch ? 'mismatch' : req.stop?.requested ? 'interrupted' : timedOut ? 'time' : 'done',
       mismatch,

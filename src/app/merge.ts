@@ -29,7 +29,7 @@ import {
 export interface MergeReport {
   into: string;
   inputs: { db: string; campaigns: number; blocks: number; added: number; reproducers: number }[];
-  campaigns: { campaign: string; blocks: number; seeds: number; runs: number; failing: number; signatures: { sig: string; class: string; count: number; firstSeed: number }[] }[];
+  campaigns: { campaign: string; blocks: number; seeds: number; passing: number; runs: number; failing: number; signatures: { sig: string; class: string; count: number; firstSeed: number }[] }[];
 }
 
 export function merge(inputs: string[], into: string): MergeReport {

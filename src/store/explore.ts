@@ -5,7 +5,7 @@
 // commutative by construction (a union of blocks), and a killed run leaves every finished block.
 //
 //   explore_campaigns  (id, params)                 what decides each seed's run (JSON)
-//   explore_blocks     (campaign, lo, hi, seeds, runs, failing)   the summary row of a seed range
+//   explore_blocks     (campaign, lo, hi, seeds, passing, runs, failing)   the summary row of a seed range
 //   explore_block_sigs (campaign, lo, sig, count, first_seed, first_point)
 //   explore_signatures (campaign, sig, class, rule, shape, message, seed, point)   message of the first run
 //   explore_repro      (campaign, sig, seed, point, events, orig_events, orig_hash, orig_config, trace)
@@ -17,7 +17,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS explore_campaigns (id TEXT PRIMARY KEY, params TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS explore_blocks (
   campaign TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
-  seeds INTEGER NOT NULL, runs INTEGER NOT NULL, failing INTEGER NOT NULL,
+  seeds INTEGER NOT NULL, passing INTEGER NOT NULL,   -- seeds none of whose runs failed
+  runs INTEGER NOT NULL, failing INTEGER NOT NULL,     -- runs (a sweep runs a seed once per injection point) and failing runs
   PRIMARY KEY (campaign, lo)
 );
 CREATE TABLE IF NOT EXISTS explore_block_sigs (
@@ -52,6 +53,7 @@ export interface BlockRow {
   lo: number;
   hi: number;
   seeds: number;
+  passing: number;
   runs: number;
   failing: number;
 }
@@ -92,7 +94,7 @@ export function campaignParams(db: Database.Database, id: string): unknown {
 
 /** The stored block starting at lo, if any. */
 export function storedBlock(db: Database.Database, campaign: string, lo: number): BlockRow | undefined {
-  return db.prepare(`SELECT lo, hi, seeds, runs, failing FROM explore_blocks WHERE campaign = ? AND lo = ?`).get(campaign, lo) as BlockRow | undefined;
+  return db.prepare(`SELECT lo, hi, seeds, passing, runs, failing FROM explore_blocks WHERE campaign = ? AND lo = ?`).get(campaign, lo) as BlockRow | undefined;
 }
 
 /**
@@ -104,7 +106,7 @@ export function putBlock(db: Database.Database, campaign: string, b: BlockRow, s
   const old = storedBlock(db, campaign, b.lo);
   if (old && old.hi >= b.hi) return false;
   if (old) db.prepare(`DELETE FROM explore_block_sigs WHERE campaign = ? AND lo = ?`).run(campaign, b.lo);
-  db.prepare(`INSERT OR REPLACE INTO explore_blocks VALUES (?, ?, ?, ?, ?, ?)`).run(campaign, b.lo, b.hi, b.seeds, b.runs, b.failing);
+  db.prepare(`INSERT OR REPLACE INTO explore_blocks VALUES (?, ?, ?, ?, ?, ?, ?)`).run(campaign, b.lo, b.hi, b.seeds, b.passing, b.runs, b.failing);
   const ins = db.prepare(`INSERT INTO explore_block_sigs VALUES (?, ?, ?, ?, ?, ?)`);
   for (const s of sigs) ins.run(campaign, b.lo, s.sig, s.count, s.first_seed, s.first_point);
   putSignatures(db, campaign, info);
@@ -203,14 +205,17 @@ export function signatureTotals(db: Database.Database, campaign: string): Signat
     .sort((a, b) => a.first_seed - b.first_seed || a.first_point - b.first_point || (a.sig < b.sig ? -1 : 1));
 }
 
-export function blockTotals(db: Database.Database, campaign: string): { blocks: number; seeds: number; runs: number; failing: number } {
+export function blockTotals(db: Database.Database, campaign: string): { blocks: number; seeds: number; passing: number; runs: number; failing: number } {
   return db
-    .prepare(`SELECT count(*) AS blocks, coalesce(sum(seeds), 0) AS seeds, coalesce(sum(runs), 0) AS runs, coalesce(sum(failing), 0) AS failing FROM explore_blocks WHERE campaign = ?`)
-    .get(campaign) as { blocks: number; seeds: number; runs: number; failing: number };
+    .prepare(
+      `SELECT count(*) AS blocks, coalesce(sum(seeds), 0) AS seeds, coalesce(sum(passing), 0) AS passing, coalesce(sum(runs), 0) AS runs, coalesce(sum(failing), 0) AS failing
+       FROM explore_blocks WHERE campaign = ?`,
+    )
+    .get(campaign) as { blocks: number; seeds: number; passing: number; runs: number; failing: number };
 }
 
 export function listBlocks(db: Database.Database, campaign: string): BlockRow[] {
-  return db.prepare(`SELECT lo, hi, seeds, runs, failing FROM explore_blocks WHERE campaign = ? ORDER BY lo`).all(campaign) as BlockRow[];
+  return db.prepare(`SELECT lo, hi, seeds, passing, runs, failing FROM explore_blocks WHERE campaign = ? ORDER BY lo`).all(campaign) as BlockRow[];
 }
 
 export function listBlockSigs(db: Database.Database, campaign: string, lo: number): BlockSigRow[] {

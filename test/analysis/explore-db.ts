@@ -7,7 +7,7 @@ export function exploreContents(path: string) {
     const q = (sql: string) => db.prepare(sql).all();
     return {
       campaigns: q(`SELECT id FROM explore_campaigns ORDER BY id`),
-      blocks: q(`SELECT campaign, lo, hi, seeds, runs, failing FROM explore_blocks ORDER BY campaign, lo`),
+      blocks: q(`SELECT campaign, lo, hi, seeds, passing, runs, failing FROM explore_blocks ORDER BY campaign, lo`),
       sigs: q(`SELECT campaign, lo, sig, count, first_seed, first_point FROM explore_block_sigs ORDER BY campaign, lo, sig`),
       signatures: q(`SELECT campaign, sig, class, rule, shape, message, seed, point FROM explore_signatures ORDER BY campaign, sig`),
       repro: q(`SELECT campaign, sig, seed, point, events, orig_events, orig_hash FROM explore_repro ORDER BY campaign, sig`),

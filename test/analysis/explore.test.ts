@@ -238,6 +238,8 @@ describe('explore: PCT and the fault sweep', () => {
       expect(invalidations).toBeGreaterThan(1);
     }
     expect(r.runs).toBeGreaterThan(3);
+    expect(r.seeds).toBe(3);
+    expect(r.passing).toBeLessThanOrEqual(3); // a seed passes only if none of its points fails
     expect(r.sigs.some((s) => s.firstPoint > 0)).toBe(true);
     // dropping an invalidation of a remapped IOVA is the R1 race
     expect(r.info.some((s) => s.cls === 'stale-iotlb')).toBe(true);
