@@ -13,7 +13,8 @@ import { merge } from '../../src/app/merge.js';
 import { replayTrace } from '../../src/app/replay.js';
 import { defaultFaults, type SimConfig, validateConfig } from '../../src/sim/config.js';
 import { pctBound } from '../../src/sim/schedule.js';
-import { Sim } from '../../src/sim/sim.js';
+import { type Resume, Sim } from '../../src/sim/sim.js';
+import { cloneWorld } from '../../src/model/world.js';
 import { addSimOptions, type SimOpts, simConfigOf } from '../../cli/sim-options.js';
 import { tempDir } from '../helpers.js';
 import { exploreContents } from './explore-db.js';
@@ -219,12 +220,18 @@ describe('explore: PCT and the fault sweep', () => {
     expect(encodedRun(configFor(c, 3), '3').hash).toBe(a.hash);
     expect(a.hash).not.toBe(encodedRun(configFor(campaign(), 3), '3').hash);
     expect(pctBound(4, 100, 3)).toBeCloseTo(1 / (4 * 100 * 100));
-    // a checkpointed run resumes the PCT state from SimState: same events with and without checkpoints
-    const events: string[] = [];
-    const ck: { seq: number }[] = [];
-    new Sim(configFor(c, 3), '3', { event: (e) => void events.push(e.kind), checkpoint: (seq) => void ck.push({ seq }) }, 64).run();
-    expect(ck.length).toBeGreaterThan(2);
-    expect(events.length).toBe(a.events);
+    // the PCT state is in SimState: a run resumed from a checkpoint goes on exactly as the whole run did
+    const config = configFor(c, 3);
+    const all: string[] = [];
+    const snaps: Resume[] = [];
+    new Sim(config, '3', { event: (e) => void all.push(JSON.stringify(e, (_k, x) => (typeof x === 'bigint' ? String(x) : x))), checkpoint: (seq, world, state) => void snaps.push({ seq, world: cloneWorld(world), state: structuredClone(state) }) }, 64).run();
+    expect(snaps.length).toBeGreaterThan(2);
+    expect(all.length).toBe(a.events);
+    const from = snaps[Math.floor(snaps.length / 2)]!;
+    expect(Object.keys(from.state.counters).some((k) => k.startsWith('pct:prio:'))).toBe(true);
+    const rest: string[] = [];
+    new Sim(config, '3', { event: (e) => void rest.push(JSON.stringify(e, (_k, x) => (typeof x === 'bigint' ? String(x) : x))) }, 0, from).run();
+    expect(rest).toEqual(all.slice(from.seq));
   });
 
   it('--sweep walks the injection points of a fault until a run no longer reaches one', () => {
