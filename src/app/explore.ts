@@ -232,8 +232,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
           }),
         );
       }
-      if (active.size === 0) break;
-      await Promise.race(active);
+      if (active.size === 0 && !results.has(committed)) break;
+      if (active.size) await Promise.race(active);
       // write finished blocks in seed order
       while (results.has(committed)) {
         const res = results.get(committed)!;

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { encodedRun, firstDifference, runBlock, runOne } from '../../src/analysis/explore.js';
+import { encodedRun, firstDifference, minimizeFor, runBlock, runOne } from '../../src/analysis/explore.js';
 import { type Campaign, configFor, recordArgs, shardBlocks, SWEEPABLE } from '../../src/analysis/explore-plan.js';
 import { ruleOf, shapeOf } from '../../src/analysis/explore-signature.js';
 import { swarmConfig } from '../../src/analysis/explore-swarm.js';
@@ -272,10 +272,15 @@ const CATALOG_EXPLORE: [string, string, string][] = [
 ];
 
 describe('explore finds the catalog bugs', () => {
-  it.each(CATALOG_EXPLORE)('%s (%s) with its buggy options', (_id, cls, opts) => {
+  it.each(CATALOG_EXPLORE)('%s (%s) with its buggy options; the minimized reproducer keeps the signature', (_id, cls, opts) => {
     const { config } = parseRecord(opts.split(' '));
     const r = runBlock({ campaign: { base: config, strategy: 'random', block: 5 }, lo: 1, hi: 5, verifyEvery: 0, minimize: false });
-    expect(r.info.map((s) => s.cls)).toContain(cls);
+    const sig = r.info.find((s) => s.cls === cls);
+    expect(sig).toBeDefined();
+    const c = r.candidates.find((x) => x.sig === sig!.id)!;
+    const stored = minimizeFor(c.config, String(c.seed), sig!.id) ?? { config: c.config, events: c.events };
+    expect(stored.events).toBeLessThanOrEqual(c.events);
+    expect(runOne(stored.config, String(c.seed)).sigs.map((s) => s.sig.id)).toContain(sig!.id);
   });
 
   it('swarm from the default knobs finds R1 and other catalog classes on two workloads', () => {
