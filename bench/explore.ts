@@ -27,7 +27,7 @@ interface Timing {
 }
 
 function parseArgs(argv: string[]): { seeds: number; reps: number; json: boolean } {
-  const a = { seeds: 4000, reps: 3, json: false };
+  const a = { seeds: 8000, reps: 3, json: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     if (k === '--json') a.json = true;
