@@ -61,12 +61,12 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   try {
     // events per seed, and the JIT warmed on this thread
-    const warm = runBlock({ campaign, lo: 1, hi: 300, verifyEvery: 0, minimize: true });
+    const warm = runBlock({ campaign, lo: 1, hi: 300, verifyEvery: 0 });
     log(`warm-up: ${warm.runs} seeds, ${warm.failing} failing`);
     const baseline: Timing[] = [];
     for (let r = 0; r < args.reps; r++)
       baseline.push(await timed(() => {
-        for (let lo = 1; lo <= args.seeds; lo += 250) runBlock({ campaign, lo, hi: Math.min(lo + 249, args.seeds), verifyEvery: 0, minimize: true });
+        for (let lo = 1; lo <= args.seeds; lo += 250) runBlock({ campaign, lo, hi: Math.min(lo + 249, args.seeds), verifyEvery: 0 });
       }));
     let events = 0;
     for (let seed = 1; seed <= 100; seed++) events += runOne(base, String(seed)).events;

@@ -1,9 +1,11 @@
 // Explore: run many seeds of a campaign and keep what matters. One seed (or one injection point of a
 // sweep) is one run of the sim with no store behind it, judged by the same checkers as any trace;
 // its findings become signatures. A block of seeds is the unit a worker runs: it returns how many
-// runs failed, per signature how many runs hit it and the first one, and for the first run of each
-// signature in the block a minimized reproducer. Everything here is a function of the campaign and
-// the block alone, so the result is the same on any worker, in any order, on any machine.
+// runs failed, per signature how many runs hit it and the first one, and per signature its smallest
+// run in the block (fewest events, then the lowest seed and point): the reproducer candidate, which
+// the main thread keeps if it beats the stored one and then has minimized. Everything here is a
+// function of the campaign and the block alone, so the result is the same on any worker, in any
+// order, on any machine.
 import { createHash } from 'node:crypto';
 import { EventWriter, decodeAt, sizeAt } from '../events/binary.js';
 import type { DmaEvent, EventOf } from '../events/schema.js';
@@ -109,8 +111,6 @@ export interface BlockTask {
   hi: number;
   /** runs whose seed is a multiple of this return their encoded stream for the determinism check (0: none) */
   verifyEvery: number;
-  /** minimize the first run of each signature (the reproducer) */
-  minimize: boolean;
 }
 
 export interface BlockSig {
@@ -128,8 +128,6 @@ export interface Candidate {
   config: SimConfig;
   events: number;
   hash: string;
-  /** the minimized reproducer (null: the scripted form did not keep the signature) */
-  minimized: { config: SimConfig; events: number } | null;
 }
 
 export interface BlockResult {
@@ -151,7 +149,8 @@ export function runBlock(t: BlockTask): BlockResult {
   const c = t.campaign;
   const res: BlockResult = { lo: t.lo, hi: t.hi, seeds: 0, runs: 0, failing: 0, passing: 0, sigs: [], info: [], candidates: [], verify: [] };
   const bySig = new Map<string, BlockSig>();
-  const firsts: { sig: string; seed: number; point: number }[] = [];
+  // per signature its smallest run so far
+  const best = new Map<string, { seed: number; point: number; events: number }>();
   let seedFailed = false;
   const count = (seed: number, point: number, config: SimConfig, r: RunOutcome): void => {
     res.runs++;
@@ -162,8 +161,9 @@ export function runBlock(t: BlockTask): BlockResult {
       else {
         bySig.set(sig.id, { sig: sig.id, count: 1, firstSeed: seed, firstPoint: point });
         res.info.push({ ...sig, message });
-        firsts.push({ sig: sig.id, seed, point });
       }
+      const b = best.get(sig.id);
+      if (!b || r.events < b.events) best.set(sig.id, { seed, point, events: r.events });
     }
     if (t.verifyEvery > 0 && seed % t.verifyEvery === 0) {
       const e = encodedRun(config, String(seed));
@@ -189,11 +189,10 @@ export function runBlock(t: BlockTask): BlockResult {
     if (!seedFailed) res.passing++;
   }
   res.sigs = [...bySig.values()];
-  for (const f of firsts) {
+  for (const [sig, f] of best) {
     const config = configFor(c, f.seed, f.point);
     const e = encodedRun(config, String(f.seed));
-    const minimized = t.minimize ? minimizeFor(config, String(f.seed), f.sig, c.sweep) : null;
-    res.candidates.push({ sig: f.sig, seed: f.seed, point: f.point, config, events: e.events, hash: e.hash, minimized });
+    res.candidates.push({ sig, seed: f.seed, point: f.point, config, events: e.events, hash: e.hash });
   }
   return res;
 }

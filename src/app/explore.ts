@@ -5,7 +5,7 @@
 // read here, for the budget and the progress line; it never reaches a run.
 import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
-import { type BlockResult, encodedRun, firstDifference } from '../analysis/explore.js';
+import { type BlockResult, type Candidate, encodedRun, firstDifference } from '../analysis/explore.js';
 import { type Campaign, campaignKey, configFor, recordArgs, shardBlocks, shellLine } from '../analysis/explore-plan.js';
 import { defaultDevices, type SimConfig } from '../sim/config.js';
 import { pctBound } from '../sim/schedule.js';
@@ -109,7 +109,7 @@ export interface SignatureReport {
   firstPoint: number;
   /** `dmareplay record …` of the first run that hit it */
   firstRecord: string;
-  repro: { trace: number; events: number; seed: number; point: number; origEvents: number; origHash: string; replay: string; record: string } | null;
+  repro: { trace: number; events: number; minimized: boolean; seed: number; point: number; origEvents: number; origHash: string; replay: string; record: string } | null;
 }
 
 export interface ExploreReport {
@@ -143,7 +143,12 @@ function storeTrace(db: Database.Database, name: string, config: SimConfig, seed
   return rec.traceId;
 }
 
-function commitBlock(db: Database.Database, key: string, r: BlockResult, every: number): void {
+const traceName = (key: string, c: Candidate, minimized: boolean) =>
+  `explore ${key.slice(0, 8)} ${c.sig} ${c.point ? `seed ${c.seed} point ${c.point}` : `seed ${c.seed}`}${minimized ? ' (minimized)' : ''}`;
+
+/** Writes a finished block; returns the candidates that became their signature's reproducer (to minimize). */
+function commitBlock(db: Database.Database, key: string, r: BlockResult, every: number): Candidate[] {
+  const kept: Candidate[] = [];
   db.transaction(() => {
     const info = r.info.map((s) => {
       const b = r.sigs.find((x) => x.sig === s.id)!;
@@ -151,17 +156,26 @@ function commitBlock(db: Database.Database, key: string, r: BlockResult, every: 
     });
     const sigs = r.sigs.map((s) => ({ sig: s.sig, count: s.count, first_seed: s.firstSeed, first_point: s.firstPoint }));
     if (!putBlock(db, key, { lo: r.lo, hi: r.hi, seeds: r.seeds, passing: r.passing, runs: r.runs, failing: r.failing }, sigs, info)) return;
-    for (const c of r.candidates) {
-      const stored = c.minimized ?? { config: c.config, events: c.events };
-      const at = c.point ? `seed ${c.seed} point ${c.point}` : `seed ${c.seed}`;
-      offerRepro(
-        db,
-        key,
-        { sig: c.sig, seed: c.seed, point: c.point, events: stored.events, orig_events: c.events, orig_hash: c.hash, orig_config: JSON.stringify(c.config) },
-        () => storeTrace(db, `explore ${key.slice(0, 8)} ${c.sig} ${at}${c.minimized ? ' (minimized)' : ''}`, stored.config, String(c.seed), every),
-      );
-    }
+    for (const c of r.candidates)
+      if (offerRepro(db, key, reproOf(c, c.events, 0), () => storeTrace(db, traceName(key, c, false), c.config, String(c.seed), every))) kept.push(c);
   })();
+  return kept;
+}
+
+const reproOf = (c: Candidate, events: number, minimized: number) => ({
+  sig: c.sig,
+  seed: c.seed,
+  point: c.point,
+  orig_events: c.events,
+  orig_hash: c.hash,
+  orig_config: JSON.stringify(c.config),
+  events,
+  minimized,
+});
+
+/** The minimized run of a reproducer: stored in its place if it is still the signature's reproducer. */
+function commitMinimized(db: Database.Database, key: string, c: Candidate, m: { config: SimConfig; events: number }, every: number): void {
+  db.transaction(() => void offerRepro(db, key, reproOf(c, m.events, 1), () => storeTrace(db, traceName(key, c, true), m.config, String(c.seed), every)))();
 }
 
 function countSeeds(c: Campaign, from: number, to: number, shard: Shard): number | null {
@@ -223,7 +237,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
           continue;
         }
         const i = submitted++;
-        const task = { campaign: c, lo: b.value.lo, hi: b.value.hi, verifyEvery: req.verifyEvery, minimize: req.minimize ?? true };
+        const task = { campaign: c, lo: b.value.lo, hi: b.value.hi, verifyEvery: req.verifyEvery };
         launch(
           r.run({ type: 'block', block: task }).then((reply) => {
             const res = reply.block!;
@@ -238,7 +252,14 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       while (results.has(committed)) {
         const res = results.get(committed)!;
         results.delete(committed++);
-        commitBlock(db, key, res, every);
+        // a run that became its signature's reproducer is minimized on a worker, then stored in its place
+        for (const cand of commitBlock(db, key, res, every))
+          if (req.minimize ?? true)
+            launch(
+              r.run({ type: 'minimize', config: cand.config, seed: String(cand.seed), sig: cand.sig, sweep: c.sweep }).then((reply) => {
+                if (reply.minimized && reply.minimized.events < cand.events) commitMinimized(db, key, cand, reply.minimized, every);
+              }),
+            );
         run.blocks++;
         run.seeds += res.seeds;
         run.runs += res.runs;
@@ -267,6 +288,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
           ? {
               trace: rp.trace,
               events: rp.events,
+              minimized: !!rp.minimized,
               seed: rp.seed,
               point: rp.point,
               origEvents: rp.orig_events,

@@ -8,8 +8,9 @@
 //   explore_blocks     (campaign, lo, hi, seeds, passing, runs, failing)   the summary row of a seed range
 //   explore_block_sigs (campaign, lo, sig, count, first_seed, first_point)
 //   explore_signatures (campaign, sig, class, rule, shape, message, seed, point)   message of the first run
-//   explore_repro      (campaign, sig, seed, point, events, orig_events, orig_hash, orig_config, trace)
-//                      the smallest reproducer of a signature: a minimized trace stored in `traces`
+//   explore_repro      (campaign, sig, seed, point, orig_events, orig_hash, orig_config, trace, events, minimized)
+//                      the reproducer of a signature: its smallest run (fewest events, then lowest
+//                      seed and point), stored in `traces` minimized once the minimization is done
 import type Database from 'better-sqlite3';
 import { CHUNK_ID_SHIFT } from './db.js';
 
@@ -34,9 +35,10 @@ CREATE TABLE IF NOT EXISTS explore_signatures (
 CREATE TABLE IF NOT EXISTS explore_repro (
   campaign TEXT NOT NULL, sig TEXT NOT NULL,
   seed INTEGER NOT NULL, point INTEGER NOT NULL,
-  events INTEGER NOT NULL,            -- events of the stored (minimized) trace: the size compared
-  orig_events INTEGER NOT NULL, orig_hash TEXT NOT NULL, orig_config TEXT NOT NULL,
+  orig_events INTEGER NOT NULL, orig_hash TEXT NOT NULL, orig_config TEXT NOT NULL,  -- the run as explore ran it (what is compared)
   trace INTEGER NOT NULL,             -- the stored trace (traces.id)
+  events INTEGER NOT NULL,            -- its events
+  minimized INTEGER NOT NULL,         -- 1 once it is the minimized run, 0 while it is the run itself
   PRIMARY KEY (campaign, sig)
 );
 `;
@@ -76,12 +78,15 @@ export interface ReproRow {
   sig: string;
   seed: number;
   point: number;
-  events: number;
   orig_events: number;
   orig_hash: string;
   orig_config: string;
   trace: number;
+  events: number;
+  minimized: number;
 }
+
+const REPRO_COLS = 'sig, seed, point, orig_events, orig_hash, orig_config, trace, events, minimized';
 
 export function putCampaign(db: Database.Database, id: string, params: unknown): void {
   db.prepare(`INSERT OR IGNORE INTO explore_campaigns VALUES (?, ?)`).run(id, JSON.stringify(params));
@@ -125,22 +130,38 @@ export function putSignatures(db: Database.Database, campaign: string, info: Sig
 }
 
 export function getRepro(db: Database.Database, campaign: string, sig: string): ReproRow | undefined {
-  return db.prepare(`SELECT sig, seed, point, events, orig_events, orig_hash, orig_config, trace FROM explore_repro WHERE campaign = ? AND sig = ?`).get(campaign, sig) as
-    | ReproRow
-    | undefined;
+  return db.prepare(`SELECT ${REPRO_COLS} FROM explore_repro WHERE campaign = ? AND sig = ?`).get(campaign, sig) as ReproRow | undefined;
 }
+
+type Run = Pick<ReproRow, 'orig_events' | 'seed' | 'point'>;
 
 /** Smaller first: fewer events, then the lower seed and injection point. */
-export function smaller(a: Pick<ReproRow, 'events' | 'seed' | 'point'>, b: Pick<ReproRow, 'events' | 'seed' | 'point'>): boolean {
-  return a.events !== b.events ? a.events < b.events : a.seed !== b.seed ? a.seed < b.seed : a.point < b.point;
+export function smaller(a: Run, b: Run): boolean {
+  return a.orig_events !== b.orig_events ? a.orig_events < b.orig_events : a.seed !== b.seed ? a.seed < b.seed : a.point < b.point;
 }
 
-/** Keeps `r` as the reproducer of its signature if it is smaller than the stored one; `store` writes its trace. */
+const sameRun = (a: Run, b: Run) => a.seed === b.seed && a.point === b.point && a.orig_events === b.orig_events;
+
+/**
+ * Keeps `r` as the reproducer of its signature if its run is smaller than the stored one's, or is the
+ * same run, minimized where the stored one is not; `store` writes its trace. True if kept.
+ */
 export function offerRepro(db: Database.Database, campaign: string, r: Omit<ReproRow, 'trace'>, store: () => number): boolean {
   const old = getRepro(db, campaign, r.sig);
-  if (old && !smaller(r, old)) return false;
+  if (old && !smaller(r, old) && !(sameRun(r, old) && r.minimized && !old.minimized)) return false;
   const trace = store();
-  db.prepare(`INSERT OR REPLACE INTO explore_repro VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(campaign, r.sig, r.seed, r.point, r.events, r.orig_events, r.orig_hash, r.orig_config, trace);
+  db.prepare(`INSERT OR REPLACE INTO explore_repro (campaign, ${REPRO_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    campaign,
+    r.sig,
+    r.seed,
+    r.point,
+    r.orig_events,
+    r.orig_hash,
+    r.orig_config,
+    trace,
+    r.events,
+    r.minimized,
+  );
   if (old && old.trace !== trace && !traceStillUsed(db, old.trace)) deleteTrace(db, old.trace);
   return true;
 }
@@ -231,5 +252,5 @@ export function listSignatures(db: Database.Database, campaign: string): Signatu
 }
 
 export function listRepros(db: Database.Database, campaign: string): ReproRow[] {
-  return db.prepare(`SELECT sig, seed, point, events, orig_events, orig_hash, orig_config, trace FROM explore_repro WHERE campaign = ? ORDER BY sig`).all(campaign) as ReproRow[];
+  return db.prepare(`SELECT ${REPRO_COLS} FROM explore_repro WHERE campaign = ? ORDER BY sig`).all(campaign) as ReproRow[];
 }

@@ -70,7 +70,7 @@ describe('explore and merge on the command line', () => {
     // what it stored is what those seeds give
     const first = got.blocks[0] as { lo: number; hi: number; runs: number; failing: number };
     const base = { workload: 'remap' as const, path: 'iommu' as const, ops: 8, ringNum: 256, faults: defaultFaults('remap', 'iommu'), variants: {}, packed: false, eventIdx: true, indirect: true };
-    const res = runBlock({ campaign: { base, strategy: 'random', block: 20 }, lo: first.lo, hi: first.hi, verifyEvery: 0, minimize: false });
+    const res = runBlock({ campaign: { base, strategy: 'random', block: 20 }, lo: first.lo, hi: first.hi, verifyEvery: 0 });
     expect({ runs: first.runs, failing: first.failing }).toEqual({ runs: res.runs, failing: res.failing });
   });
 

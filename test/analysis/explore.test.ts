@@ -147,9 +147,12 @@ describe('explore: runs, stores and merges', () => {
     const db = join(tempDir(), 'r.db');
     const r = await run(db, campaign(), 1, 20);
     expect(r.signatures.length).toBeGreaterThan(0);
+    expect(r.signatures.some((s) => s.repro!.minimized && s.repro!.events < s.repro!.origEvents)).toBe(true);
     for (const s of r.signatures) {
       expect(s.repro).not.toBeNull();
       expect(s.repro!.events).toBeLessThanOrEqual(s.repro!.origEvents);
+      // the smallest run of the signature among those explored
+      expect(s.repro!.origEvents).toBeLessThanOrEqual(Math.min(...Array.from({ length: 20 }, (_, i) => runOne(base(), String(i + 1))).filter((o) => o.sigs.some((x) => x.sig.id === s.sig)).map((o) => o.events)));
       const rep = replayTrace(db, String(s.repro!.trace));
       expect(rep.ok).toBe(true);
       expect(rep.findings.map((f) => f.class)).toContain(s.class);
@@ -238,7 +241,7 @@ describe('explore: PCT and the fault sweep', () => {
     expect(SWEEPABLE).toContain('drop-invalidate');
     expect(SWEEPABLE).not.toContain('delay-invalidate');
     const c = campaign({ base: base({ faults: [] }), sweep: 'drop-invalidate' });
-    const r = runBlock({ campaign: c, lo: 1, hi: 3, verifyEvery: 0, minimize: false });
+    const r = runBlock({ campaign: c, lo: 1, hi: 3, verifyEvery: 0 });
     // every point of a seed is a run; the number of points is the invalidations the run sends
     for (let seed = 1; seed <= 3; seed++) {
       const invalidations = runOne(configFor(c, seed, 1), String(seed), 'drop-invalidate').reached;
@@ -274,7 +277,7 @@ const CATALOG_EXPLORE: [string, string, string][] = [
 describe('explore finds the catalog bugs', () => {
   it.each(CATALOG_EXPLORE)('%s (%s) with its buggy options; the minimized reproducer keeps the signature', (_id, cls, opts) => {
     const { config } = parseRecord(opts.split(' '));
-    const r = runBlock({ campaign: { base: config, strategy: 'random', block: 5 }, lo: 1, hi: 5, verifyEvery: 0, minimize: false });
+    const r = runBlock({ campaign: { base: config, strategy: 'random', block: 5 }, lo: 1, hi: 5, verifyEvery: 0 });
     const sig = r.info.find((s) => s.cls === cls);
     expect(sig).toBeDefined();
     const c = r.candidates.find((x) => x.sig === sig!.id)!;
@@ -286,7 +289,7 @@ describe('explore finds the catalog bugs', () => {
   it('swarm from the default knobs finds R1 and other catalog classes on two workloads', () => {
     const classes = new Set<string>();
     for (const b of [base({ faults: [] }), base({ workload: 'net-rx', path: 'swiotlb-force', faults: [] })]) {
-      const r = runBlock({ campaign: { base: b, strategy: 'swarm', block: 60 }, lo: 1, hi: 60, verifyEvery: 0, minimize: false });
+      const r = runBlock({ campaign: { base: b, strategy: 'swarm', block: 60 }, lo: 1, hi: 60, verifyEvery: 0 });
       for (const s of r.info) classes.add(s.cls);
     }
     const catalog = ['stale-iotlb', 'vhost-hang', 'log-overflow', 'swiotlb-leak', 'swiotlb-offset-lost', 'swiotlb-overflow', 'dma-unmap-unknown', 'qemu-assert', 'dmar-fault', 'vq-parked'];
