@@ -3,7 +3,9 @@
 // measured in this one process, one after the other:
 // - baseline: the blocks run on this thread, no pool, no database (runBlock only);
 // - explore --jobs 1 and --jobs 2: the app (src/app/explore.ts) with its piscina workers and the
-//   database writes, each into a fresh database, --reps times, median reported.
+//   database writes, each into a fresh database, --reps times, median reported: once as a user runs
+//   it (the pool starts and its workers compile the sim as they go), once on a warm pool (its
+//   workers ran 1000 seeds each first: the steady state of a long campaign).
 // Wall-clock figures depend on what else runs on the machine (the load average is reported);
 // CPU time (process.cpuUsage: user+sys of every thread of the process) does much less, so
 // seeds per CPU-second is the per-core figure, and the speed-up is given both ways.
@@ -15,7 +17,7 @@ import { join } from 'node:path';
 import { runBlock, runOne } from '../src/analysis/explore.js';
 import type { Campaign } from '../src/analysis/explore-plan.js';
 import { explore } from '../src/app/explore.js';
-import { workersAvailable } from '../src/app/explore-pool.js';
+import { createRunner, workersAvailable } from '../src/app/explore-pool.js';
 import type { SimConfig } from '../src/sim/config.js';
 
 const TARGET_SEEDS_PER_CORE = 1000;
@@ -61,8 +63,8 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   try {
     // events per seed, and the JIT warmed on this thread
-    const warm = runBlock({ campaign, lo: 1, hi: 300, verifyEvery: 0 });
-    log(`warm-up: ${warm.runs} seeds, ${warm.failing} failing`);
+    const warmUp = runBlock({ campaign, lo: 1, hi: 300, verifyEvery: 0 });
+    log(`warm-up: ${warmUp.runs} seeds, ${warmUp.failing} failing`);
     const baseline: Timing[] = [];
     for (let r = 0; r < args.reps; r++)
       baseline.push(await timed(() => {
@@ -72,12 +74,23 @@ async function main(): Promise<void> {
     for (let seed = 1; seed <= 100; seed++) events += runOne(base, String(seed)).events;
     events = Math.round(events / 100);
     const jobs: Record<number, Timing[]> = { 1: [], 2: [] };
+    const warm: Record<number, Timing[]> = { 1: [], 2: [] };
     let k = 0;
     for (let r = 0; r < args.reps; r++)
       for (const j of [1, 2]) {
+        // as a user runs it: the pool starts, its workers compile the sim as they go
         const db = join(dir, `e${k++}.db`);
         jobs[j]!.push(await timed(() => explore({ db, campaign, from: 1, to: args.seeds, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0 })));
         log(`--jobs ${j} rep ${r + 1}: ${round(jobs[j]!.at(-1)!.wallMs)} ms wall, ${round(jobs[j]!.at(-1)!.cpuMs)} ms CPU`);
+        // steady state, as in a long campaign: the same seeds on a pool whose workers ran 1000 seeds each first
+        const runner = createRunner(j);
+        try {
+          await explore({ db: join(dir, `w${k}.db`), campaign, from: 1_000_000, to: 1_000_000 + 1000 * j - 1, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0, runner });
+          warm[j]!.push(await timed(() => explore({ db: join(dir, `x${k}.db`), campaign, from: 1, to: args.seeds, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0, runner })));
+        } finally {
+          await runner.close();
+        }
+        log(`--jobs ${j} rep ${r + 1}, warm pool: ${round(warm[j]!.at(-1)!.wallMs)} ms wall, ${round(warm[j]!.at(-1)!.cpuMs)} ms CPU`);
       }
     const w = (xs: Timing[]) => median(xs.map((t) => t.wallMs));
     const c = (xs: Timing[]) => median(xs.map((t) => t.cpuMs));
@@ -96,6 +109,12 @@ async function main(): Promise<void> {
       jobs1_cpu_ms: round(c(jobs[1]!)),
       jobs2_wall_ms: round(w(jobs[2]!)),
       jobs2_cpu_ms: round(c(jobs[2]!)),
+      warm_jobs1_seeds_per_s: round(perWall(warm[1]!)),
+      warm_jobs1_seeds_per_cpu_s: round(perCpu(warm[1]!)),
+      warm_jobs2_seeds_per_s: round(perWall(warm[2]!)),
+      warm_jobs2_seeds_per_cpu_s: round(perCpu(warm[2]!)),
+      warm_speedup_jobs2_wall: round(w(warm[1]!) / w(warm[2]!), 2),
+      warm_jobs2_cpu_per_core_ratio: round(c(warm[2]!) / c(warm[1]!), 2),
       speedup_jobs2_wall: round(w(jobs[1]!) / w(jobs[2]!), 2),
       /** wall speed-up if each job had had a core to itself: jobs 2's CPU spread over 2 cores */
       jobs2_cpu_per_core_ratio: round(c(jobs[2]!) / c(jobs[1]!), 2),
@@ -115,6 +134,9 @@ async function main(): Promise<void> {
         row('explore --jobs 2', `${result.jobs2_seeds_per_s} seeds/s`, `${result.jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
         row('speed-up --jobs 2 / --jobs 1 (wall)', `${result.speedup_jobs2_wall}x`, `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}`) +
         row('CPU time --jobs 2 / --jobs 1', `${result.jobs2_cpu_per_core_ratio}x`, '(1.0 = no extra work for the second worker)') +
+        row('warm pool --jobs 1', `${result.warm_jobs1_seeds_per_s} seeds/s`, `${result.warm_jobs1_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('warm pool --jobs 2', `${result.warm_jobs2_seeds_per_s} seeds/s`, `${result.warm_jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('warm speed-up --jobs 2 / --jobs 1 (wall)', `${result.warm_speedup_jobs2_wall}x`, `CPU time ratio ${result.warm_jobs2_cpu_per_core_ratio}x`) +
         row('seeds per core (--jobs 1, per CPU-s)', `${round(perCpu(jobs[1]!))}`, `target ${TARGET_SEEDS_PER_CORE}: ${result.pass.seeds_per_core ? 'PASS' : 'FAIL'}`) +
         `  cores ${result.cores}, load average ${result.loadavg_start} → ${result.loadavg_end}${result.loadavg_start > 0.5 ? ' (a loaded machine: the wall figures understate)' : ''}\n`,
     );
