@@ -6,43 +6,52 @@
 // - at max_iotlb_entries (2048) the oldest inserted entry is evicted before an insert;
 // - a MISS parks the vq on the pending list; an UPDATE wakes each pending miss whose iova it covers
 //   (vhost_iotlb_notify_vq: iova <= miss && iova + size - 1 >= miss).
+import { arr, big, type Infer, nullable, num, obj, str } from './codec.js';
 import type { PermName } from './types.js';
 import { PERM_BITS } from './types.js';
 
 export const MAX_IOTLB_ENTRIES = 2048;
 
-export interface IotlbEntry {
-  start: bigint;
-  last: bigint;
-  uaddr: bigint;
-  perm: PermName;
+export const IOTLB_ENTRY = obj({ __proto__: null,
+  start: big,
+  last: big,
+  uaddr: big,
+  perm: str<PermName>(),
   /** seq of the UPDATE that inserted it */
-  seq: number;
-}
+  seq: num,
+});
+export type IotlbEntry = Infer<typeof IOTLB_ENTRY>;
 
-export interface PendingMiss {
-  q: number;
-  iova: bigint;
-  perm: PermName;
-  seq: number;
-}
+export const PENDING_MISS = obj({ __proto__: null, q: num, iova: big, perm: str<PermName>(), seq: num });
+export type PendingMiss = Infer<typeof PENDING_MISS>;
 
-/** An entry that left the IOTLB: who removed it, so a finding can name it ("deleted by INVALIDATE #152"). */
-export interface RetiredEntry extends IotlbEntry {
+/** An entry that left the IOTLB, and who removed it, so a finding can name it ("deleted by INVALIDATE #152"). */
+export const RETIRED_ENTRY = obj({ __proto__: null,
+  start: big,
+  last: big,
+  uaddr: big,
+  perm: str<PermName>(),
+  /** seq of the UPDATE that inserted it */
+  seq: num,
   /** seq of the event that removed it: the INVALIDATE, the UPDATE whose insert evicted it, or the evict fault */
-  by: number;
-  how: 'invalidate' | 'evict' | 'fault';
-}
+  by: num,
+  how: str<'invalidate' | 'evict' | 'fault'>(),
+});
+export type RetiredEntry = Infer<typeof RETIRED_ENTRY>;
 
 /** Retired entries remembered per device (the most recent); older ones are only "not in the IOTLB". */
 export const RETIRED_KEPT = 64;
 
-export interface DeviceIotlb {
-  entries: IotlbEntry[];
-  pending: PendingMiss[];
-  /** the last RETIRED_KEPT entries removed, oldest first (model memory for findings, not vhost state) */
-  retired: RetiredEntry[];
-}
+export const DEVICE_IOTLB = obj({ __proto__: null,
+  entries: arr(IOTLB_ENTRY),
+  pending: arr(PENDING_MISS),
+  /**
+   * the last RETIRED_KEPT entries removed, oldest first: model memory for findings, not vhost state
+   * (null until one is: the plain form, and so the state hash, of a world without any is unchanged)
+   */
+  retired: nullable(arr(RETIRED_ENTRY), true),
+});
+export type DeviceIotlb = Infer<typeof DEVICE_IOTLB>;
 
 export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
   let best: IotlbEntry | null = null;
@@ -51,7 +60,7 @@ export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
 }
 
 function retire(tlb: DeviceIotlb, e: IotlbEntry, by: number, how: RetiredEntry['how']): void {
-  // older worlds (checkpoints written before this field) have none
+  // null until the first retirement (and in checkpoints written before this field)
   const r = (tlb.retired ??= []);
   if (r.length >= RETIRED_KEPT) r.shift();
   r.push({ start: e.start, last: e.last, uaddr: e.uaddr, perm: e.perm, seq: e.seq, by, how });

@@ -4,6 +4,7 @@
 // one IO_TLB_SEGSIZE segment; tlb_addr keeps the buffer's low bits under min_align_mask (1f221a0d0dbf).
 // `init` marks which bytes of the slots hold this mapping's data (copied in at map, or written by
 // the device): copying back a byte that is not is the CVE-2022-0854 leak of a previous user's data.
+import { big, bool, bytes, type Infer, mapList, nullable, num, obj, str } from './codec.js';
 import type { DirName } from './types.js';
 
 export const IO_TLB_SHIFT = 11;
@@ -12,18 +13,19 @@ export const IO_TLB_SEGSIZE = 128;
 export const POOL_GPA = 0x3c00_0000n;
 export const POOL_SLOTS = 1024; // 2 MiB: smaller than the 64 MiB default, so exhaustion is reachable
 
-export interface SwiotlbMapping {
-  dev: number;
-  orig: bigint;
+export const SWIOTLB_MAPPING = obj({ __proto__: null,
+  dev: num,
+  orig: big,
   /** alloc_size: what was mapped (swiotlb validates later unmap/sync sizes against it, daf9514fd5eb) */
-  size: number;
-  nslots: number;
+  size: num,
+  nslots: num,
   /** tlb_addr - slot_addr(index): the preserved low bits of orig */
-  offset: number;
-  init: Uint8Array;
+  offset: num,
   /** the device wrote into the slots since the last copy back to orig */
-  dirty: boolean;
-}
+  dirty: bool,
+  init: bytes,
+});
+export type SwiotlbMapping = Infer<typeof SWIOTLB_MAPPING>;
 
 /**
  * A dma_sync_single_for_{cpu,device} or an unmap of a bounced mapping, from its dma.sync / dma.unmap
@@ -31,28 +33,30 @@ export interface SwiotlbMapping {
  * copied, so the checkers can compare with what swiotlb_sync_single_for_{cpu,device} and
  * swiotlb_tbl_unmap_single copy.
  */
-export interface SwiotlbCall {
-  op: 'sync' | 'unmap';
-  seq: number;
-  dev: number;
-  dma: bigint;
-  size: number;
-  dir: DirName;
+export const SWIOTLB_CALL = obj({ __proto__: null,
+  op: str<'sync' | 'unmap'>(),
+  seq: num,
+  dev: num,
+  dma: big,
+  size: num,
+  dir: str<DirName>(),
   /** sync_for_cpu (or an unmap); false: sync_for_device */
-  forCpu: boolean;
+  forCpu: bool,
   /** seq of the bounce orig→tlb / tlb→orig that followed, 0 if none */
-  toTlb: number;
-  fromTlb: number;
-}
+  toTlb: num,
+  fromTlb: num,
+});
+export type SwiotlbCall = Infer<typeof SWIOTLB_CALL>;
 
-export interface SwiotlbState {
-  /** by first slot index */
-  slots: Map<number, SwiotlbMapping>;
+export const SWIOTLB_STATE = obj({ __proto__: null,
   /** where the next search starts (the area's index hint) */
-  next: number;
-  /** the DMA-API call in progress, if the last one was a sync or unmap of a bounced mapping */
-  call: SwiotlbCall | null;
-}
+  next: num,
+  /** by first slot index */
+  slots: mapList('index', num, SWIOTLB_MAPPING),
+  /** the DMA-API call in progress, if the last one was a sync or unmap of a bounced mapping (left out of the plain form when null) */
+  call: nullable(SWIOTLB_CALL, true),
+});
+export type SwiotlbState = Infer<typeof SWIOTLB_STATE>;
 
 export const slotAddr = (i: number) => POOL_GPA + BigInt(i * IO_TLB_SIZE);
 export const inPool = (gpa: bigint) => gpa >= POOL_GPA && gpa < POOL_GPA + BigInt(POOL_SLOTS * IO_TLB_SIZE);
