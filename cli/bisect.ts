@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { bisectRun, bisectTraces, type BisectReport } from '../src/app/bisect.js';
-import { UsageError } from '../src/errors.js';
+import { EXIT, UsageError } from '../src/errors.js';
 import { type CommonOpts, bold, dbPath, dim, green, out, printJson, red } from './common.js';
 import { withCommon } from './common.js';
 import { addSimOptions, type SimOpts, simConfigOf } from './sim-options.js';
@@ -12,7 +12,7 @@ interface Opts extends CommonOpts, SimOpts {
 
 export function bisectCommand(program: Command): void {
   addSimOptions(withCommon(program.command('bisect [traceA] [traceB]')), false)
-    .description('find the first guest operation whose observable outcome differs between two DMA paths, and why (exit 0 none, 1 divergence, 3 not comparable)')
+    .description('find the first guest operation whose observable outcome differs between two DMA paths, and why (exit 0 none, 4 divergence found, 3 not comparable)')
     .option('--path-a <name>', 'the reference path (with --workload)', 'direct')
     .option('--path-b <name>', 'the path under test (with --workload)', 'iommu')
     .action((a: string | undefined, b: string | undefined, o: Opts) => {
@@ -40,6 +40,6 @@ export function bisectCommand(program: Command): void {
         for (const c of r.chain) out(`    ${c.text}`);
         out(dim(`  dmareplay log ${r.b.trace} --from ${Math.max(1, (r.chain[0]?.seq ?? 1) - 5)} --to ${(r.chain.at(-1)?.seq ?? 1) + 2}`));
       }
-      if (r.diverged) process.exitCode = 1;
+      if (r.diverged) process.exitCode = EXIT.divergence;
     });
 }

@@ -21,7 +21,7 @@ Exit codes:
   2  usage: bad or missing arguments (e.g. --seed abc, negative numbers, --at past the end)
   3  replay mismatch: the re-executed run differs from the recording;
      bisect: the two traces do not carry the same guest intents (not comparable)
-  bisect: 0 no divergence, 1 divergence found
+  4  bisect: a divergence was found (0: none)
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 

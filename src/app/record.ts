@@ -3,6 +3,7 @@ import { closeWritable, openDb } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
+import { traceName } from './sim-args.js';
 
 export const DEFAULT_CHECKPOINT_EVERY = 16384;
 
@@ -34,7 +35,7 @@ export function record(opts: RecordOptions): RecordResult {
   const db = openDb(opts.db, { create: true });
   try {
     const rec = new Recorder(db, {
-      name: opts.name ?? `${config.workload}/${config.path}/seed=${opts.seed}`,
+      name: opts.name ?? traceName(config, opts.seed),
       source: 'sim',
       seed: opts.seed,
       config,

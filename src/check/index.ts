@@ -1,6 +1,7 @@
 // Checkers turn events into findings (events too, appended right after the event they judge), in
 // record, replay and fold alike. Pre-checkers see the world before the event (an unmap is judged
 // against the entry it frees); post-checkers see it after.
+import { bdf } from '../events/format.js';
 import type { DmaEvent, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
@@ -100,7 +101,7 @@ export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
     case 'opaque':
       return checkRealOpaque(w, ev);
     case 'dev.probe_fail':
-      return [finding(ev.seq, 'probe-refused', `device ${hex(BigInt(ev.dev))} refused: ${ev.reason}`, [ev.seq])];
+      return [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])];
     case 'iommu.inv':
       // QEMU before 1804857f19f6 asserted that a notification lies within the notifier's range
       if (ev.gran === 'device' && !w.variants.devIotlbClamp && ev.iova + ev.size > 1n << 48n)
