@@ -3,6 +3,7 @@ import { bisectRun, bisectTraces, type BisectReport } from '../src/app/bisect.js
 import { EXIT, UsageError } from '../src/errors.js';
 import { type CommonOpts, bold, dbPath, dim, green, out, printJson, red } from './common.js';
 import { withCommon } from './common.js';
+import { progressBar } from './progress.js';
 import { addSimOptions, type SimOpts, simConfigOf } from './sim-options.js';
 
 interface Opts extends CommonOpts, SimOpts {
@@ -17,14 +18,20 @@ export function bisectCommand(program: Command): void {
     .option('--path-b <name>', 'the path under test (with --workload)', 'iommu')
     .action((a: string | undefined, b: string | undefined, o: Opts) => {
       let r: BisectReport & { traces?: [number, number] };
-      if (a !== undefined || b !== undefined) {
-        if (a === undefined || b === undefined) throw new UsageError('bisect takes two trace ids, or --workload with --path-a/--path-b');
-        r = bisectTraces(dbPath(o), a, b);
-      } else {
-        const A = simConfigOf(o, o.pathA);
-        const B = simConfigOf(o, o.pathB);
-        const { path: _p, ...base } = B.config;
-        r = bisectRun({ db: dbPath(o), seed: A.seed, base, pathA: A.config.path, pathB: B.config.path });
+      const bar = progressBar(o, 'bisect', '');
+      const progress = (d: number, t: number, what?: string) => bar.update(d, t, what);
+      try {
+        if (a !== undefined || b !== undefined) {
+          if (a === undefined || b === undefined) throw new UsageError('bisect takes two trace ids, or --workload with --path-a/--path-b');
+          r = bisectTraces(dbPath(o), a, b, progress);
+        } else {
+          const A = simConfigOf(o, o.pathA);
+          const B = simConfigOf(o, o.pathB);
+          const { path: _p, ...base } = B.config;
+          r = bisectRun({ db: dbPath(o), seed: A.seed, base, pathA: A.config.path, pathB: B.config.path }, progress);
+        }
+      } finally {
+        bar.stop();
       }
       if (o.json) {
         const { diverged, op, probes, a: ra, b: rb, bytes, chain } = r;

@@ -13,6 +13,8 @@ import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
 import { stateCommand } from './state.js';
 import { tracesCommand } from './traces.js';
+import { sqlCommand } from './sql.js';
+import { reportCommand } from './report.js';
 
 const EXIT_HELP = `
 Exit codes:
@@ -33,7 +35,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, sqlCommand, reportCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

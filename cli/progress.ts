@@ -5,12 +5,14 @@
 import cliProgress from 'cli-progress';
 
 export interface Progress {
-  /** done out of total (total may change, e.g. once a bisect knows how many probes it needs) */
+  /** done out of total (0: not known in advance, only the count is shown) */
   update(done: number, total: number, what?: string): void;
+  /** a progress line with no count (e.g. the importer's phase and line count) */
+  message(text: string): void;
   stop(): void;
 }
 
-const NONE: Progress = { update() {}, stop() {} };
+const NONE: Progress = { update() {}, message() {}, stop() {} };
 
 export function progressEnabled(o: { json?: boolean }): boolean {
   return !o.json && !!process.stderr.isTTY && !process.env.CI && !process.env.NO_PROGRESS;
@@ -23,15 +25,22 @@ export function progressBar(o: { json?: boolean }, label: string, unit = 'events
   return {
     update(done, total, what) {
       if (!bar) {
+        const format = total > 0 ? `${label} [{bar}] {percentage}% {value}/{total} ${unit}{what}` : `${label} {value} ${unit}{what}`;
         bar = new cliProgress.SingleBar(
-          { format: `${label} [{bar}] {percentage}% {value}/{total} ${unit}{what}`, stream: process.stderr, clearOnComplete: true, hideCursor: true, barsize: 30 },
+          { format, stream: process.stderr, clearOnComplete: true, hideCursor: true, barsize: 30 },
           cliProgress.Presets.shades_classic,
         );
         bar.start(total, done, { what: what ? ` ${what}` : '' });
       } else {
-        if (bar.getTotal() !== total) bar.setTotal(total);
+        if (total > 0 && bar.getTotal() !== total) bar.setTotal(total);
         bar.update(done, { what: what ? ` ${what}` : '' });
       }
+    },
+    message(text) {
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ format: `${label}: {what}`, stream: process.stderr, clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic);
+        bar.start(0, 0, { what: text });
+      } else bar.update(0, { what: text });
     },
     stop() {
       bar?.stop();

@@ -1,13 +1,20 @@
 import type { Command } from 'commander';
 import { replayTrace } from '../src/app/replay.js';
 import { EXIT } from '../src/errors.js';
+import { progressBar } from './progress.js';
 import { type CommonOpts, bold, dbPath, green, out, printJson, red, toJson, withCommon, yellow } from './common.js';
 
 export function replayCommand(program: Command): void {
   withCommon(program.command('replay <trace>'))
     .description('re-execute a trace from its seed and verify every event (exit 3 at the first mismatch)')
     .action((id: string, o: CommonOpts) => {
-      const r = replayTrace(dbPath(o), id);
+      const bar = progressBar(o, 'replay');
+      let r;
+      try {
+        r = replayTrace(dbPath(o), id, (d, t) => bar.update(d, t));
+      } finally {
+        bar.stop();
+      }
       if (o.json) printJson(r);
       else {
         if (r.incomplete) out(yellow(`trace ${r.trace} is incomplete: the recording stopped after ${r.recorded} events; verifying that prefix`));

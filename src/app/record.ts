@@ -13,6 +13,8 @@ export interface RecordOptions {
   seed: string;
   name?: string;
   checkpointEvery?: number;
+  /** called at each guest operation with the operations issued and planned (the caller draws; no clock here) */
+  progress?: (ops: number, total: number) => void;
 }
 
 export interface FindingSummary {
@@ -45,6 +47,7 @@ export function record(opts: RecordOptions): RecordResult {
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
         rec.event(ev);
+        if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
         if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: rec.checkpoint.bind(rec),
