@@ -1,0 +1,49 @@
+// dmareplay as a library: `import { record, replayTrace, stateAt, ... } from 'dmareplay'`.
+// The same functions the CLI calls (cli/ only parses arguments and prints), on a database path.
+// 64-bit values are bigint throughout; events are the DmaEvent union of src/events/schema.ts.
+
+// --- recording and replaying -------------------------------------------------------------------------
+export { record, type RecordOptions, type RecordResult, type FindingSummary, DEFAULT_CHECKPOINT_EVERY } from './app/record.js';
+export { replayTrace, replayTrace as replay, type ReplayReport } from './app/replay.js';
+/** fold: apply events through the model and every checker (imported and in-memory traces); reexecute: re-run a simulated one and compare */
+export { fold, reexecute, type FoldResult, type RecordedChunk, type ReplayOutcome } from './engine/replay.js';
+/** events held in memory as the chunks fold/seek consume: fold(chunksOf(events)) */
+export { chunksOf } from './engine/chunks.js';
+export { simulate } from './app/catalog.js';
+
+// --- state at an event --------------------------------------------------------------------------------
+export { seek, type SeekResult } from './engine/seek.js';
+export { stateAt, type StateQuery } from './app/state.js';
+export { worldToPlain, stateHash, type PlainWorld } from './engine/snapshot.js';
+export type { World, DeviceState } from './model/world.js';
+
+// --- reading traces -----------------------------------------------------------------------------------
+export { logTrace, eventsAt, type LogQuery } from './app/log.js';
+export { traceStats, type TraceStats } from './app/stats.js';
+export { explainFinding, type Explanation } from './app/explain.js';
+export { runSql, type SqlResult } from './app/sql.js';
+export { openDb, listTraces, getTrace, listFindings, readChunks, type TraceRow, type FindingRow } from './store/db.js';
+
+// --- analyses -----------------------------------------------------------------------------------------
+export { bisectRun, bisectTraces, type BisectReport, type BisectRun, NotComparable } from './app/bisect.js';
+export { perturbTrace, minimizeTrace, whyBytes } from './app/analyze.js';
+export { runCatalog, type CatalogResult } from './app/catalog.js';
+// explore: (issue 11) re-exported here once src/app/explore.ts exists:
+// export { explore } from './app/explore.js';
+
+// --- import and export --------------------------------------------------------------------------------
+export { importTrace, type ImportOptions, type ImportResult, type ImportFormat } from './app/import.js';
+export { exportTrace } from './app/export.js';
+export { exportPerfetto, type TraceEvent } from './app/perfetto.js';
+export { buildReport, type ReportData } from './app/report.js';
+export { reportHtml } from './app/report-html.js';
+export { recordArgs, recordCommandLine, traceName } from './app/sim-args.js';
+
+// --- events and configuration -------------------------------------------------------------------------
+export { KINDS, KIND_NAMES, ACTORS, SCHEMA_VERSION, type DmaEvent, type EventOf, type NewEvent, type Kind, type Actor, type Desc, type Seg } from './events/schema.js';
+export { eventToJson, eventFromJson } from './events/json.js';
+export { formatEvent, bdf, kindMatcher } from './events/format.js';
+export { encodeOne as encodeEvent, decodeChunk, EventWriter, CodecError } from './events/binary.js';
+export { type SimConfig, type Fault, type FaultKind, type WorkloadName, FAULT_KINDS, WORKLOADS, parseFault, parseVariant, validateConfig } from './sim/config.js';
+export { PATHS, type PathName } from './model/types.js';
+export { DmaReplayError, UsageError, InputError, EXIT } from './errors.js';
