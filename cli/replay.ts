@@ -21,9 +21,10 @@ export function replayCommand(program: Command): void {
         if (r.ok) {
           out(
             `${green('ok')}: ${r.mode === 'fold' ? 'folded' : 're-executed and verified'} ${r.events} events` +
-              (r.mode === 're-execute' ? `, ${r.checkpoints} checkpoint state hashes` : ''),
+              (r.mode === 're-execute' && r.checkpoints ? ` and ${r.checkpoints} checkpoint state hashes` : ''),
           );
           for (const f of r.findings.slice(0, 5)) out(`${red(f.class)} at #${f.seq}: ${f.message}`);
+          if (r.findings.length > 5) out(`… ${r.findings.length - 5} more findings (dmareplay log ${r.trace} --kind finding)`);
         } else {
           out(`${red('MISMATCH')} at event ${r.mismatch!.seq}: ${r.mismatch!.reason}`);
           out(`${bold('recorded:')} ${toJson(r.mismatch!.expected).replace(/\s+/g, ' ')}`);
