@@ -8,7 +8,7 @@ import { listFindings } from '../store/db.js';
 import { TRACKS, trackOf } from './perfetto.js';
 import { explainFinding } from './explain.js';
 import { traceConfig, withTrace } from './load.js';
-import { recordCommandLine } from './sim-args.js';
+import { recordCommandLine, shellQuote as shq } from './sim-args.js';
 import { stateAt } from './state.js';
 
 export interface ChainStep {
@@ -63,14 +63,20 @@ export function buildReport(dbPath: string, id: string, opts: { at?: number; dbA
   const access = shown[0]?.steps.find((s) => s.kind === 'dev.access');
   const dma = access ? /dma=(0x[0-9a-f]+)/.exec(access.text)?.[1] : undefined;
   const s = stateAt(dbPath, String(trace.id), { at, iova: dma ? BigInt(dma) : undefined, len: 16 });
-  const db = opts.dbArg ? ` --db ${opts.dbArg}` : '';
+  const db = opts.dbArg ? ` --db ${shq(opts.dbArg)}` : '';
   const t = trace.id;
   const commands: { what: string; cmd: string }[] = [];
   if (trace.source === 'sim' && trace.seed !== null) {
     const rec = recordCommandLine(traceConfig(trace), trace.seed);
     if (rec) commands.push({ what: 'record the same trace (same seed and config: the same events and hash)', cmd: rec + db });
     commands.push({ what: 're-execute it from the seed and verify every event', cmd: `npx dmareplay replay ${t}${db}` });
-  } else commands.push({ what: 'fold it again through every checker', cmd: `npx dmareplay replay ${t}${db}` });
+  } else {
+    // an imported log: the import it came from (the files as they were named then)
+    const imp = (traceConfig(trace) as unknown as { import?: { format?: string; guest?: string; host?: string } }).import;
+    const files = imp ? [imp.guest && imp.host ? `--guest ${shq(imp.guest)} --host ${shq(imp.host)}` : imp.guest ? `--format ftrace ${shq(imp.guest)}` : imp.host ? `--format qemu-log ${shq(imp.host)}` : null] : [null];
+    if (files[0]) commands.push({ what: 'import the same logs again', cmd: `npx dmareplay import ${files[0]}${db}` });
+    commands.push({ what: 'fold it again through every checker', cmd: `npx dmareplay replay ${t}${db}` });
+  }
   commands.push({ what: 'move it to another machine (canonical JSONL), and load it there', cmd: `npx dmareplay export ${t}${db} > trace-${t}.jsonl && npx dmareplay import trace-${t}.jsonl` });
   const first = shown[0];
   if (first) {
@@ -80,7 +86,7 @@ export function buildReport(dbPath: string, id: string, opts: { at?: number; dbA
   }
   commands.push({ what: `the state shown below`, cmd: `npx dmareplay state ${t} --at ${at}${dma ? ` --iova ${dma}` : ''}${db}` });
   commands.push({ what: 'the whole trace as a Perfetto timeline (ui.perfetto.dev)', cmd: `npx dmareplay export ${t} --format perfetto${db} > race.json` });
-  commands.push({ what: 'this page', cmd: `npx dmareplay report ${t}${opts.at !== undefined ? ` --at ${at}` : ''}${db} -o ${opts.out ?? 'race.html'}` });
+  commands.push({ what: 'this page', cmd: `npx dmareplay report ${t}${opts.at !== undefined ? ` --at ${at}` : ''}${db} -o ${shq(opts.out ?? 'race.html')}` });
   return {
     trace: { id: trace.id, name: trace.name, source: trace.source, seed: trace.seed, events: trace.events, complete: !!trace.complete },
     at,

@@ -9,7 +9,8 @@ export function faultSpec(f: Fault): string {
   return f.kind === 'delay-invalidate' ? `${f.kind}=0` : f.kind;
 }
 
-const q = (s: string) => (/^[A-Za-z0-9_.,:=/+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+/** A word for a POSIX shell command line, quoted only when it needs to be. */
+export const shellQuote = (s: string): string => (/^[A-Za-z0-9_.,:=/+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /**
  * The `record` arguments that produce exactly this config from this seed, or null when the config
@@ -45,7 +46,7 @@ export function recordArgs(c: SimConfig, seed: string): string[] | null {
 export function recordCommandLine(c: SimConfig, seed: string, db?: string): string | null {
   const a = recordArgs(c, seed);
   if (!a) return null;
-  return ['npx dmareplay record', ...a.map(q), ...(db ? ['--db', q(db)] : [])].join(' ');
+  return ['npx dmareplay record', ...a.map(shellQuote), ...(db ? ['--db', shellQuote(db)] : [])].join(' ');
 }
 
 /**
