@@ -4,7 +4,7 @@
 //
 //   event          one row per event: trace, seq, kind, code, actor, cause, then one column per
 //                  field name of any kind (dev, q, iova, gpa, dma, size, len, ...; NULL where the
-//                  kind has no such field) and json (the whole event as `log --json` prints it).
+//                  kind has no such field).
 //                  `FROM event` reads every trace; `FROM event(T)` only trace T, and
 //                  `FROM event(T, FROM, TO)` only seqs FROM..TO of it — the fast forms.
 //   kinds          code, kind, fields, doc: the event kinds of src/events/schema.ts
@@ -27,9 +27,12 @@ import { readChunks, type TraceRow } from './db.js';
 export const FIELD_COLUMNS: string[] = [...new Set(KIND_NAMES.flatMap((k) => fieldsOf(k).map(([n]) => n)))];
 const HEAD = ['trace', 'seq', 'kind', 'code', 'actor', 'cause'];
 /** (vring.setup's `desc` is an SQL keyword: quote it, "desc") */
-export const EVENT_COLUMNS = [...HEAD, ...FIELD_COLUMNS, 'json'];
+export const EVENT_COLUMNS = [...HEAD, ...FIELD_COLUMNS];
 
 const hex = (v: bigint) => '0x' + v.toString(16);
+const COLUMN_OF = new Map(FIELD_COLUMNS.map((f, i) => [f, HEAD.length + i]));
+const FIELDS: ReturnType<typeof fieldsOf>[] = [];
+for (const k of KIND_NAMES) FIELDS[KINDS[k].code] = fieldsOf(k);
 
 function row(trace: number, ev: DmaEvent): unknown[] {
   const r: unknown[] = new Array(EVENT_COLUMNS.length).fill(null);
@@ -40,16 +43,17 @@ function row(trace: number, ev: DmaEvent): unknown[] {
   r[4] = ev.actor;
   r[5] = ev.cause;
   const rec = ev as unknown as Record<string, unknown>;
-  for (const [name, spec] of fieldsOf(ev.kind)) {
-    const i = HEAD.length + FIELD_COLUMNS.indexOf(name);
+  let json: Record<string, unknown> | undefined;
+  for (const [name, spec] of FIELDS[KINDS[ev.kind].code]!) {
+    const i = COLUMN_OF.get(name)!;
     const v = rec[name];
     if (name === 'dev' && spec === 'u16') r[i] = bdf(v as number);
     else if (spec === 'u64') r[i] = hex(v as bigint);
     else if (spec === 'bytes') r[i] = Buffer.from(v as Uint8Array).toString('hex');
-    else if (spec === 'descs' || spec === 'segs' || spec === 'seqs') r[i] = JSON.stringify(eventToJson(ev)[name]);
+    else if (spec === 'seqs') r[i] = JSON.stringify(v);
+    else if (spec === 'descs' || spec === 'segs') r[i] = JSON.stringify((json ??= eventToJson(ev))[name]);
     else r[i] = v;
   }
-  r[r.length - 1] = JSON.stringify(eventToJson(ev));
   return r;
 }
 
