@@ -36,7 +36,7 @@ export interface TraceEvent {
   ts: number;
   cat?: string;
   dur?: number;
-  id?: string;
+  id?: string | number;
   s?: string;
   bp?: string;
   args?: Record<string, unknown>;
@@ -87,6 +87,30 @@ interface OpenMap {
   iova: bigint;
   size: bigint;
   name: string;
+  id: string;
+}
+
+/**
+ * Span ids keyed by device and IOVA, so that the successive lifetimes of one IOVA share a track; a
+ * second span of the same IOVA while one is open (vhost lets overlapping entries coexist) takes the
+ * next free slot, i.e. a track of its own, so spans never interleave on a track.
+ */
+class Slots {
+  private readonly busy = new Map<string, Set<number>>();
+  take(key: string): string {
+    let b = this.busy.get(key);
+    if (!b) this.busy.set(key, (b = new Set()));
+    let k = 0;
+    while (b.has(k)) k++;
+    b.add(k);
+    return `${key}/${k}`;
+  }
+  give(id: string): void {
+    const at = id.lastIndexOf('/');
+    const b = this.busy.get(id.slice(0, at));
+    b?.delete(Number(id.slice(at + 1)));
+    if (b && !b.size) this.busy.delete(id.slice(0, at));
+  }
 }
 
 /**
@@ -94,8 +118,9 @@ interface OpenMap {
  * that can change them, the model's state is compared with the spans open so far.
  */
 class Lifetimes {
-  private readonly iotlb = new Map<number, Map<number, string>>(); // dev → UPDATE seq → span name
+  private readonly iotlb = new Map<number, Map<number, { name: string; id: string }>>(); // dev → UPDATE seq → span
   private readonly maps = new Map<number, OpenMap>(); // iommu.map seq → span
+  private readonly slots = new Slots();
   constructor(private readonly emit: (e: TraceEvent) => void) {}
 
   after(ev: DmaEvent, w: World): void {
@@ -123,14 +148,16 @@ class Lifetimes {
         now.add(e.seq);
         if (!open.has(e.seq)) {
           const name = `${bdf(dev)} iova ${hex(e.start)}`;
-          open.set(e.seq, name);
-          this.emit({ ph: 'b', cat: 'iotlb', name, id: `iotlb-${dev}-${e.seq}`, pid: PID.iotlb, tid: 0, ts, args: { dev: bdf(dev), start: hex(e.start), last: hex(e.last), uaddr: hex(e.uaddr), perm: e.perm, update: e.seq } });
+          const id = this.slots.take(`iotlb:${bdf(dev)}:${hex(e.start)}`);
+          open.set(e.seq, { name, id });
+          this.emit({ ph: 'b', cat: 'iotlb', name, id, pid: PID.iotlb, tid: 0, ts, args: { dev: bdf(dev), start: hex(e.start), last: hex(e.last), uaddr: hex(e.uaddr), perm: e.perm, update: e.seq } });
         }
       }
-      for (const [seq, name] of open)
+      for (const [seq, span] of open)
         if (!now.has(seq)) {
           open.delete(seq);
-          this.emit({ ph: 'e', cat: 'iotlb', name, id: `iotlb-${dev}-${seq}`, pid: PID.iotlb, tid: 0, ts });
+          this.slots.give(span.id);
+          this.emit({ ph: 'e', cat: 'iotlb', name: span.name, id: span.id, pid: PID.iotlb, tid: 0, ts });
         }
     }
   }
@@ -138,8 +165,9 @@ class Lifetimes {
   private diffMaps(w: World, ev: DmaEvent, ts: number): void {
     if (ev.kind === 'iommu.map') {
       const name = `${bdf(ev.dev)} iova ${hex(ev.iova)}`;
-      this.maps.set(ev.seq, { seq: ev.seq, dev: ev.dev, iova: ev.iova, size: ev.size, name });
-      this.emit({ ph: 'b', cat: 'iommu', name, id: `map-${ev.seq}`, pid: PID.iommu, tid: 0, ts, args: { dev: bdf(ev.dev), iova: hex(ev.iova), gpa: hex(ev.gpa), size: hex(ev.size), perm: ev.perm, map: ev.seq } });
+      const id = this.slots.take(`map:${bdf(ev.dev)}:${hex(ev.iova)}`);
+      this.maps.set(ev.seq, { seq: ev.seq, dev: ev.dev, iova: ev.iova, size: ev.size, name, id });
+      this.emit({ ph: 'b', cat: 'iommu', name, id, pid: PID.iommu, tid: 0, ts, args: { dev: bdf(ev.dev), iova: hex(ev.iova), gpa: hex(ev.gpa), size: hex(ev.size), perm: ev.perm, map: ev.seq } });
     }
     const dev = 'dev' in ev ? (ev.dev as number) : -1;
     for (const m of [...this.maps.values()]) {
@@ -151,7 +179,8 @@ class Lifetimes {
       }
       if (!this.stillMapped(w, m)) {
         this.maps.delete(m.seq);
-        this.emit({ ph: 'e', cat: 'iommu', name: m.name, id: `map-${m.seq}`, pid: PID.iommu, tid: 0, ts });
+        this.slots.give(m.id);
+        this.emit({ ph: 'e', cat: 'iommu', name: m.name, id: m.id, pid: PID.iommu, tid: 0, ts });
       }
     }
   }
@@ -165,8 +194,8 @@ class Lifetimes {
 
   /** Spans still open when the trace ends are closed at its last event. */
   close(ts: number): void {
-    for (const [dev, open] of this.iotlb) for (const [seq, name] of open) this.emit({ ph: 'e', cat: 'iotlb', name, id: `iotlb-${dev}-${seq}`, pid: PID.iotlb, tid: 0, ts });
-    for (const m of this.maps.values()) this.emit({ ph: 'e', cat: 'iommu', name: m.name, id: `map-${m.seq}`, pid: PID.iommu, tid: 0, ts });
+    for (const open of this.iotlb.values()) for (const span of open.values()) this.emit({ ph: 'e', cat: 'iotlb', name: span.name, id: span.id, pid: PID.iotlb, tid: 0, ts });
+    for (const m of this.maps.values()) this.emit({ ph: 'e', cat: 'iommu', name: m.name, id: m.id, pid: PID.iommu, tid: 0, ts });
   }
 }
 
@@ -243,8 +272,9 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
     for (const f of findings) {
       const steps = [...new Set(f.chain)].sort((a, b) => a - b).filter((s) => trackAt.has(s));
       if (steps.length < 2) continue;
+      // a flow id must be a number (Perfetto's JSON importer reads a string flow id as hex): the finding's seq
       steps.forEach((s, k) =>
-        emit({ ph: k === 0 ? 's' : k === steps.length - 1 ? 'f' : 't', bp: 'e', cat: 'chain', name: `${f.class} #${f.seq}`, id: `chain-${f.seq}`, pid: PID.actors, tid: trackAt.get(s)!, ts: s + 0.5 }),
+        emit({ ph: k === 0 ? 's' : k === steps.length - 1 ? 'f' : 't', bp: 'e', cat: 'chain', name: `${f.class} #${f.seq}`, id: f.seq, pid: PID.actors, tid: trackAt.get(s)!, ts: s + 0.5 }),
       );
     }
     buf += '\n]}\n';

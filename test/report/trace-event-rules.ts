@@ -104,6 +104,9 @@ export function traceEventViolations(events: Ev[]): string[] {
   for (const [key, l] of flows) {
     const phs = l.map((e) => e.ph).join('');
     if (!/^st*f$/.test(phs)) bad.push(`flow ${key}: phases ${phs}, expected s t* f`);
+    // Perfetto's importer (json_trace_parser_impl.cc, MaybeExtractFlowIdentifier) takes a number, or a string as hex
+    const id = l[0]!.id;
+    if (!(typeof id === 'number' && Number.isSafeInteger(id)) && !(typeof id === 'string' && /^(0x)?[0-9a-fA-F]+$/.test(id))) bad.push(`flow ${key}: id must be an integer or a hex string`);
     for (let k = 1; k < l.length; k++) if (l[k]!.ts < l[k - 1]!.ts) bad.push(`flow ${key}: goes back in time`);
     for (const e of l) {
       const enclosing = (slices.get(track(e)) ?? []).some((s) => s.start <= e.ts && e.ts <= s.end);
