@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
 import { runSql } from '../src/app/sql.js';
-import { out, toJson, withCommon } from './common.js';
+import { out, toJson } from './common.js';
 
 const cell = (v: unknown): string => (v === null ? 'NULL' : typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? `x'${v.toString('hex')}'` : String(v));
 
 export function sqlCommand(program: Command): void {
-  withCommon(program.command('sql <db> <query>'))
+  // the database is the first argument (no --db): the command is about one file
+  program
+    .command('sql <db> <query>')
+    .option('--json', 'print one JSON array of row objects')
+    .option('--debug', 'print stack traces for errors')
     .description('run one SQL query over a database, read-only: tables event (one row per event; event(T) or event(T, FROM, TO) for one trace), kinds, kind_counts, traces, findings; views finding_list, finding_chain')
     .action((db: string, query: string, o: { json?: boolean }) => {
       const r = runSql(db, query);
