@@ -22,7 +22,7 @@ import { decodeAt, sizeAt, CodecError } from '../events/binary.js';
 import { bdf } from '../events/format.js';
 import { eventToJson } from '../events/json.js';
 import { type DmaEvent, fieldsOf } from '../events/schema.js';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { mutate } from '../engine/apply.js';
 import { emptyWorld, type World } from '../model/world.js';
 import { listFindings, readChunks } from '../store/db.js';
@@ -88,6 +88,7 @@ interface OpenMap {
   size: bigint;
   name: string;
   id: string;
+  begin: TraceEvent;
 }
 
 /**
@@ -118,10 +119,28 @@ class Slots {
  * that can change them, the model's state is compared with the spans open so far.
  */
 class Lifetimes {
-  private readonly iotlb = new Map<number, Map<number, { name: string; id: string }>>(); // dev → UPDATE seq → span
+  private readonly iotlb = new Map<number, Map<number, { name: string; id: string; begin: TraceEvent }>>(); // dev → UPDATE seq → span
   private readonly maps = new Map<number, OpenMap>(); // iommu.map seq → span
   private readonly slots = new Slots();
-  constructor(private readonly emit: (e: TraceEvent) => void) {}
+  /** before the exported range nothing is written, but the spans are followed (start() opens those alive then) */
+  private live: boolean;
+  constructor(
+    private readonly out: (e: TraceEvent) => void,
+    live = true,
+  ) {
+    this.live = live;
+  }
+
+  private emit(e: TraceEvent): void {
+    if (this.live) this.out(e);
+  }
+
+  /** The exported range begins at ts: the spans alive then begin there. */
+  start(ts: number): void {
+    this.live = true;
+    for (const open of this.iotlb.values()) for (const span of open.values()) this.out({ ...span.begin, ts });
+    for (const m of this.maps.values()) this.out({ ...m.begin, ts });
+  }
 
   after(ev: DmaEvent, w: World): void {
     const ts = ev.seq;
@@ -149,8 +168,9 @@ class Lifetimes {
         if (!open.has(e.seq)) {
           const name = `${bdf(dev)} iova ${hex(e.start)}`;
           const id = this.slots.take(`iotlb:${bdf(dev)}:${hex(e.start)}`);
-          open.set(e.seq, { name, id });
-          this.emit({ ph: 'b', cat: 'iotlb', name, id, pid: PID.iotlb, tid: 0, ts, args: { dev: bdf(dev), start: hex(e.start), last: hex(e.last), uaddr: hex(e.uaddr), perm: e.perm, update: e.seq } });
+          const begin: TraceEvent = { ph: 'b', cat: 'iotlb', name, id, pid: PID.iotlb, tid: 0, ts, args: { dev: bdf(dev), start: hex(e.start), last: hex(e.last), uaddr: hex(e.uaddr), perm: e.perm, update: e.seq } };
+          open.set(e.seq, { name, id, begin });
+          this.emit(begin);
         }
       }
       for (const [seq, span] of open)
@@ -166,8 +186,9 @@ class Lifetimes {
     if (ev.kind === 'iommu.map') {
       const name = `${bdf(ev.dev)} iova ${hex(ev.iova)}`;
       const id = this.slots.take(`map:${bdf(ev.dev)}:${hex(ev.iova)}`);
-      this.maps.set(ev.seq, { seq: ev.seq, dev: ev.dev, iova: ev.iova, size: ev.size, name, id });
-      this.emit({ ph: 'b', cat: 'iommu', name, id, pid: PID.iommu, tid: 0, ts, args: { dev: bdf(ev.dev), iova: hex(ev.iova), gpa: hex(ev.gpa), size: hex(ev.size), perm: ev.perm, map: ev.seq } });
+      const begin: TraceEvent = { ph: 'b', cat: 'iommu', name, id, pid: PID.iommu, tid: 0, ts, args: { dev: bdf(ev.dev), iova: hex(ev.iova), gpa: hex(ev.gpa), size: hex(ev.size), perm: ev.perm, map: ev.seq } };
+      this.maps.set(ev.seq, { seq: ev.seq, dev: ev.dev, iova: ev.iova, size: ev.size, name, id, begin });
+      this.emit(begin);
     }
     const dev = 'dev' in ev ? (ev.dev as number) : -1;
     for (const m of [...this.maps.values()]) {
@@ -202,6 +223,13 @@ class Lifetimes {
 export interface PerfettoOptions {
   /** called every chunk with the events written so far and the trace's length */
   progress?: (done: number, total: number) => void;
+  /**
+   * Only the events from..to (a window of a long trace: Perfetto's UI loads JSON of a few hundred MB
+   * at most, about 250 bytes per event). The trace is still followed from its first event, so the
+   * IOTLB entries and IOMMU mappings alive at `from` begin there.
+   */
+  from?: number;
+  to?: number;
 }
 
 /**
@@ -211,10 +239,13 @@ export interface PerfettoOptions {
 export async function exportPerfetto(dbPath: string, id: string, write: (chunk: string) => void | Promise<void>, opts: PerfettoOptions = {}): Promise<{ trace: number; events: number; traceEvents: number }> {
   const { db, trace } = loadTrace(dbPath, id);
   try {
+    const from = opts.from ?? 1;
+    const to = Math.min(opts.to ?? trace.events, trace.events);
+    if (from < 1 || from > to) throw new UsageError(`--from ${from} --to ${opts.to ?? trace.events}: not a range of trace ${trace.id} (${trace.events} events)`);
     const findings = listFindings(db, trace);
     const wanted = new Set(findings.flatMap((f) => f.chain));
     const trackAt = new Map<number, number>(); // chain seq → tid of its slice
-    let buf = '{"displayTimeUnit":"ns","otherData":' + JSON.stringify({ generator: 'dmareplay', trace: trace.id, name: trace.name, source: trace.source, clock: 'event seq (1 us per event)' }) + ',"traceEvents":[\n';
+    let buf = '{"displayTimeUnit":"ns","otherData":' + JSON.stringify({ generator: 'dmareplay', trace: trace.id, name: trace.name, source: trace.source, clock: 'event seq (1 us per event)', from, to }) + ',"traceEvents":[\n';
     let count = 0;
     const emit = (e: TraceEvent) => {
       buf += (count ? ',\n' : '') + JSON.stringify(e);
@@ -229,19 +260,20 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
       meta(PID.actors, t.tid, 'thread_name', { name: t.name });
       meta(PID.actors, t.tid, 'thread_sort_index', { sort_index: t.tid });
     }
-    const life = new Lifetimes(emit);
+    const life = new Lifetimes(emit, from === 1);
     const world = emptyWorld();
     const owned = new Set<Uint8Array>();
     const openPass = new Map<number, number>(); // tid → open B/E depth
     let last = 0;
-    for (const c of readChunks(db, trace)) {
+    for (const c of readChunks(db, trace, 1, to)) {
       let off = 0;
-      for (let i = 0; i < c.n; i++) {
+      for (let i = 0; i < c.n && c.seq0 + i <= to; i++) {
         const ev = decodeAt(c.data, off, c.seq0 + i);
         off += sizeAt(c.data, off);
         last = ev.seq;
         mutate(world, ev, owned);
-        const tid = trackOf(ev);
+        if (ev.seq === from && from > 1) life.start(from);
+        const tid = ev.seq >= from ? trackOf(ev) : null;
         if (tid !== null) {
           if (ev.kind === 'dev.pass') {
             if (ev.begin) {
@@ -260,7 +292,7 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
         }
         life.after(ev, world);
       }
-      opts.progress?.(c.seq0 + c.n - 1, trace.events);
+      opts.progress?.(Math.min(c.seq0 + c.n - 1, to), to);
       if (buf.length >= 1 << 20) {
         await write(buf);
         buf = '';

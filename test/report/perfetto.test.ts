@@ -87,6 +87,27 @@ describe('export --format perfetto', () => {
     expect(flow.map((e) => Math.floor(e.ts))).toEqual([...f.chain].sort((a, b) => a - b));
   });
 
+  it('--from/--to: a window, with the entries and mappings alive at its start beginning there', async () => {
+    const r = record({ db, seed: '7', config: race });
+    const f = r.findings[0]!;
+    const [update, access] = [f.chain[0]!, f.chain.at(-1)!];
+    const from = update + 10;
+    const to = access + 20;
+    const writes: string[] = [];
+    await exportPerfetto(db, String(r.trace), (c) => void writes.push(c), { from, to });
+    const evs = (JSON.parse(writes.join('')) as { traceEvents: Ev[] }).traceEvents;
+    expect(traceEventViolations(evs)).toEqual([]);
+    const slices = evs.filter((e) => e.ph === 'X' || e.ph === 'i');
+    expect(Math.min(...slices.map((e) => e.ts))).toBeGreaterThanOrEqual(from);
+    expect(Math.max(...slices.map((e) => e.ts))).toBeLessThanOrEqual(to);
+    // the stale entry was filled before the window: its span begins at the window's start
+    const begin = evs.find((e) => e.cat === 'iotlb' && e.ph === 'b' && e.args?.update === update)!;
+    expect(begin.ts).toBe(from);
+    // the flow keeps the chain's steps inside the window
+    expect(evs.filter((e) => e.cat === 'chain' && e.id === f.seq).map((e) => Math.floor(e.ts))).toEqual(f.chain.filter((s) => s >= from && s <= to));
+    await expect(exportPerfetto(db, String(r.trace), () => {}, { from: 50, to: 10 })).rejects.toThrow(/not a range/);
+  });
+
   it('valid for other paths, faults and ring layouts, and for an imported trace', async () => {
     const configs: SimConfig[] = [
       { workload: 'mixed', path: 'swiotlb', ops: 12, ringNum: 16, faults: [{ kind: 'skip-sync', arg: 0 }] },
