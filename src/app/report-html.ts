@@ -30,6 +30,7 @@ table { border-collapse: collapse; margin: .5rem 0; width: 100%; }
 th, td { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #f3f4f6; vertical-align: top; }
 th { font-family: system-ui, sans-serif; font-size: .8rem; color: #6b7280; font-weight: 600; }
 tr.hl td { background: #fef3c7; }
+tr.focus td { background: #fee2e2; font-weight: 600; }
 tr.after td { color: #92400e; }
 .bad { color: #b91c1c; font-weight: 700; } .ok { color: #047857; }
 pre.cmd { background: #111827; color: #f9fafb; padding: .7rem 1rem; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; }
@@ -111,15 +112,20 @@ function stateHtml(d: ReportData): string {
       `<p class="mono">IOVA ${esc(v.iova)} on ${esc(bdf(v.dev))}: IOMMU → ${v.iommu ? `GPA ${esc(v.iommu.gpa)} (map #${v.iommu.mappedAt})` : 'not mapped'}; device IOTLB → ${v.deviceIotlb ? `GPA ${esc(v.deviceIotlb.gpa)} (UPDATE #${v.deviceIotlb.entry})` : 'no entry'} <span class="${v.coherent ? 'ok' : 'bad'}">${v.coherent ? 'coherent' : 'INCOHERENT'}</span></p>`,
     );
   }
+  // the rows that translate the focus IOVA (the first finding's access): the IOMMU page and the IOTLB entry
+  const focus = ((d.iova as { iova: string }[] | null) ?? [])[0]?.iova;
+  const f = focus ? BigInt(focus) : null;
+  const inPage = (iova: string) => f !== null && BigInt(iova) === (f & ~0xfffn);
+  const inEntry = (start: string, last: string) => f !== null && BigInt(start) <= f && f <= BigInt(last);
   for (const dev of p.devices) {
     parts.push(`<div class="dev"><h3>${esc(bdf(dev.dev))} ${esc(dev.name)}: path ${esc(dev.path)}, translate ${esc(dev.translate)}, ${esc(dev.backend)}</h3>`);
     if (dev.iommu.length)
-      parts.push(`<table class="iommu"><thead><tr><th colspan="4">IOMMU page tables (${dev.iommu.length} pages)</th></tr><tr><th>IOVA</th><th>GPA</th><th>perm</th><th>map</th></tr></thead><tbody>${dev.iommu.slice(0, 64).map((m) => `<tr><td>${esc(m.iova)}</td><td>${esc(m.gpa)}</td><td>${esc(m.perm)}</td><td>#${m.seq}</td></tr>`).join('')}</tbody></table>`);
+      parts.push(`<table class="iommu"><thead><tr><th colspan="4">IOMMU page tables (${dev.iommu.length} pages)</th></tr><tr><th>IOVA</th><th>GPA</th><th>perm</th><th>map</th></tr></thead><tbody>${dev.iommu.slice(0, 64).map((m) => `<tr${inPage(m.iova) ? ' class="focus"' : ''}><td>${esc(m.iova)}</td><td>${esc(m.gpa)}</td><td>${esc(m.perm)}</td><td>#${m.seq}</td></tr>`).join('')}</tbody></table>`);
     if (dev.iotlb.entries.length || dev.iotlb.pending.length)
       parts.push(
         `<table class="iotlb"><thead><tr><th colspan="4">device IOTLB (${dev.iotlb.entries.length} entries, ${dev.iotlb.pending.length} pending misses)</th></tr><tr><th>IOVA range</th><th>HVA</th><th>perm</th><th>UPDATE</th></tr></thead><tbody>${dev.iotlb.entries
           .slice(0, 64)
-          .map((e) => `<tr><td>[${esc(e.start)}, ${esc(e.last)}]</td><td>${esc(e.uaddr)}</td><td>${esc(e.perm)}</td><td>#${e.seq}</td></tr>`)
+          .map((e) => `<tr${inEntry(e.start, e.last) ? ' class="focus"' : ''}><td>[${esc(e.start)}, ${esc(e.last)}]</td><td>${esc(e.uaddr)}</td><td>${esc(e.perm)}</td><td>#${e.seq}</td></tr>`)
           .join('')}${dev.iotlb.pending.map((m) => `<tr><td>${esc(m.iova)}</td><td>pending MISS (q ${m.q})</td><td>${esc(m.perm)}</td><td>#${m.seq}</td></tr>`).join('')}</tbody></table>`,
       );
     parts.push('</div>');

@@ -91,6 +91,10 @@ describe('report: in headless Chromium', () => {
     expect(await state.innerText()).toMatch(/device IOTLB/);
     expect(await state.innerText()).toMatch(/INCOHERENT/);
     expect(await page.locator('table.owed').isVisible()).toBe(true);
+    // the two translations of the finding's IOVA are marked: the guest's IOMMU page and vhost's stale entry
+    expect(await page.locator('table.iommu tr.focus').count()).toBe(1);
+    expect(await page.locator('table.iotlb tr.focus').count()).toBe(1);
+    expect(await page.locator('table.iotlb tr.focus').innerText()).toContain(`#${finding.chain[0]}`); // filled by the chain's UPDATE
     expect(await page.locator('#reproduce pre.cmd').first().innerText()).toMatch(/^\$ npx dmareplay record /);
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
