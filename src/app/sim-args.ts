@@ -3,6 +3,8 @@
 // workload, path, ring size, ops, seed, every fault and every variant (nothing implied).
 import { defaultDevices, type Fault, type SimConfig } from '../sim/config.js';
 
+const CLI_WORKLOADS: readonly string[] = ['remap', 'net-tx', 'net-rx', 'blk-read', 'blk-write', 'mixed'];
+
 /** A fault as `--fault` takes it (parseFault's inverse: a bare delay-invalidate means 1, so 0 is spelled out). */
 export function faultSpec(f: Fault): string {
   if (f.arg) return `${f.kind}=${f.arg}`;
@@ -18,7 +20,8 @@ export const shellQuote = (s: string): string => (/^[A-Za-z0-9_.,:=/+-]+$/.test(
  * device list that differs from the workload's default one in anything the options cannot say).
  */
 export function recordArgs(c: SimConfig, seed: string): string[] | null {
-  if (c.workload === 'script' || c.script) return null;
+  // only the generated workloads have a command line (a script or scenario lives in its file)
+  if (!CLI_WORKLOADS.includes(c.workload) || c.script || 'scenario' in c) return null;
   const args = ['--workload', c.workload, '--path', c.path, '--seed', seed, '--ops', String(c.ops), '--ring', String(c.ringNum)];
   for (const f of c.faults) args.push('--fault', faultSpec(f));
   for (const [k, v] of Object.entries(c.variants ?? {})) args.push('--variant', `${k}=${String(v)}`);
