@@ -68,13 +68,22 @@ export function trackOf(ev: DmaEvent): number | null {
   return TID[ev.actor] ?? TID.check!;
 }
 
-/** A slice's args: the event's JSON form, device ids as bus:dev.fn and byte strings cut to 16 bytes. */
+/** A slice's args: the event's fields as `log --json` has them, device ids as bus:dev.fn, byte strings cut to 16 bytes. */
 function argsOf(ev: DmaEvent): Record<string, unknown> {
-  const j = eventToJson(ev);
-  delete j.kind;
+  const rec = ev as unknown as Record<string, unknown>;
+  const j: Record<string, unknown> = { seq: ev.seq, actor: ev.actor };
+  if (ev.cause) j.cause = ev.cause;
+  let full: Record<string, unknown> | undefined;
   for (const [name, spec] of fieldsOf(ev.kind)) {
-    if (name === 'dev' && spec === 'u16') j.dev = bdf(j.dev as number);
-    if (spec === 'bytes' && typeof j[name] === 'string' && (j[name] as string).length > 32) j[name] = `${(j[name] as string).slice(0, 32)}… (${(j[name] as string).length / 2} bytes)`;
+    const v = rec[name];
+    if (name === 'dev' && spec === 'u16') j.dev = bdf(v as number);
+    else if (spec === 'u64') j[name] = '0x' + (v as bigint).toString(16);
+    else if (spec === 'bytes') {
+      const b = v as Uint8Array;
+      // cut before converting: a packet can be 64 KiB
+      j[name] = Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, 16)).toString('hex') + (b.length > 16 ? `… (${b.length} bytes)` : '');
+    } else if (spec === 'descs' || spec === 'segs') j[name] = (full ??= eventToJson(ev))[name];
+    else j[name] = v;
   }
   return j;
 }
