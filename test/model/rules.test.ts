@@ -31,7 +31,7 @@ describe('the per-kind rule table', () => {
 });
 
 describe('free-form world data (checker state)', () => {
-  const leaf = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.string(), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.uint8Array({ maxLength: 8 }));
+  const leaf = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string(), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.uint8Array({ maxLength: 8 }));
   const tree = fc.letrec((tie) => ({
     node: fc.oneof(
       { depthSize: 'small' },
