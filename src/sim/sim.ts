@@ -14,6 +14,7 @@ import { seedKey } from './data.js';
 import { deviceRunnable, devicePass } from './device.js';
 import { driverRunnable, driverStep } from './driver.js';
 import { Rng, type RngState } from './rng.js';
+import { pctPick } from './schedule.js';
 import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
@@ -68,7 +69,7 @@ export class Sim {
     this.world = this.pipe.world;
     this.resumed = !!resume;
     this.dataKey = seedKey(seed);
-    this.workload = workloadFor(config.workload, config.script, config.scriptInflight);
+    this.workload = workloadFor(config.workload, config.script, config.scriptInflight, config.knobs);
   }
 
   private nextReq: { op: number; req: Request } | null = null;
@@ -125,9 +126,9 @@ export class Sim {
       this.pipe.maybeCheckpoint(); // at actor-step boundaries only: a run resumes between steps
       const runnable = this.runnableActors();
       if (runnable.length === 0 || steps > maxSteps) break;
-      let pick = runnable[0]!;
+      // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
+      const pick = this.config.schedule ? pctPick(this, this.config.schedule, runnable) : runnable.length > 1 ? runnable[this.rng.int(runnable.length)]! : runnable[0]!;
       if (runnable.length > 1) {
-        pick = runnable[this.rng.int(runnable.length)]!;
         this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: runnable.join(',') });
       }
       this.step(pick);
@@ -142,7 +143,7 @@ export class Sim {
     this.world.rings.forEach((r) => {
       if (deviceRunnable(this, r.q)) out.push(VQ_ACTORS[r.q] ?? (`vq${r.q}` as Actor));
     });
-    if (vmmRunnable(this)) out.push('vmm');
+    if (vmmRunnable(this, out.length === 0)) out.push('vmm');
     return out;
   }
 
