@@ -82,7 +82,7 @@ export function exploreCommand(program: Command): void {
       if (cmd.getOptionValueSource('seed') === 'cli') throw new UsageError('explore takes --seeds A..B, not --seed');
       const strategy = o.strategy as Strategy;
       if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new UsageError(`unknown strategy ${JSON.stringify(o.strategy)} (known: ${STRATEGIES.join(', ')})`);
-      if (o.pctDepth !== undefined && strategy !== 'pct') throw new UsageError('--pct-depth needs --strategy pct');
+      if ((o.pctDepth !== undefined || o.pctSteps !== undefined) && strategy !== 'pct') throw new UsageError('--pct-depth and --pct-steps need --strategy pct');
       const { config } = simConfigOf({ ...o, seed: '0', pctDepth: undefined, pctSteps: undefined });
       if (o.sweep !== undefined && !(SWEEPABLE as readonly string[]).includes(o.sweep))
         throw new UsageError(`--sweep: ${JSON.stringify(o.sweep)} has no injection points to walk (sweepable: ${SWEEPABLE.join(', ')})`);

@@ -101,6 +101,7 @@ describe('explore and merge on the command line', () => {
       ['--seed', '3'],
       ['--time', 'soon'],
       ['--knob', 'passChains=0'],
+      ['--pct-steps', '100'],
     ]) {
       const r = cli(['explore', ...args, '--db', db]);
       expect(r.code, args.join(' ')).toBe(2);
