@@ -32,6 +32,11 @@ describe('explore and merge on the command line', () => {
     const all = join(dir, 'all.db');
     const m = cliJson<any>(['merge', ...shards, '--into', all]);
     expect(m.inputs.map((i: any) => i.blocks).reduce((a: number, b: number) => a + b)).toBe(5);
+    // the merged reproducers replay from the merged database
+    const rp = m.campaigns[0].signatures.find((s: any) => s.class === 'stale-iotlb').repro;
+    const rep = cli(rp.replay.split(' ').slice(1));
+    expect(rep.code).toBe(0);
+    expect(rep.stdout).toMatch(/stale-iotlb/);
     const want = exploreContents(one);
     expect(want.signatures.length).toBeGreaterThan(0);
     expect(exploreContents(two)).toEqual(want);
