@@ -206,6 +206,18 @@ describe('explore: runs, stores and merges', () => {
     expect(ok.run.verified).toBe(4);
   });
 
+  it('a run that throws (a dmareplay bug) names its seed and the command that reproduces it', () => {
+    // a config the command line would refuse (a script workload without its script): the sim throws
+    const broken = base({ workload: 'script', faults: [] });
+    let message = '';
+    try {
+      runBlock({ campaign: campaign({ base: broken }), lo: 3, hi: 4, verifyEvery: 0 });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^the simulation failed on seed 3: .*reproduce: dmareplay record .*--seed 3 /);
+  });
+
   it('firstDifference names the first event that differs', () => {
     const a = encodedRun(base(), '1').bytes;
     const b = encodedRun(base(), '2').bytes;
