@@ -12,7 +12,7 @@ import type { DmaEvent, EventOf } from '../events/schema.js';
 import type { FaultKind, ScriptOp, SimConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
 import { workloadFor } from '../sim/workload.js';
-import { type Campaign, configFor, MAX_SWEEP_POINTS, recordArgs, shellLine } from './explore-plan.js';
+import { type Campaign, configFor, MAX_SWEEP_POINTS } from './explore-plan.js';
 import { type Signature, signatureOf } from './explore-signature.js';
 import { ddmin, scriptOf } from './minimize.js';
 
@@ -145,13 +145,13 @@ export interface BlockResult {
   verify: { seed: number; point: number; hash: string; bytes: Uint8Array }[];
 }
 
-/** A run that throws is a dmareplay bug: say which seed, and the command that reproduces it. */
-function guarded<T>(config: SimConfig, seed: number, point: number, f: () => T): T {
+/** A run that throws is a dmareplay bug: say which seed (the app adds the command that reproduces it). */
+export const SIM_FAILED = /^the simulation failed on seed ([0-9]+)(?: point ([0-9]+))?: /;
+function guarded<T>(seed: number, point: number, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    const at = point ? `seed ${seed} point ${point}` : `seed ${seed}`;
-    throw new Error(`the simulation failed on ${at}: ${(e as Error).message} (reproduce: ${shellLine(['dmareplay', ...recordArgs(config, String(seed))])})`);
+    throw new Error(`the simulation failed on seed ${seed}${point ? ` point ${point}` : ''}: ${(e as Error).message}`);
   }
 }
 
@@ -176,7 +176,7 @@ export function runBlock(t: BlockTask): BlockResult {
       if (!b || r.events < b.events) best.set(sig.id, { seed, point, events: r.events });
     }
     if (t.verifyEvery > 0 && seed % t.verifyEvery === 0) {
-      const e = guarded(config, seed, point, () => encodedRun(config, String(seed)));
+      const e = guarded(seed, point, () => encodedRun(config, String(seed)));
       res.verify.push({ seed, point, hash: e.hash, bytes: e.bytes });
     }
   };
@@ -185,14 +185,14 @@ export function runBlock(t: BlockTask): BlockResult {
     seedFailed = false;
     if (!c.sweep) {
       const config = configFor(c, seed);
-      count(seed, 0, config, guarded(config, seed, 0, () => runOne(config, String(seed))));
+      count(seed, 0, config, guarded(seed, 0, () => runOne(config, String(seed))));
       if (!seedFailed) res.passing++;
       continue;
     }
     // fail_nth: the kth occurrence of the fault, k = 1, 2, … until a run no longer reaches point k
     for (let k = 1; k <= MAX_SWEEP_POINTS; k++) {
       const config = configFor(c, seed, k);
-      const r = guarded(config, seed, k, () => runOne(config, String(seed), c.sweep));
+      const r = guarded(seed, k, () => runOne(config, String(seed), c.sweep));
       if (r.reached < k) break;
       count(seed, k, config, r);
     }
@@ -201,7 +201,7 @@ export function runBlock(t: BlockTask): BlockResult {
   res.sigs = [...bySig.values()];
   for (const [sig, f] of best) {
     const config = configFor(c, f.seed, f.point);
-    const e = encodedRun(config, String(f.seed));
+    const e = guarded(f.seed, f.point, () => encodedRun(config, String(f.seed)));
     res.candidates.push({ sig, seed: f.seed, point: f.point, config, events: e.events, hash: e.hash });
   }
   return res;

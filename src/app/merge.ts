@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
-import { shellLine } from '../analysis/explore-plan.js';
+import { shellQuote } from './sim-args.js';
 import { closeWritable, openDb } from '../store/db.js';
 import {
   blockTotals,
@@ -85,7 +85,7 @@ export function merge(inputs: string[], into: string): MergeReport {
             class: s.class,
             count: s.count,
             firstSeed: s.first_seed,
-            repro: s.repro ? { trace: s.repro.trace, events: s.repro.events, seed: s.repro.seed, replay: shellLine(['dmareplay', 'replay', String(s.repro.trace), '--db', into]) } : null,
+            repro: s.repro ? { trace: s.repro.trace, events: s.repro.events, seed: s.repro.seed, replay: `npx dmareplay replay ${s.repro.trace} --db ${shellQuote(into)}` } : null,
           })),
         });
       }
