@@ -2,7 +2,7 @@
 // record, replay, fold, import and seek alike: the engine's pipeline (src/engine/pipeline.ts) calls
 // them through JUDGE. Pre-checkers see the world before the event (an unmap is judged against the
 // entry it frees); post-checkers see it after. CHECKS says which checks each kind triggers.
-import type { Judge } from '../engine/pipeline.js';
+import type { Judge, KindChecks } from '../engine/pipeline.js';
 import { bdf } from '../events/format.js';
 import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
@@ -76,17 +76,7 @@ export const FINDING_CLASSES = [
   'iova-reuse-before-flush',
 ] as const;
 
-type Check<K extends Kind> = (w: World, ev: EventOf<K>) => NewEvent[] | null;
-
-interface KindChecks<K extends Kind> {
-  /** before the event is applied (an unmap is judged against the entry it frees) */
-  readonly pre?: Check<K>;
-  /** after it is applied */
-  readonly post?: Check<K>;
-  /** the checks keep state in the world (the real-trace judgement): seek must step this kind */
-  readonly keepsState?: true;
-}
-
+const both = (a: NewEvent[] | null, b: NewEvent[]): NewEvent[] | null => (!b.length ? a : a && a.length ? [...b, ...a] : b);
 const concat4 = (a: NewEvent[], b: NewEvent[], c: NewEvent[], d: NewEvent[]) => (a.length + b.length + c.length + d.length ? [...a, ...b, ...c, ...d] : a);
 
 /** A resolution the device IOTLB could not have produced is reported as such, not also as a stale translation. */
@@ -103,9 +93,11 @@ function deviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
 
 /** Which checks each event kind triggers. A kind that is not here is never judged. */
 export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
-  'dma.unmap': { pre: checkUnmap },
-  'dma.sync': { pre: checkSync },
-  'dma.map': { pre: (w, ev) => concat4(checkOverlap(w, ev), checkMap(w, ev), validateBounceMap(w, ev), validateLazyDmaMap(w, ev)) },
+  // a swiotlb sync/unmap call (w.swiotlb.call) is judged at the next DMA-API call or slot change
+  'dma.unmap': { pre: (w, ev) => both(checkUnmap(w, ev), validateSwiotlbCall(w)) },
+  'dma.sync': { pre: (w, ev) => both(checkSync(w, ev), validateSwiotlbCall(w)) },
+  'dma.map': { pre: (w, ev) => concat4(validateSwiotlbCall(w), concat4(checkOverlap(w, ev), checkMap(w, ev), [], []), validateBounceMap(w, ev), validateLazyDmaMap(w, ev)) },
+  'swiotlb.slots': { pre: validateSwiotlbCall },
   'dev.access': { post: deviceAccess },
   'swiotlb.bounce': { post: checkBounce },
   'cpu.read': { post: checkCpuRead },
@@ -138,40 +130,19 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
 };
 
 type AnyCheck = (w: World, ev: DmaEvent) => NewEvent[] | null;
-// by kind, in Maps: they are looked up for every event
-const PRE = new Map<string, AnyCheck>();
-const POST = new Map<string, AnyCheck>();
-for (const k of Object.keys(CHECKS) as Kind[]) {
-  const c = CHECKS[k] as { pre?: AnyCheck; post?: AnyCheck };
-  if (c.pre) PRE.set(k, c.pre);
-  if (c.post) POST.set(k, c.post);
-}
+const checksOf = (k: Kind) => CHECKS[k] as { pre?: AnyCheck; post?: AnyCheck } | undefined;
 
+/** The pre-checks of one event (outside the pipeline: tests, tools). */
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
-  // a swiotlb sync/unmap is judged once its bounce copies are over (the first event that is not one)
-  if (w.swiotlb.call !== null && ev.kind !== 'swiotlb.bounce') return withSwiotlbCall(w, ev);
-  const pre = PRE.get(ev.kind);
+  const pre = checksOf(ev.kind)?.pre;
   return pre ? pre(w, ev) : null;
 }
 
-function withSwiotlbCall(w: World, ev: DmaEvent): NewEvent[] {
-  const pre = PRE.get(ev.kind);
-  return [...validateSwiotlbCall(w), ...((pre && pre(w, ev)) || [])];
-}
-
+/** The post-checks of one event (outside the pipeline: tests, tools). */
 export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
-  const post = POST.get(ev.kind);
+  const post = checksOf(ev.kind)?.post;
   return (post && post(w, ev)) || [];
 }
 
 /** Every checker, as the engine's pipeline calls them (record, replay, fold, import, seek). */
-export const JUDGE: Judge = {
-  pre: runPreCheckers,
-  post: (w, ev) => {
-    const post = POST.get(ev.kind);
-    return post ? post(w, ev) : null;
-  },
-  // the end of a trace right after a swiotlb sync/unmap judges it too (at the QUIESCENT marker it is over already)
-  liveness: (w) => [...validateSwiotlbCall(w), ...liveness(w)],
-  stateful: new Set((Object.keys(CHECKS) as Kind[]).filter((k) => CHECKS[k]?.keepsState)),
-};
+export const JUDGE: Judge = { checks: CHECKS, liveness };

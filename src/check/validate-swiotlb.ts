@@ -33,8 +33,9 @@ function rule(c: SwiotlbCall): string {
 }
 
 /**
- * Judged at the first event after the call that is not one of its copies (a pre-check: the world
- * still holds the call and what it copied).
+ * Judged at the next DMA-API call or slot change after it (dma.sync, dma.unmap, dma.map,
+ * swiotlb.slots: a pre-check, the world still holds the call and what it copied; their rules end or
+ * replace it). A trace that ends on the call leaves it unjudged.
  */
 export function validateSwiotlbCall(w: World): NewEvent[] {
   const c = w.swiotlb.call;

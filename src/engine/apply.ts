@@ -19,8 +19,6 @@ type Evolve = (w: World, ev: DmaEvent, owned?: Set<Uint8Array>) => void;
 const EVOLVE = new Map<string, Evolve | undefined>(KIND_NAMES.map((k) => [k, RULES[k].evolve as Evolve | undefined]));
 
 export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
-  // a swiotlb sync/unmap call is over at the first event that is not one of its bounce copies (rules/swiotlb.ts)
-  if (w.swiotlb.call !== null && ev.kind !== 'swiotlb.bounce' && ev.kind !== 'finding') w.swiotlb.call = null;
   const evolve = EVOLVE.get(ev.kind);
   if (evolve) evolve(w, ev, owned);
 }

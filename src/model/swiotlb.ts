@@ -29,9 +29,10 @@ export type SwiotlbMapping = Infer<typeof SWIOTLB_MAPPING>;
 
 /**
  * A dma_sync_single_for_{cpu,device} or an unmap of a bounced mapping, from its dma.sync / dma.unmap
- * event until the next event that is not one of its bounce copies (they follow it at once): what it
+ * event until the next DMA-API call or slot change (its bounce copies follow it at once): what it
  * copied, so the checkers can compare with what swiotlb_sync_single_for_{cpu,device} and
- * swiotlb_tbl_unmap_single copy.
+ * swiotlb_tbl_unmap_single copy. The rules of dma.map and swiotlb.slots end it (after their
+ * pre-checks judged it), dma.sync and dma.unmap replace it.
  */
 export const SWIOTLB_CALL = obj({ __proto__: null,
   op: str<'sync' | 'unmap'>(),

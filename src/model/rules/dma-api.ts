@@ -18,6 +18,7 @@ export const DMA_RULES: RulesFor<DmaKinds> = {
   'dma.map': {
     models: 'dma_map_page / dma_map_single / dma_alloc_coherent (debug_dma_map_page adds the entry; iommu_dma_alloc_iova)',
     evolve(w, ev) {
+      w.swiotlb.call = null; // the sync/unmap before it has been judged (its pre-check)
       const d = deviceOf(w, ev.dev, ev.seq);
       liveAdd(d.dmaLive, ev.dma, { phys: ev.phys, size: ev.size, dir: ev.dir, type: ev.type, seq: ev.seq, checked: false });
       if (ev.path === 'iommu') d.iovas.push({ start: ev.dma & ~PAGE_MASK, size: pageSpan(ev.dma, ev.size) });
@@ -38,7 +39,7 @@ export const DMA_RULES: RulesFor<DmaKinds> = {
     evolve(w, ev) {
       const d = deviceOf(w, ev.dev, ev.seq);
       // an unmap of a bounced mapping copies back (swiotlb_tbl_unmap_single): its copies follow, the checkers compare
-      if (mappingAt(w.swiotlb, ev.dma)) w.swiotlb.call = swiotlbCall('unmap', ev, true);
+      w.swiotlb.call = mappingAt(w.swiotlb, ev.dma) ? swiotlbCall('unmap', ev, true) : null;
       const m = liveFind(d.dmaLive, ev.dma, ev.size, ev.dir);
       if (!m) return; // dma-debug reports it; the kernel carries on
       liveRemove(d.dmaLive, ev.dma, m);
@@ -53,7 +54,7 @@ export const DMA_RULES: RulesFor<DmaKinds> = {
     models: 'dma_sync_single_for_cpu / _for_device (its bounce copy, if any, is a swiotlb.bounce event)',
     evolve(w, ev) {
       // a sync of a bounced mapping: its copies follow; the checkers compare them with swiotlb_sync_single_for_*'s
-      if (mappingAt(w.swiotlb, ev.dma)) w.swiotlb.call = swiotlbCall('sync', ev, !!ev.forCpu);
+      w.swiotlb.call = mappingAt(w.swiotlb, ev.dma) ? swiotlbCall('sync', ev, !!ev.forCpu) : null;
     },
   },
 };

@@ -9,6 +9,7 @@ export const SWIOTLB_RULES: RulesFor<'swiotlb.slots' | 'swiotlb.bounce'> = {
   'swiotlb.slots': {
     models: 'swiotlb_tbl_map_single (slots taken, orig_addr and alloc_size kept per slot) / swiotlb_release_slots',
     evolve(w, ev) {
+      w.swiotlb.call = null; // the unmap whose copy-back came before the release has been judged (its pre-check)
       if (ev.op === 'alloc') {
         w.swiotlb.slots.set(ev.index, { dev: ev.dev, orig: ev.orig, size: ev.size, nslots: ev.nslots, offset: ev.offset, dirty: false, init: new Uint8Array(ev.nslots * 2048) });
         w.swiotlb.next = ev.index + ev.nslots;

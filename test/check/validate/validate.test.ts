@@ -34,7 +34,6 @@ const BAD: Record<string, Expected[]> = {
   'iotlb-invalidate-size0.bad.jsonl': [{ class: 'iotlb-result-mismatch', seq: 14, says: ['INVALIDATE of size 0', 'recorded as EINVAL', 'expected ok', 'ca50ec377c2e'] }],
   'swiotlb-sync-fromdevice-copies.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 8, says: ['dma_sync_single_for_device(FROM_DEVICE) #8', 'copied orig→tlb at #9', 'expected no copy', 'bddac7c1e02b'] }],
   'swiotlb-sync-todevice-nocopy.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 9, says: ['dma_sync_single_for_device(TO_DEVICE) #9', 'copied nothing', 'expected orig→tlb'] }],
-  'swiotlb-sync-at-end.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 9, says: ['dma_sync_single_for_device(TO_DEVICE) #9', 'copied nothing'] }],
   'ring-used-not-head.bad.jsonl': [{ class: 'ring-used-not-head', seq: 7, says: ['used id 3', 'outstanding heads: 0', 'is not a head!'] }],
   'ring-id-out-of-range.bad.jsonl': [{ class: 'ring-id-out-of-range', seq: 7, says: ['used id 16', '16 descriptors', 'out of range'] }],
   'ring-size.bad.jsonl': [{ class: 'ring-size-invalid', seq: 4, says: ['100 descriptors', 'vhost_vring_set_num', 'power of two', 'never starts the queue'] }],
