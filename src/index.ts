@@ -5,8 +5,10 @@
 // --- recording and replaying -------------------------------------------------------------------------
 export { record, type RecordOptions, type RecordResult, type FindingSummary, DEFAULT_CHECKPOINT_EVERY } from './app/record.js';
 export { replayTrace, replayTrace as replay, type ReplayReport } from './app/replay.js';
-/** fold: apply events through the model and every checker (imported and in-memory traces); reexecute: re-run a simulated one and compare */
-export { fold, reexecute, type FoldResult, type RecordedChunk, type ReplayOutcome } from './engine/replay.js';
+/** fold(chunks, JUDGE): apply events through the model and every checker (imported and in-memory traces); reexecute: re-run a simulated one and compare */
+export { fold, type FoldResult, type RecordedChunk, type ReplayOutcome } from './engine/replay.js';
+export { reexecute } from './sim/replay.js';
+export { JUDGE, FINDING_CLASSES } from './check/index.js';
 /** events held in memory as the chunks fold/seek consume: fold(chunksOf(events)) */
 export { chunksOf } from './engine/chunks.js';
 export { simulate } from './app/catalog.js';
