@@ -5,11 +5,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBlock } from '../../src/analysis/explore.js';
-import { defaultFaults } from '../../src/sim/config.js';
 import { BIN, cli, cliJson, tempDir } from '../helpers.js';
 import { exploreContents, storedBlocks } from './explore-db.js';
 
-const ARGS = ['--workload', 'remap', '--path', 'iommu', '--block', '20'];
+const ARGS = ['--workload', 'remap', '--path', 'iommu', '--fault', 'delay-invalidate=1', '--block', '20'];
 
 async function waitForBlocks(db: string, n: number, child: ReturnType<typeof spawn>): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -69,7 +68,7 @@ describe('explore and merge on the command line', () => {
     expect(got.blocks.length).toBeGreaterThanOrEqual(2);
     // what it stored is what those seeds give
     const first = got.blocks[0] as { lo: number; hi: number; runs: number; failing: number };
-    const base = { workload: 'remap' as const, path: 'iommu' as const, ops: 8, ringNum: 256, faults: defaultFaults('remap', 'iommu'), variants: {}, packed: false, eventIdx: true, indirect: true };
+    const base = { workload: 'remap' as const, path: 'iommu' as const, ops: 8, ringNum: 256, faults: [{ kind: 'delay-invalidate', arg: 1 }], variants: {}, packed: false, eventIdx: true, indirect: true };
     const res = runBlock({ campaign: { base, strategy: 'random', block: 20 }, lo: first.lo, hi: first.hi, verifyEvery: 0 });
     expect({ runs: first.runs, failing: first.failing }).toEqual({ runs: res.runs, failing: res.failing });
   });

@@ -11,7 +11,7 @@ import { explore, type ExploreReport, shardOf } from '../../src/app/explore.js';
 import { inlineRunner, type TaskRunner } from '../../src/app/explore-pool.js';
 import { merge } from '../../src/app/merge.js';
 import { replayTrace } from '../../src/app/replay.js';
-import { defaultFaults, type SimConfig, validateConfig } from '../../src/sim/config.js';
+import { type SimConfig, validateConfig } from '../../src/sim/config.js';
 import { pctBound } from '../../src/sim/schedule.js';
 import { type Resume, Sim } from '../../src/sim/sim.js';
 import { cloneWorld } from '../../src/model/world.js';
@@ -24,7 +24,7 @@ const base = (over: Partial<SimConfig> = {}): SimConfig => ({
   path: 'iommu',
   ops: 8,
   ringNum: 256,
-  faults: defaultFaults('remap', 'iommu'),
+  faults: [{ kind: 'delay-invalidate', arg: 1 }],
   variants: {},
   packed: false,
   eventIdx: true,
@@ -260,7 +260,7 @@ describe('explore: PCT and the fault sweep', () => {
 // default strategy), checked here on 5 seeds each. B2 needs a buffer starting at the last byte of
 // a page, which no random workload draws: it stays a scripted catalog trace.
 const CATALOG_EXPLORE: [string, string, string][] = [
-  ['R1', 'stale-iotlb', '--workload remap --path iommu'],
+  ['R1', 'stale-iotlb', '--workload remap --path iommu --fault delay-invalidate=1'],
   ['B1', 'vhost-hang', '--workload net-tx --path iommu --fault zero-update --variant sizeZero=accept'],
   ['B1b', 'stale-iotlb', '--workload remap --path iommu-lazy --ops 40 --fault none --variant vmmInvalidateAll=size0 --variant sizeZero=reject-all'],
   ['B3', 'log-overflow', '--workload net-rx --path direct --fault zero-len-desc=1 --variant dirtyLog=true --variant logNumFix=false'],
