@@ -13,7 +13,7 @@ interface Opts extends CommonOpts, SimOpts {
 
 export function bisectCommand(program: Command): void {
   addSimOptions(withCommon(program.command('bisect [traceA] [traceB]')), false)
-    .description('find the first guest operation whose observable outcome differs between two DMA paths, and why (exit 0 none, 5 divergence found, 3 not comparable)')
+    .description('find the first guest operation whose observable outcome differs between two DMA paths, and why (exit 0 none, 4 divergence found, 3 not comparable)')
     .option('--path-a <name>', 'the reference path (with --workload)', 'direct')
     .option('--path-b <name>', 'the path under test (with --workload)', 'iommu')
     .action((a: string | undefined, b: string | undefined, o: Opts) => {

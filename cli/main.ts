@@ -25,9 +25,9 @@ Exit codes:
   2  usage: bad or missing arguments (e.g. --seed abc, negative numbers, --at past the end)
   3  replay mismatch: the re-executed run differs from the recording;
      bisect: the two traces do not carry the same guest intents (not comparable)
-  4  explore: nondeterminism (--verify-every: a re-run differs)
-  5  bisect: a divergence was found (0: none)
-  130  explore: interrupted (finished blocks are saved)
+  4  bisect: a divergence was found (0: none)
+  5  explore: nondeterminism (--verify-every: a re-run differs)
+  130 explore: interrupted (finished blocks are saved)
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 

@@ -5,16 +5,16 @@
 // --- recording and replaying -------------------------------------------------------------------------
 export { record, type RecordOptions, type RecordResult, type FindingSummary, DEFAULT_CHECKPOINT_EVERY } from './app/record.js';
 export { replayTrace, replayTrace as replay, type ReplayReport } from './app/replay.js';
-/** fold(chunks, JUDGE): apply events through the model and every checker (imported and in-memory traces); reexecute: re-run a simulated one and compare */
-export { fold, type FoldResult, type RecordedChunk, type ReplayOutcome } from './engine/replay.js';
+/** fold: apply events through the model and every checker (imported and in-memory traces); reexecute: re-run a simulated one and compare */
+export { type FoldResult, type FoldOptions, type RecordedChunk, type ReplayOutcome } from './engine/replay.js';
 export { reexecute } from './sim/replay.js';
-export { JUDGE, FINDING_CLASSES } from './check/index.js';
+export { JUDGE } from './check/index.js';
 /** events held in memory as the chunks fold/seek consume: fold(chunksOf(events)) */
 export { chunksOf } from './engine/chunks.js';
 export { simulate } from './app/catalog.js';
 
 // --- state at an event --------------------------------------------------------------------------------
-export { seek, type SeekResult } from './engine/seek.js';
+export { type SeekResult } from './engine/seek.js';
 export { stateAt, type StateQuery } from './app/state.js';
 export { worldToPlain, stateHash, type PlainWorld } from './engine/snapshot.js';
 export type { World, DeviceState } from './model/world.js';
@@ -30,8 +30,8 @@ export { openDb, listTraces, getTrace, listFindings, readChunks, type TraceRow, 
 export { bisectRun, bisectTraces, type BisectReport, type BisectRun, NotComparable } from './app/bisect.js';
 export { perturbTrace, minimizeTrace, whyBytes } from './app/analyze.js';
 export { runCatalog, type CatalogResult } from './app/catalog.js';
-// explore: (issue 11) re-exported here once src/app/explore.ts exists:
-// export { explore } from './app/explore.js';
+export { explore, type ExploreRequest, type ExploreReport, type SignatureReport } from './app/explore.js';
+export { merge as mergeDatabases, type MergeReport } from './app/merge.js';
 
 // --- import and export --------------------------------------------------------------------------------
 export { importTrace, type ImportOptions, type ImportResult, type ImportFormat } from './app/import.js';
@@ -49,3 +49,14 @@ export { encodeOne as encodeEvent, decodeChunk, EventWriter, CodecError } from '
 export { type SimConfig, type Fault, type FaultKind, type WorkloadName, FAULT_KINDS, WORKLOADS, parseFault, parseVariant, validateConfig } from './sim/config.js';
 export { PATHS, type PathName } from './model/types.js';
 export { DmaReplayError, UsageError, InputError, EXIT } from './errors.js';
+
+// --- the pipeline with every checker (the engine's fold/seek take the checkers as an argument, so the
+// engine does not depend on src/check; the library hands it the full set)
+import { fold as foldWith, type FoldOptions, type RecordedChunk } from './engine/replay.js';
+import { seek as seekWith } from './engine/seek.js';
+import type { Checkpoint } from './engine/snapshot.js';
+import { JUDGE as ALL_CHECKS } from './check/index.js';
+/** Applies events in order through the model and every checker (imported and in-memory traces). */
+export const fold = (chunks: Iterable<RecordedChunk>, opts: FoldOptions = {}) => foldWith(chunks, ALL_CHECKS, opts);
+/** The world at event `at`, from the nearest checkpoint at or before it. */
+export const seek = (checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number) => seekWith(checkpoint, chunks, at, ALL_CHECKS);
