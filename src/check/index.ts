@@ -56,6 +56,10 @@ export const FINDING_CLASSES = [
   'translate-gpa-mismatch',
   'reuse-without-invalidation',
   'missing-invalidation',
+  'iotlb-hit-after-invalidation',
+  'stale-translation',
+  'translate-before-map',
+  'double-unmap',
 ] as const;
 
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {

@@ -34,6 +34,12 @@ export const DEV_UNKNOWN = 0xffff;
 /** Marker n of the synthetic markers the importer adds (end of the guest log, end of all logs). */
 export const MARKER_GUEST_END = 0xfffe;
 export const MARKER_END = 0xffff;
+/** Where the host log ran out while the guest's went on (a cut host log). */
+export const MARKER_HOST_END = 0xfffd;
+export const HOST_END_NAME = 'end-of-host-log';
+/** Where a cut guest log stops being trusted (its end, less the merge's repair reach). */
+export const MARKER_GUEST_CUT = 0xfffc;
+export const GUEST_CUT_NAME = 'guest-log-cut-off';
 export const GUEST_END_NAME = 'end-of-guest-log';
 export const END_NAME = 'end-of-logs';
 
@@ -76,6 +82,9 @@ export interface GuestScan extends SideScan {
   devices: Map<number, string>;
   dmaMask: Map<number, bigint>;
   iommuMaps: number;
+  iommuUnmaps: number;
+  /** the guest's dmesg (after RT-TRACE-END in a serial capture) says the IOMMU driver is strict */
+  strictHint: string | null;
   bounces: number;
   forcedBounces: number;
 }
@@ -93,8 +102,30 @@ export interface HostScan extends SideScan {
   /** QEMU VirtQueue pointer → [requester id, queue index] */
   vqs: Map<bigint, [number, number]>;
   pageInvalidations: number;
+  /** every IOTLB invalidation (page, domain, global; VT-d and AMD-Vi) */
+  invalidations: number;
   iommuEvents: number;
+  /** amdvi_* lines seen: the vIOMMU is QEMU's amd-iommu */
+  amd: boolean;
+  /** line number of the first record (for messages) */
+  firstLine: number | null;
+  /**
+   * A sample of the host's translations (IOVA page → GPA page at host time t, after `markers` host
+   * markers), for fitting the guest clock onto the host clock (src/import/merge.ts). At most
+   * {@link MAX_XLATE_SAMPLES} per phase.
+   */
+  xlate: XlateSample[];
 }
+
+export interface XlateSample {
+  t: number;
+  page: number;
+  gpaPage: number;
+  /** host markers seen before it */
+  markers: number;
+}
+
+export const MAX_XLATE_SAMPLES = 4000;
 
 export const MAX_MALFORMED_LISTED = 100;
 
@@ -122,7 +153,7 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
   const s: GuestScan = {
     side: 'guest', file, format: 'ftrace', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
-    cmdline: null, lostEvents: 0, devices: new Map(), dmaMask: new Map(), iommuMaps: 0, bounces: 0, forcedBounces: 0,
+    cmdline: null, lostEvents: 0, devices: new Map(), dmaMask: new Map(), iommuMaps: 0, iommuUnmaps: 0, strictHint: null, bounces: 0, forcedBounces: 0,
   };
   const dev = (name: string): void => {
     const sid = pciSid(name);
@@ -133,6 +164,7 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
       switch (it.kind) {
         case 'end-of-input':
           s.lines = it.lines;
+          s.strictHint = it.strictHint ?? null;
           if (it.unterminatedFrame) s.truncated = `no RT-TRACE-END after the RT-TRACE-BEGIN at line ${it.begin?.line ?? '?'}: the trace was cut off after line ${it.lines}`;
           else if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the file was cut off mid-line`;
           continue;
@@ -159,6 +191,9 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
       switch (r.kind) {
         case 'map':
           s.iommuMaps++;
+          break;
+        case 'unmap':
+          s.iommuUnmaps++;
           break;
         case 'swiotlb_bounced':
           s.bounces++;
@@ -188,7 +223,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
-    pageInvalidations: 0, iommuEvents: 0,
+    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, firstLine: null, xlate: [],
   };
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
@@ -202,6 +237,8 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   const vqVdev = new Map<bigint, [bigint, number]>();
   const blkVdevs = new Set<bigint>();
   const vdevs = new Set<bigint>();
+  let samplePhase = 0;
+  let samples = 0;
   for await (const batch of readQemuLogBatches(file)) {
     for (const it of batch as QemuItem[]) {
       if (it.kind === 'end-of-input') {
@@ -232,8 +269,19 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         case 'amdvi_iotlb_hit':
           s.iommuEvents++;
           seen(sidOf(it));
+          if (it.kind !== 'amdvi_iotlb_hit' && it.gpa !== 0n) {
+            if (s.markers.length !== samplePhase) {
+              samplePhase = s.markers.length;
+              samples = 0;
+            }
+            if (samples++ < MAX_XLATE_SAMPLES) {
+              const gpa = it.kind === 'vtd_dmar_translate' ? (it.gpa & ~it.mask) | (it.iova & it.mask) : it.gpa;
+              s.xlate.push({ t, page: Number(it.iova >> 12n), gpaPage: Number(gpa >> 12n), markers: s.markers.length });
+            }
+          }
           break;
         case 'amdvi_cache_update':
+          s.amd = true;
           s.iommuEvents++;
           seen(sidOf(it));
           domain(s.amdDomainDev, it.domid, sidOf(it));
@@ -245,11 +293,13 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         case 'vtd_inv_desc_iotlb_pages':
           s.iommuEvents++;
           s.pageInvalidations++;
+          s.invalidations++;
           break;
         case 'vtd_inv_desc_iotlb_domain':
         case 'vtd_inv_desc_iotlb_global':
         case 'amdvi_pages_inval':
           s.iommuEvents++;
+          s.invalidations++;
           break;
         case 'virtio_iommu_attach':
           domain(s.viommuDomainEp, it.domain, it.endpoint);
@@ -286,8 +336,14 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           break;
         }
         default:
+          if (it.event === 'amdvi_all_inval') {
+            s.iommuEvents++;
+            s.invalidations++;
+          }
+          if (it.event.startsWith('amdvi_')) s.amd = true;
           break;
       }
+      if (s.firstLine === null) s.firstLine = it.line;
     }
     opts.progress?.(s.records + s.malformed);
   }
@@ -572,6 +628,8 @@ export class HostConverter {
         return out;
       }
       default:
+        // amd_iommu.c amdvi_inval_all (INVALIDATE_IOMMU_ALL): amdvi_iotlb_reset, every IOTLB entry dropped
+        if (it.event === 'amdvi_all_inval') return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: DEV_UNKNOWN, iova: 0n, size: 0n, gran: 'global' });
         break;
     }
     return one(opaque('host', it.event, raw(it)));
@@ -615,8 +673,15 @@ export function dmaMode(guest: GuestScan | null, host: HostScan | null): DmaMode
   if (maps === 0 && (guest?.bounces ?? 0) > 0)
     return guest!.forcedBounces > 0 ? { path: 'swiotlb-force', why: 'guest bounces every mapping through swiotlb (FORCE)' } : { path: 'swiotlb', why: 'guest bounces through swiotlb' };
   if (host && host.pageInvalidations > 0) return { path: 'iommu', why: `strict: the host shows ${host.pageInvalidations} page-selective IOTLB invalidations (strict unmap, or a vIOMMU in caching mode)` };
+  if (guest?.strictHint) return { path: 'iommu', why: `strict: the guest's dmesg says "${guest.strictHint}"` };
   if (tok(/^iommu\.strict=(1|y|on)$/) || tok(/^intel_iommu=(.*,)?strict(,.*)?$/)) return { path: 'iommu', why: 'strict: guest command line iommu.strict=1' };
   if (tok(/^iommu\.strict=(0|n|off)$/)) return { path: 'iommu-lazy', why: 'lazy (flush queue): guest command line iommu.strict=0' };
+  // AMD-Vi invalidations name only the domain (QEMU 7.2 amdvi_pages_inval), so the page-selective
+  // rule above never applies: a strict guest (amd_iommu_init: "Using strict mode due to
+  // virtualization") flushes once per unmap, a lazy one once per flush-queue batch (up to 256 unmaps)
+  const unmaps = guest?.iommuUnmaps ?? 0;
+  if (host && unmaps >= 16 && host.invalidations >= unmaps / 2)
+    return { path: 'iommu', why: `strict: the host shows ${host.invalidations} IOTLB invalidations for ${unmaps} guest unmaps (one per unmap; a flush queue would batch them)` };
   if (maps > 0 || (host?.iommuEvents ?? 0) > 0) return { path: 'iommu-lazy', why: 'lazy assumed: nothing says strict (x86 kernels default to the flush queue), the weaker requirement' };
   return { path: 'dma-direct', why: 'no IOMMU or swiotlb activity in the traces' };
 }
