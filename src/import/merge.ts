@@ -110,7 +110,7 @@ export function alignMarkers(g: MarkerInfo[], h: MarkerInfo[]): Boundary[] {
 export const ALIGNMENT_NOTE =
   'Phases are cut at the shared markers, which both sides logged in the same order; only there is the cross-side order certain. ' +
   'Inside a phase each side keeps its own order and the two are interleaved by mapping the guest clock linearly onto the host clock between the phase markers, ' +
-  'an estimate (the guest writes its marker some milliseconds before QEMU logs the config write). The checks judge a host event against the guest state over its phase and the next, never against that interleaving.';
+  'corrected by a shift tracked along the host translations (the guest writes its marker some milliseconds before QEMU logs the config write) and repaired where it contradicts causality (a translation before the map it needs, an unmap before the translation that still needs it). The phase-window checks judge a host event against the guest state over its phase and the next; the in-phase checks rely on the repaired order.';
 
 async function* sideStream(
   batches: AsyncIterable<unknown[]>,

@@ -6,7 +6,7 @@
 //   regular expressions, not with the importer.
 // - Where /work/shared/traces-real exists: the whole runs, and their counts against stats-*.txt.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importTrace, type ImportResult } from '../../src/app/import.js';
@@ -14,7 +14,8 @@ import { traceStats } from '../../src/app/stats.js';
 import { tempDir } from '../helpers.js';
 
 const FIX = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/real');
-const SHARED = '/work/shared/traces-real';
+// the shared originals sit next to the repository (../shared/traces-real), where they exist at all
+const SHARED = process.env.DMAREPLAY_SHARED_TRACES ?? resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/traces-real');
 const HAVE_SHARED = existsSync(join(SHARED, 'NOTES.md'));
 
 async function pair(guest: string, host: string): Promise<ImportResult & { db: string }> {
