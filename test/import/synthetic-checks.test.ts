@@ -126,6 +126,24 @@ describe('translations against the guest mappings', () => {
     expect((await imp(r)).findings).toEqual([]);
   });
 
+  it('in one phase, no invalidation, the old GPA served after the guest remapped: stale-translation', async () => {
+    const r = new Run('iommu.strict=1');
+    r.invGlobal();
+    r.mark(1, 'io').map(X, 0x10000000n).translate(BLK, X, 0x10000000n);
+    // well apart in time (the merge may move a translation by a few ms against the guest's events)
+    for (let i = 0; i < 40; i++) r.translate(BLK, X + 0x100n, 0x10000100n, true);
+    r.unmap(X).map(X, 0x20000000n);
+    for (let i = 0; i < 40; i++) r.map(0x80000000n + BigInt(i) * 0x1000n, 0x30000000n + BigInt(i) * 0x1000n);
+    for (let i = 0; i < 40; i++) r.translate(BLK, 0x80000000n + BigInt(i) * 0x1000n, 0x30000000n + BigInt(i) * 0x1000n);
+    r.translate(BLK, X + 0x200n, 0x10000200n, true);
+    r.mark(2, 'end');
+    const res = await imp(r);
+    // every hit of the old GPA that the clocks place after the guest's remap is stale; the last one certainly is
+    expect(res.findings.every((f) => BigInt(f.iova!) >> 12n === X >> 12n)).toBe(true);
+    expect(classes(res)).toContainEqual(['stale-translation', '0xfffff200']);
+    expect(res.findings.find((f) => f.class === 'stale-translation')!.message).toMatch(/but the guest unmapped that mapping at #\d+ and mapped the IOVA to GPA 0x20000000 at #\d+/);
+  });
+
   it('no shared marker: one phase, still judged at the end of the logs', async () => {
     const r = new Run('iommu.strict=1');
     r.invGlobal().map(X, 0x10000000n).translate(BLK, X, 0x10000000n).translate(BLK, X, 0x10008000n, true);
