@@ -16,6 +16,7 @@ import { JsonlError, parseEventLine, parseHeader, type TraceHeader } from '../ev
 import type { DmaEvent, NewEvent } from '../events/schema.js';
 import { emptyWorld, type World } from '../model/world.js';
 import { detectFormat } from '../import/detect.js';
+import { isUntimedQemuLogLine, untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
@@ -108,6 +109,7 @@ export async function detectImportFormat(file: string): Promise<'jsonl' | 'qemu-
   }
   if (lines.length && lines[0]!.trimStart().startsWith('{')) return 'jsonl';
   const f = detectFormat(lines);
+  if (f === null && lines.filter(isUntimedQemuLogLine).length * 2 > lines.length) throw new InputError(untimedLogMessage(file));
   if (f === null) throw new InputError(`cannot tell the format of ${file} (not a dmareplay JSONL export, QEMU log or ftrace text); pass --format`);
   return f;
 }
@@ -314,6 +316,7 @@ function deviceEvents(mode: DmaMode, guest: GuestScan | null, host: HostScan | n
   const iommu = mode.path === 'iommu' || mode.path === 'iommu-lazy';
   const devs = new Map<number, string>();
   if ((guest?.iommuMaps ?? 0) > 0 || iommu) devs.set(DEV_UNKNOWN, `the guest's ${host?.amd ? 'AMD-Vi ' : ''}IOMMU domains (iommu:map/unmap do not name the device)`);
+  if ((host?.vdpa ?? 0) > 0 && !devs.has(DEV_UNKNOWN)) devs.set(DEV_UNKNOWN, 'the vhost-vdpa device (vhost_vdpa_dma_map/unmap name no PCI function)');
   for (const [sid, name] of host?.devices ?? []) devs.set(sid, name);
   for (const [sid, name] of guest?.devices ?? []) if (!devs.get(sid)) devs.set(sid, name);
   return [...devs]

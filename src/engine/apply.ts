@@ -4,7 +4,7 @@
 // records an observation (a read, a translation, a fault) nothing changes.
 import { enableMapSet, freeze, produce } from 'immer';
 import type { DmaEvent, EventOf } from '../events/schema.js';
-import { addRange, delRange, wakeCovered } from '../model/device-iotlb.js';
+import { addRange, delRange, QUEUE_UNKNOWN, wakeCovered } from '../model/device-iotlb.js';
 import { liveAdd, liveFind, liveRemove } from '../model/dma-live.js';
 import { PAGE_MASK, readMem, writeMem, writeUint } from '../model/memory.js';
 import { mappingAt, slotAddr } from '../model/swiotlb.js';
@@ -239,7 +239,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     case 'iotlb.miss':
       dev(w, ev.dev, ev.seq).iotlb.pending.push({ q: ev.q, iova: ev.iova, perm: ev.perm, seq: ev.seq });
       w.vmm.toRead.push(ev.seq);
-      ring(w, ev.q, ev.seq).parked = true;
+      if (ev.q !== QUEUE_UNKNOWN) ring(w, ev.q, ev.seq).parked = true;
       return;
     case 'iotlb.update': {
       markRead(w, ev.cause);
@@ -251,7 +251,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       addRange(d.iotlb, { start: ev.iova, last: (ev.iova + ev.size - 1n) & U64, uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
       const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
       for (const m of wakeCovered(d.iotlb, ev.iova, last - ev.iova + 1n))
-        if (!d.iotlb.pending.some((p) => p.q === m.q)) ring(w, m.q, ev.seq).parked = false;
+        if (m.q !== QUEUE_UNKNOWN && !d.iotlb.pending.some((p) => p.q === m.q)) ring(w, m.q, ev.seq).parked = false;
       return;
     }
     case 'iotlb.invalidate': {

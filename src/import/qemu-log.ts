@@ -169,6 +169,14 @@ export type VirtioBlkReqComplete = Rec<'virtio_blk_req_complete', { vdev: bigint
 export type VhostIotlbMiss = Rec<'vhost_iotlb_miss', { dev: bigint; step: number }>;
 /** `%s: 0x%x+0x%x @ 0x%x` (name: gpa+size @ host virtual address) */
 export type VhostRegionAddSection = Rec<'vhost_region_add_section', { name: string; gpa: bigint; size: bigint; host: bigint }>;
+/**
+ * hw/virtio/vhost-vdpa.c vhost_vdpa_dma_map: a VHOST_IOTLB_UPDATE written to the vhost-vdpa fd
+ * (`vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u`;
+ * QEMU before 7.2 has no `asid:`).
+ */
+export type VhostVdpaDmaMap = Rec<'vhost_vdpa_dma_map', { vdpa: bigint; iova: bigint; size: bigint; uaddr: bigint; perm: number }>;
+/** vhost_vdpa_dma_unmap: a VHOST_IOTLB_INVALIDATE (`… iova: 0x%x size: 0x%x type: %u`). */
+export type VhostVdpaDmaUnmap = Rec<'vhost_vdpa_dma_unmap', { vdpa: bigint; iova: bigint; size: bigint }>;
 
 // PCI ----------------------------------------------------------------------------------------
 /** `%s %02x:%02x.%x @0x%x <- 0x%x` — every guest config-space write. See {@link qemuPhaseMarker}. */
@@ -220,6 +228,8 @@ export type QemuTypedRecord =
   | VirtioBlkReqComplete
   | VhostIotlbMiss
   | VhostRegionAddSection
+  | VhostVdpaDmaMap
+  | VhostVdpaDmaUnmap
   | PciCfgWrite;
 
 export type QemuTypedKind = QemuTypedRecord['kind'];
@@ -305,6 +315,8 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   virtio_blk_req_complete: 'vdev %p req %p status %d',
   vhost_iotlb_miss: '%p step %d',
   vhost_region_add_section: '%s: 0x%x+0x%x @ 0x%x',
+  vhost_vdpa_dma_map: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u',
+  vhost_vdpa_dma_unmap: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x type: %u',
   pci_cfg_write: '%s %02x:%02x.%x @0x%x <- 0x%x',
 };
 
@@ -372,6 +384,8 @@ const R_BLK_RW = re(`vdev ${P} req ${P} sector ${U} nsectors ${U}`);
 const R_BLK_COMPLETE = re(`vdev ${P} req ${P} status ${N}`);
 const R_IOTLB_MISS = re(`${P} step ${N}`);
 const R_REGION_ADD = re(`(.*): 0x${H}\\+0x${H} @ 0x${H}`);
+const R_VDPA_MAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} uaddr: 0x${H} perm: 0x${H} type: ${U}`);
+const R_VDPA_UNMAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} type: ${U}`);
 const R_PCI_CFG_WRITE = re(`(.*) ${H}:${H}\\.${H} @0x${H} <- 0x${H}`);
 
 // Each builder writes its record as one object literal (header fields listed explicitly, no object
@@ -771,6 +785,24 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
       name: m[1]!, gpa: hx(m[2]!), size: hx(m[3]!), host: hx(m[4]!),
     };
   },
+  vhost_vdpa_dma_map: (a, h) => {
+    const m = R_VDPA_MAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_vdpa_dma_map', event: 'vhost_vdpa_dma_map',
+      vdpa: ptr(m[1]!), iova: hx(m[5]!), size: hx(m[6]!), uaddr: hx(m[7]!), perm: hn(m[8]!),
+    };
+  },
+  vhost_vdpa_dma_unmap: (a, h) => {
+    const m = R_VDPA_UNMAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_vdpa_dma_unmap', event: 'vhost_vdpa_dma_unmap',
+      vdpa: ptr(m[1]!), iova: hx(m[5]!), size: hx(m[6]!),
+    };
+  },
   pci_cfg_write: (a, h) => {
     const m = R_PCI_CFG_WRITE.exec(a);
     if (m === null) return null;
@@ -797,6 +829,22 @@ const HEADER_RE = /^(\d+)@(\d+)\.(\d+):([A-Za-z_][A-Za-z0-9_]*)(?: (.*))?$/;
 /** Cheap check used by format detection: does the line look like a log-backend trace line? */
 export function isQemuLogLine(line: string): boolean {
   return HEADER_RE.test(stripCr(line));
+}
+
+/**
+ * QEMU's `log` trace backend without `-msg timestamp=on` prints only `event_name args`
+ * (scripts/tracetool/backend/log.py: `qemu_log("%s " fmt "\n", name, …)` when
+ * `message_with_timestamp` is off): no thread id, no clock. True for such a line of an event family
+ * dmareplay reads (vIOMMU, virtio, vhost, PCI config).
+ */
+const UNTIMED_RE = /^(?:vtd|amdvi|virtio|virtqueue|vhost|pci)_[a-z0-9_]+(?: |$)/;
+export function isUntimedQemuLogLine(line: string): boolean {
+  return UNTIMED_RE.test(stripCr(line));
+}
+
+/** The one-line explanation for a log written without timestamps. */
+export function untimedLogMessage(file: string): string {
+  return `${file} is a QEMU trace log without timestamps (lines "event args", no "TID@SEC.USEC:" prefix): dmareplay orders host events by their time, rerun QEMU with -msg timestamp=on`;
 }
 
 function stripCr(line: string): string {

@@ -24,10 +24,11 @@
  */
 import { InputError } from '../errors.js';
 import type { NewEvent } from '../events/schema.js';
+import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
-import { type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf } from './qemu-log.js';
+import { isUntimedQemuLogLine, type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf, untimedLogMessage } from './qemu-log.js';
 
 /** The device id used when a trace line does not name the device. */
 export const DEV_UNKNOWN = 0xffff;
@@ -107,6 +108,10 @@ export interface HostScan extends SideScan {
   iommuEvents: number;
   /** amdvi_* lines seen: the vIOMMU is QEMU's amd-iommu */
   amd: boolean;
+  /** vhost IOTLB traffic seen (vhost_iotlb_miss, vhost_vdpa_dma_map/unmap): the log carries iotlb.* events */
+  vhostIotlb: number;
+  /** vhost-vdpa map/unmap lines (they name no PCI function: imported on the unknown device) */
+  vdpa: number;
   /** line number of the first record (for messages) */
   firstLine: number | null;
   /**
@@ -223,7 +228,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
-    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, firstLine: null, xlate: [],
+    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, firstLine: null, xlate: [],
   };
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
@@ -239,6 +244,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   const vdevs = new Set<bigint>();
   let samplePhase = 0;
   let samples = 0;
+  let untimed = 0;
   for await (const batch of readQemuLogBatches(file)) {
     for (const it of batch as QemuItem[]) {
       if (it.kind === 'end-of-input') {
@@ -247,7 +253,8 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         continue;
       }
       if (it.kind === 'malformed') {
-        if (opts.strict) throw strictError(file, it.line, it.malformed);
+        if (isUntimedQemuLogLine(it.text)) untimed++;
+        if (opts.strict) throw untimed > 0 && s.records === 0 ? new InputError(untimedLogMessage(file)) : strictError(file, it.line, it.malformed);
         s.malformed++;
         if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
         continue;
@@ -326,6 +333,14 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           blkVdevs.add(it.vdev);
           vdevs.add(it.vdev);
           break;
+        case 'vhost_iotlb_miss':
+          s.vhostIotlb++;
+          break;
+        case 'vhost_vdpa_dma_map':
+        case 'vhost_vdpa_dma_unmap':
+          s.vhostIotlb++;
+          s.vdpa++;
+          break;
         case 'pci_cfg_write': {
           const n = qemuPhaseMarker(it);
           if (n !== null) s.markers.push({ n, name: '', t });
@@ -347,6 +362,8 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     }
     opts.progress?.(s.records + s.malformed);
   }
+  // a log written without -msg timestamp=on: every line is "malformed"; say why instead
+  if (untimed > s.records) throw new InputError(untimedLogMessage(file));
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
@@ -504,6 +521,14 @@ export class GuestConverter {
   }
 }
 
+interface VhostMissState {
+  /** time of step 1 */
+  t: number;
+  /** the translation QEMU did for it */
+  xlate: { dev: number; iova: bigint; gpa: bigint; perm: PermName; mask: bigint; ok: boolean } | null;
+  text: string;
+}
+
 interface PendingLookup {
   rec: QemuRecord & { kind: 'vtd_iotlb_page_hit' | 'vtd_iotlb_page_update' | 'amdvi_iotlb_hit' | 'amdvi_cache_update' };
   t: number;
@@ -517,6 +542,10 @@ export class HostConverter {
   /** virtio-iommu: a translate request waiting for its translate_out */
   private readonly viommuReq = new Map<number, { rid: number; addr: bigint; flag: number }>();
   private readonly guestNames: Map<number, string>;
+  /** vhost: a device-IOTLB miss QEMU is serving on this thread (vhost_iotlb_miss step 1 seen) */
+  private readonly vhostMiss = new Map<number, VhostMissState>();
+  /** vhost memory regions (vhost_region_add_section): GPA → the back-end's HVA, for UPDATE's uaddr */
+  private readonly regions = new Map<bigint, { size: bigint; host: bigint }>();
 
   constructor(
     private readonly scan: HostScan,
@@ -547,6 +576,64 @@ export class HostConverter {
 
   convert(it: QemuItem): TimedEvent[] {
     if (it.kind === 'end-of-input' || it.kind === 'malformed') return [];
+    const out = this.convertRecord(it);
+    return this.scan.vhostIotlb > 0 ? this.vhost(it, out) : out;
+  }
+
+  /**
+   * hw/virtio/vhost.c vhost_device_iotlb_miss, as its trace shows it: `vhost_iotlb_miss step 1` when a
+   * back-end's VHOST_IOTLB_MISS arrives (the IOVA is not printed), then on the same thread the vIOMMU
+   * translation QEMU does for it (address_space_get_iotlb_entry: vtd_iotlb_page_* + vtd_dmar_translate,
+   * amdvi_*, or vtd_dmar_fault when it fails), then step 2 (done: an UPDATE of
+   * [iova & ~addr_mask, +addr_mask] → HVA was sent, unless the translation failed), step 3 (the GPA is in
+   * no vhost memory region) or step 4 (sending the UPDATE failed). So: iotlb.miss at step 1's time with
+   * the translation's IOVA, then iotlb.update (ok at step 2, EFAULT at 3/4); no UPDATE after a fault.
+   * The vq is not named (QUEUE_UNKNOWN).
+   */
+  private vhost(it: QemuRecord, out: TimedEvent[]): TimedEvent[] {
+    const m = this.vhostMiss.get(it.tid);
+    if (m && !m.xlate) {
+      const i = out.findIndex((e) => e.ev.kind === 'iommu.translate' || e.ev.kind === 'iommu.fault');
+      if (i >= 0) {
+        const x = out[i]!.ev;
+        if (x.kind === 'iommu.translate') {
+          const mask = it.kind === 'vtd_dmar_translate' ? it.mask : 0xfffn;
+          m.xlate = { dev: x.dev, iova: x.iova, gpa: x.gpa, perm: x.perm === 'NONE' ? 'RW' : x.perm, mask, ok: x.cache !== 'fault' && x.perm !== 'NONE' };
+        } else if (x.kind === 'iommu.fault') m.xlate = { dev: x.dev, iova: x.iova, gpa: 0n, perm: x.write ? 'WO' : 'RO', mask: 0xfffn, ok: false };
+        if (m.xlate) out.splice(i, 0, { ev: { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: m.xlate.dev, q: QUEUE_UNKNOWN, iova: m.xlate.iova, perm: m.xlate.perm }, t: m.t });
+      }
+    }
+    if (it.kind !== 'vhost_iotlb_miss') return out;
+    const t = Number(it.tUs);
+    if (it.step === 1) {
+      this.vhostMiss.set(it.tid, { t, xlate: null, text: raw(it) });
+      return out;
+    }
+    this.vhostMiss.delete(it.tid);
+    const x = m?.xlate;
+    if (!m || !x) {
+      // no translation line between the steps (a trace without the vIOMMU's events): the IOVA is unknown
+      if (m) out.push({ ev: opaque('host', it.event, m.text), t: m.t });
+      out.push({ ev: opaque('host', it.event, raw(it)), t });
+      return out;
+    }
+    if (!x.ok) return out; // the translation failed: QEMU sends nothing, the miss stays unanswered
+    const base = x.iova & ~x.mask;
+    const gpaBase = x.gpa & ~x.mask;
+    out.push({
+      ev: { kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: x.dev, iova: base, size: x.mask + 1n, uaddr: this.hvaOf(gpaBase), perm: x.perm, result: it.step === 2 ? 'ok' : 'EFAULT' },
+      t,
+    });
+    return out;
+  }
+
+  /** vhost_memory_region_lookup: the HVA of a GPA in the vhost memory table (the GPA itself if unknown). */
+  private hvaOf(gpa: bigint): bigint {
+    for (const [start, r] of this.regions) if (gpa >= start && gpa - start < r.size) return r.host + (gpa - start);
+    return gpa;
+  }
+
+  private convertRecord(it: QemuRecord): TimedEvent[] {
     const t = Number(it.tUs);
     const out: TimedEvent[] = [];
     const waiting = this.pending.get(it.tid);
@@ -620,6 +707,33 @@ export class HostConverter {
       case 'virtio_notify_irqfd': {
         const q = this.scan.vqs.get(it.vq)?.[1] ?? 0xff;
         return one({ kind: 'vring.irq', actor: 'vmm', cause: 0, q: q & 0xff });
+      }
+      case 'vhost_iotlb_miss':
+        return out; // see vhost()
+      case 'vhost_region_add_section':
+        this.regions.set(it.gpa, { size: it.size, host: it.host });
+        break;
+      case 'vhost_vdpa_dma_map':
+        // vhost_vdpa_dma_map: VHOST_IOTLB_UPDATE on the vhost-vdpa fd (without a vIOMMU the IOVA is the GPA)
+        return one({ kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: DEV_UNKNOWN, iova: it.iova, size: it.size, uaddr: it.uaddr, perm: PERM_OF_BITS[it.perm & 3]!, result: 'ok' });
+      case 'vhost_vdpa_dma_unmap':
+        return one({ kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: DEV_UNKNOWN, iova: it.iova, size: it.size, result: 'ok' });
+      case 'vtd_inv_desc': {
+        // intel_iommu.c vtd_process_device_iotlb_desc: a Device-TLB invalidation (ATS) is what reaches
+        // vhost (its IOMMU notifier is IOMMU_NOTIFIER_DEVIOTLB_UNMAP in QEMU 5.2–8.0) → VHOST_IOTLB_INVALIDATE
+        if (it.type !== 'device' || this.scan.vhostIotlb === 0) break;
+        const sid = Number((it.lo >> 32n) & 0xffffn);
+        if (!this.scan.devices.has(sid)) break;
+        let addr = it.hi & 0xffff_ffff_ffff_f000n;
+        let size = 0x1000n;
+        if (it.hi & 1n) {
+          // S bit: the size is encoded by the trailing 1 bits of the address above bit 12
+          let ones = 0n;
+          while ((addr >> (12n + ones)) & 1n) ones++;
+          size = 0x2000n << ones;
+          addr &= ~(size - 1n);
+        }
+        return one({ kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: sid, iova: addr, size, result: 'ok' });
       }
       case 'pci_cfg_write': {
         const n = qemuPhaseMarker(it);
