@@ -170,6 +170,11 @@ export type VhostIotlbMiss = Rec<'vhost_iotlb_miss', { dev: bigint; step: number
 /** `%s: 0x%x+0x%x @ 0x%x` (name: gpa+size @ host virtual address) */
 export type VhostRegionAddSection = Rec<'vhost_region_add_section', { name: string; gpa: bigint; size: bigint; host: bigint }>;
 /**
+ * hw/virtio/vhost-user.c vhost_user_write: a message to the back-end (`req:%d flags:0x%x`);
+ * req 22 is VHOST_USER_IOTLB_MSG (an IOTLB UPDATE or INVALIDATE, which one the trace does not say).
+ */
+export type VhostUserWrite = Rec<'vhost_user_write', { req: number; flags: number }>;
+/**
  * hw/virtio/vhost-vdpa.c vhost_vdpa_dma_map: a VHOST_IOTLB_UPDATE written to the vhost-vdpa fd
  * (`vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u`;
  * QEMU before 7.2 has no `asid:`).
@@ -228,6 +233,7 @@ export type QemuTypedRecord =
   | VirtioBlkReqComplete
   | VhostIotlbMiss
   | VhostRegionAddSection
+  | VhostUserWrite
   | VhostVdpaDmaMap
   | VhostVdpaDmaUnmap
   | PciCfgWrite;
@@ -315,6 +321,7 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   virtio_blk_req_complete: 'vdev %p req %p status %d',
   vhost_iotlb_miss: '%p step %d',
   vhost_region_add_section: '%s: 0x%x+0x%x @ 0x%x',
+  vhost_user_write: 'req:%d flags:0x%x',
   vhost_vdpa_dma_map: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u',
   vhost_vdpa_dma_unmap: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x type: %u',
   pci_cfg_write: '%s %02x:%02x.%x @0x%x <- 0x%x',
@@ -384,6 +391,7 @@ const R_BLK_RW = re(`vdev ${P} req ${P} sector ${U} nsectors ${U}`);
 const R_BLK_COMPLETE = re(`vdev ${P} req ${P} status ${N}`);
 const R_IOTLB_MISS = re(`${P} step ${N}`);
 const R_REGION_ADD = re(`(.*): 0x${H}\\+0x${H} @ 0x${H}`);
+const R_USER_WRITE = re(`req:${N} flags:0x${H}`);
 const R_VDPA_MAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} uaddr: 0x${H} perm: 0x${H} type: ${U}`);
 const R_VDPA_UNMAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} type: ${U}`);
 const R_PCI_CFG_WRITE = re(`(.*) ${H}:${H}\\.${H} @0x${H} <- 0x${H}`);
@@ -783,6 +791,15 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
       line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
       kind: 'vhost_region_add_section', event: 'vhost_region_add_section',
       name: m[1]!, gpa: hx(m[2]!), size: hx(m[3]!), host: hx(m[4]!),
+    };
+  },
+  vhost_user_write: (a, h) => {
+    const m = R_USER_WRITE.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_user_write', event: 'vhost_user_write',
+      req: dn(m[1]!), flags: hn(m[2]!),
     };
   },
   vhost_vdpa_dma_map: (a, h) => {

@@ -132,6 +132,9 @@ export interface XlateSample {
 
 export const MAX_XLATE_SAMPLES = 4000;
 
+/** hw/virtio/vhost-user.c VhostUserRequest: VHOST_USER_IOTLB_MSG */
+export const VHOST_USER_IOTLB_MSG = 22;
+
 export const MAX_MALFORMED_LISTED = 100;
 
 const bump = (m: Map<string, number>, k: string): void => {
@@ -341,6 +344,9 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           s.vhostIotlb++;
           s.vdpa++;
           break;
+        case 'vhost_user_write':
+          if (it.req === VHOST_USER_IOTLB_MSG) s.vhostIotlb++;
+          break;
         case 'pci_cfg_write': {
           const n = qemuPhaseMarker(it);
           if (n !== null) s.markers.push({ n, name: '', t });
@@ -544,6 +550,8 @@ export class HostConverter {
   private readonly guestNames: Map<number, string>;
   /** vhost: a device-IOTLB miss QEMU is serving on this thread (vhost_iotlb_miss step 1 seen) */
   private readonly vhostMiss = new Map<number, VhostMissState>();
+  /** the last page-selective VT-d invalidation per thread: what a vhost-user IOTLB message right after it invalidates */
+  private readonly pageInv = new Map<number, { dev: number; iova: bigint; size: bigint }>();
   /** vhost memory regions (vhost_region_add_section): GPA → the back-end's HVA, for UPDATE's uaddr */
   private readonly regions = new Map<bigint, { size: bigint; host: bigint }>();
 
@@ -602,6 +610,17 @@ export class HostConverter {
         } else if (x.kind === 'iommu.fault') m.xlate = { dev: x.dev, iova: x.iova, gpa: 0n, perm: x.write ? 'WO' : 'RO', mask: 0xfffn, ok: false };
         if (m.xlate) out.splice(i, 0, { ev: { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: m.xlate.dev, q: QUEUE_UNKNOWN, iova: m.xlate.iova, perm: m.xlate.perm }, t: m.t });
       }
+    }
+    if (it.kind === 'vtd_inv_desc_iotlb_pages') this.pageInv.set(it.tid, { dev: this.domainDev(this.scan.domainSid, it.domain), iova: it.addr, size: it.size });
+    if (it.kind === 'vhost_user_write' && it.req === VHOST_USER_IOTLB_MSG && !m) {
+      // not inside a miss, so not an UPDATE: vhost_iommu_unmap_notify → vhost_backend_invalidate_device_iotlb,
+      // called by the vIOMMU's UNMAP notification of the page invalidation QEMU just processed on this
+      // thread (intel_iommu.c vtd_iotlb_page_invalidate_notify: [addr, addr + size) for UNMAP-only notifiers)
+      const inv = this.pageInv.get(it.tid);
+      this.pageInv.delete(it.tid);
+      if (inv) out.push({ ev: { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: inv.dev, iova: inv.iova, size: inv.size, result: 'ok' }, t: Number(it.tUs) });
+      else out.push({ ev: opaque('host', it.event, raw(it)), t: Number(it.tUs) });
+      return out;
     }
     if (it.kind !== 'vhost_iotlb_miss') return out;
     const t = Number(it.tUs);
@@ -710,6 +729,9 @@ export class HostConverter {
       }
       case 'vhost_iotlb_miss':
         return out; // see vhost()
+      case 'vhost_user_write':
+        if (it.req === VHOST_USER_IOTLB_MSG && this.scan.vhostIotlb > 0) return out; // see vhost()
+        break;
       case 'vhost_region_add_section':
         this.regions.set(it.gpa, { size: it.size, host: it.host });
         break;

@@ -247,3 +247,39 @@ describe('captured vtd-cm run, mutated: each injected race is found at its IOVA 
     expect(s.notes.join(' ')).toMatch(/guest log was cut off/);
   });
 });
+
+// vhost-user run (runs/vhost-run.sh, PROVENANCE.md): DPDK testpmd's vhost PMD (iommu-support=1) serves
+// the device IOTLB of a virtio-net with iommu_platform=on behind VT-d in caching mode.
+describe('captured vhost-user run', () => {
+  let r: ImportResult & { db: string };
+  let host: string[];
+  beforeAll(async () => {
+    host = text('qemu-vhost.log').split('\n');
+    r = await pair(text('guest-vhost.txt'), host.join('\n'));
+  }, 60_000);
+
+  it('no finding; every miss, UPDATE and INVALIDATE QEMU exchanged with the back-end is an iotlb event', () => {
+    expect(r.findings).toEqual([]);
+    expect(r.mode?.path).toBe('iommu');
+    const count = (re: RegExp) => host.filter((l) => re.test(l)).length;
+    const misses = count(/:vhost_iotlb_miss \S+ step 1$/);
+    expect(misses).toBeGreaterThan(10);
+    expect(count(/:vhost_iotlb_miss \S+ step 2$/)).toBe(misses); // every miss answered
+    // VHOST_USER_IOTLB_MSG (req 22) writes: one UPDATE per miss, the rest are invalidations
+    const iotlbMsgs = count(/:vhost_user_write req:22 /);
+    expect(r.byKind['iotlb.miss']).toBe(misses);
+    expect(r.byKind['iotlb.update']).toBe(misses);
+    expect(r.byKind['iotlb.invalidate']).toBe(iotlbMsgs - misses);
+    expect(r.byKind['iotlb.invalidate']).toBeGreaterThan(100);
+    expect(r.unknownByEvent['vhost_iotlb_miss'] ?? 0).toBe(0);
+  });
+
+  it('counts equal its stats file', () => {
+    const want = parseStats(readFileSync(join(RUNS, 'stats-vhost.txt'), 'utf8'));
+    const s = traceStats(r.db, String(r.trace));
+    expect(s.iommu.maps).toBe(want.guest.get('map'));
+    expect(s.iommu.unmaps).toBe(want.guest.get('unmap'));
+    expect(s.iommu.translations).toBe(want.host.get('vtd_dmar_translate'));
+    expect(s.iommu.invalidations.page).toBe(want.host.get('vtd_inv_desc_iotlb_pages'));
+  });
+});

@@ -23,6 +23,22 @@ const MISS_OK = [
   L(201, 11, 'vtd_inv_desc', 'invalidate desc type device high 0x11001 low 0x1800000003'),
 ];
 
+// vhost-user as QEMU 7.2 logs it with DPDK's vhost PMD (traces/real/runs/qemu-vhost.log): the UPDATE is a
+// VHOST_USER_IOTLB_MSG (req 22) inside the miss; outside a miss, a req 22 right after a page
+// invalidation is the INVALIDATE vhost_iommu_unmap_notify sends for it
+const VHOST_USER = [
+  L(1, 10, 'pci_cfg_write', 'virtio-net-pci 00:02.0 @0x4 <- 0x7'),
+  L(100, 10, 'vhost_iotlb_miss', '0x557ad5de20f0 step 1'),
+  L(101, 10, 'vtd_iotlb_page_update', 'IOTLB page update sid 0x10 iova 0xfffff240 slpte 0x32f8e003 domain 0x4'),
+  L(102, 10, 'vtd_dmar_translate', 'dev 00:02.00 iova 0xfffff000 -> gpa 0x32f8e000 mask 0xfff'),
+  L(103, 10, 'vhost_user_write', 'req:22 flags:0x9'),
+  L(104, 10, 'vhost_user_read', 'req:22 flags:0x5'),
+  L(105, 10, 'vhost_iotlb_miss', '0x557ad5de20f0 step 2'),
+  L(200, 11, 'vtd_inv_desc_iotlb_pages', 'iotlb invalidate domain 0x4 addr 0xfffff000 mask 0x0'),
+  L(201, 11, 'vhost_user_write', 'req:22 flags:0x9'),
+  L(202, 11, 'vhost_user_read', 'req:22 flags:0x5'),
+];
+
 const MISS_FAULT = [
   L(1, 10, 'pci_cfg_write', 'virtio-net-pci 00:03.0 @0x4 <- 0x7'),
   L(100, 10, 'vhost_iotlb_miss', '0x55d0c0de0000 step 1'),
@@ -57,6 +73,14 @@ describe('vhost IOTLB lines', () => {
       { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: 0x18, iova: 0x10000n, size: 0x4000n, result: 'ok' },
     ]);
     expect(evs.some((e) => e.kind === 'opaque' && e.event === 'vhost_iotlb_miss')).toBe(false);
+  });
+
+  it('vhost-user: the req 22 inside the miss is its UPDATE; one after a page invalidation is the INVALIDATE of that range', async () => {
+    expect(iotlb(await host(VHOST_USER))).toEqual([
+      { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: 0x10, q: 0xff, iova: 0xfffff240n, perm: 'RW' },
+      { kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: 0x10, iova: 0xfffff000n, size: 0x1000n, uaddr: 0x32f8e000n, perm: 'RW', result: 'ok' },
+      { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: 0x10, iova: 0xfffff000n, size: 0x1000n, result: 'ok' },
+    ]);
   });
 
   it('a translation that faults: the miss, the fault, and no UPDATE (QEMU sends none)', async () => {
