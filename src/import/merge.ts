@@ -214,11 +214,15 @@ export async function* singleStream(side: 'guest' | 'host', src: AsyncGenerator<
 
 /**
  * How far (host µs) the repair may move a translation against the guest's map/unmap around it. The
- * clock fit leaves an error of a few hundred µs under TCG; a guest map and the device's first use of
- * it are separated by at least a kick (an MMIO exit), so 2 ms keeps every consistent order reachable
- * while a translation that is stale by more than that stays visibly stale.
+ * clock fit leaves an error of a few hundred µs under TCG, but where the tracked shift has not caught
+ * up (it moves only on translations that fall outside every mapping) the guest's unmap of a page and
+ * its remap can sit 2–3 ms of host time apart in a strict VT-d run (vtd-cm phase 3: 2.8 ms), and the
+ * first translation to the new GPA must still land after the remap, or a stale translation that
+ * follows it looks like one inside the old mapping. 4 ms keeps those orders reachable (vtd-cm: 6152 of
+ * 6153 translations inside a live mapping, 2 ms gave 6016 of 6148) while a translation stale by more
+ * than that stays visibly stale.
  */
-export const REPAIR_US = 2000;
+export const REPAIR_US = 4000;
 
 
 /** Guest mapping intervals of one IOVA page, guest clock (ns). */

@@ -136,10 +136,10 @@ describe('captured vtd-cm run, mutated: each injected race is found at its IOVA 
     expect(pages(r)).toEqual([page(`0x${iova}`)]);
   });
 
-  // KNOWN GAP (see the report of issue 10): on this mutation the stale-translation check does not fire
-  // yet (the import gives reuse-without-invalidation and missing-invalidation at this IOVA instead);
-  // kept here, skipped, as the reproduction to work from.
-  it.skip('invalidations dropped and a hit returning the old GPA after the guest remapped, in one phase → stale-translation', async () => {
+  // The guest unmaps the old mapping and maps the new one about 2.8 ms apart here (TCG), so the merge's
+  // causality repair needs that reach (REPAIR_US) to put the host's first translation to the new GPA
+  // after the guest's remap; with less, the stale hit looked like a translation inside the old mapping.
+  it('invalidations dropped and a hit returning the old GPA after the guest remapped, in one phase → stale-translation', async () => {
     // guest phase 3: the first IOVA mapped to one GPA, unmapped, then mapped to another
     const g0 = gl.findIndex((l) => l.includes('RT-MARK 3 '));
     const g1 = gl.findIndex((l) => l.includes('RT-MARK 4 '));
