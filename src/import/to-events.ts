@@ -112,6 +112,8 @@ export interface HostScan extends SideScan {
   vhostIotlb: number;
   /** vhost-vdpa map/unmap lines (they name no PCI function: imported on the unknown device) */
   vdpa: number;
+  /** vhost_user_* lines: the vhost back-end is vhost-user (its IOTLB messages are traced) */
+  vhostUser: number;
   /** line number of the first record (for messages) */
   firstLine: number | null;
   /**
@@ -231,7 +233,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
-    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, firstLine: null, xlate: [],
+    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, firstLine: null, xlate: [],
   };
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
@@ -345,6 +347,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           s.vdpa++;
           break;
         case 'vhost_user_write':
+          s.vhostUser++;
           if (it.req === VHOST_USER_IOTLB_MSG) s.vhostIotlb++;
           break;
         case 'pci_cfg_write': {
@@ -550,6 +553,8 @@ export class HostConverter {
   private readonly guestNames: Map<number, string>;
   /** vhost: a device-IOTLB miss QEMU is serving on this thread (vhost_iotlb_miss step 1 seen) */
   private readonly vhostMiss = new Map<number, VhostMissState>();
+  /** devices that took a vhost IOTLB UPDATE: a vhost-kernel device IOTLB that page invalidations reach */
+  private readonly vhostSids = new Set<number>();
   /** the last page-selective VT-d invalidation per thread: what a vhost-user IOTLB message right after it invalidates */
   private readonly pageInv = new Map<number, { dev: number; iova: bigint; size: bigint }>();
   /** vhost memory regions (vhost_region_add_section): GPA → the back-end's HVA, for UPDATE's uaddr */
@@ -611,7 +616,14 @@ export class HostConverter {
         if (m.xlate) out.splice(i, 0, { ev: { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: m.xlate.dev, q: QUEUE_UNKNOWN, iova: m.xlate.iova, perm: m.xlate.perm }, t: m.t });
       }
     }
-    if (it.kind === 'vtd_inv_desc_iotlb_pages') this.pageInv.set(it.tid, { dev: this.domainDev(this.scan.domainSid, it.domain), iova: it.addr, size: it.size });
+    if (it.kind === 'vtd_inv_desc_iotlb_pages') {
+      const inv = { dev: this.domainDev(this.scan.domainSid, it.domain), iova: it.addr, size: it.size };
+      this.pageInv.set(it.tid, inv);
+      // vhost-kernel (vhost-net): QEMU writes the INVALIDATE to the vhost fd without a trace line
+      // (vhost_kernel_send_device_iotlb_msg); it follows every UNMAP notification of the page
+      // invalidation (vtd_iotlb_page_invalidate_notify) for a device whose IOTLB vhost serves
+      if (this.scan.vhostUser === 0 && this.vhostSids.has(inv.dev)) out.push({ ev: { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: inv.dev, iova: inv.iova, size: inv.size, result: 'ok' }, t: Number(it.tUs) });
+    }
     if (it.kind === 'vhost_user_write' && it.req === VHOST_USER_IOTLB_MSG && !m) {
       // not inside a miss, so not an UPDATE: vhost_iommu_unmap_notify → vhost_backend_invalidate_device_iotlb,
       // called by the vIOMMU's UNMAP notification of the page invalidation QEMU just processed on this
@@ -637,6 +649,7 @@ export class HostConverter {
       return out;
     }
     if (!x.ok) return out; // the translation failed: QEMU sends nothing, the miss stays unanswered
+    this.vhostSids.add(x.dev);
     const base = x.iova & ~x.mask;
     const gpaBase = x.gpa & ~x.mask;
     out.push({

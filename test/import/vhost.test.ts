@@ -39,6 +39,15 @@ const VHOST_USER = [
   L(202, 11, 'vhost_user_read', 'req:22 flags:0x5'),
 ];
 
+// vhost-kernel (vhost-net): no vhost_user_* lines; the INVALIDATE QEMU writes to the vhost fd is not
+// traced, so a page invalidation of a device that took an UPDATE stands for it
+const VHOST_KERNEL = [
+  L(1, 10, 'pci_cfg_write', 'virtio-net-pci 00:03.0 @0x4 <- 0x7'),
+  L(50, 11, 'vtd_inv_desc_iotlb_pages', 'iotlb invalidate domain 0x5 addr 0xffffe000 mask 0x0'),
+  MISS_OK[2]!, MISS_OK[3]!, MISS_OK[4]!, MISS_OK[5]!,
+  L(200, 11, 'vtd_inv_desc_iotlb_pages', 'iotlb invalidate domain 0x5 addr 0xfffff000 mask 0x1'),
+];
+
 const MISS_FAULT = [
   L(1, 10, 'pci_cfg_write', 'virtio-net-pci 00:03.0 @0x4 <- 0x7'),
   L(100, 10, 'vhost_iotlb_miss', '0x55d0c0de0000 step 1'),
@@ -80,6 +89,14 @@ describe('vhost IOTLB lines', () => {
       { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: 0x10, q: 0xff, iova: 0xfffff240n, perm: 'RW' },
       { kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: 0x10, iova: 0xfffff000n, size: 0x1000n, uaddr: 0x32f8e000n, perm: 'RW', result: 'ok' },
       { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: 0x10, iova: 0xfffff000n, size: 0x1000n, result: 'ok' },
+    ]);
+  });
+
+  it('vhost-kernel: a page invalidation of a device that took an UPDATE is its INVALIDATE (none before the first UPDATE)', async () => {
+    expect(iotlb(await host(VHOST_KERNEL)).map((e) => [e.kind, 'iova' in e ? e.iova : null, 'size' in e ? e.size : null])).toEqual([
+      ['iotlb.miss', 0xfffff000n, null],
+      ['iotlb.update', 0xfffff000n, 0x1000n],
+      ['iotlb.invalidate', 0xfffff000n, 0x2000n],
     ]);
   });
 
