@@ -6,7 +6,7 @@ import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
-import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
+import { checkFault, checkRealInv, checkRealIotlbInvalidate, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 
@@ -60,6 +60,7 @@ export const FINDING_CLASSES = [
   'stale-translation',
   'translate-before-map',
   'double-unmap',
+  'device-iotlb-not-invalidated',
 ] as const;
 
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
@@ -101,6 +102,8 @@ export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
       return checkRealTranslate(w, ev);
     case 'marker':
       return checkRealMarker(w, ev);
+    case 'iotlb.invalidate':
+      return checkRealIotlbInvalidate(w, ev); // nothing for a simulated trace
     case 'opaque':
       return checkRealOpaque(w, ev);
     case 'dev.probe_fail':

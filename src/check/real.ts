@@ -169,6 +169,8 @@ interface RealState {
   early: Map<bigint, Translation[]>;
   /** the host log ended before the guest's: guest unmaps after it are not judged */
   hostEnded: boolean;
+  /** page invalidations of a device whose IOTLB vhost serves and holds an entry of: the INVALIDATE owed */
+  devTlbOwed: { dev: number; iova: bigint; size: bigint; seq: number; phase: number }[];
 }
 
 const states = new WeakMap<World, RealState>();
@@ -179,7 +181,7 @@ function newState(): RealState {
     pages: new Map(), big: [], pending: new Map(), bad: new Map(), hostLast: new Map(),
     clock: 0, globalEpoch: 0, devEpoch: new Map(), pageEpoch: new Map(), reuse: [], invSeen: false,
     strictPending: [], strictInvs: [], flushPhases: new Set(), lazyPending: [], faults: new Set(),
-    lastFill: new Map(), certainGlobal: 0, devPageEpoch: new Map(), guestFromBoot: false, early: new Map(), hostEnded: false,
+    lastFill: new Map(), certainGlobal: 0, devPageEpoch: new Map(), guestFromBoot: false, early: new Map(), hostEnded: false, devTlbOwed: [],
   };
 }
 
@@ -344,6 +346,8 @@ const covers = (inv: { iova: bigint; size: bigint }, u: { iova: bigint; size: bi
 export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
   const s = stateOf(w);
   if (!s) return [];
+  // QEMU sends vhost the INVALIDATE while it processes the descriptor: by the next one it is late
+  const out = s.devTlbOwed.length ? devTlbNotInvalidated(w, s, ev.seq, Infinity) : [];
   s.invSeen = true;
   if (s.guestEnded) s.hostAfterGuestEnd = true;
   const clock = ++s.clock;
@@ -371,8 +375,48 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
       if (s.strictInvs.length > 65536) s.strictInvs.splice(0, 8192);
     }
     s.lazyPending = s.lazyPending.filter((u) => !covers(inv, u));
+    // hw/virtio/vhost.c vhost_iommu_unmap_notify: the vIOMMU's UNMAP notification of this range makes
+    // QEMU send vhost an INVALIDATE; while it has not come, the back-end may use its cached entry
+    const d = ev.dev === DEV_UNKNOWN ? undefined : w.devices.get(ev.dev);
+    const last = ev.iova + ev.size - 1n;
+    if (d && d.iotlb.entries.some((e) => e.start <= last && ev.iova <= e.last)) s.devTlbOwed.push({ dev: ev.dev, iova: ev.iova, size: ev.size, seq: ev.seq, phase: s.phase });
   }
+  return out;
+}
+
+/** An imported vhost INVALIDATE (iotlb.invalidate) pays what the page invalidations it overlaps owed. */
+export function checkRealIotlbInvalidate(w: World, ev: EventOf<'iotlb.invalidate'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s || !s.devTlbOwed.length) return [];
+  const last = ev.iova + ev.size - 1n;
+  s.devTlbOwed = s.devTlbOwed.filter((o) => !(o.dev === ev.dev && o.iova <= last && ev.iova <= o.iova + o.size - 1n));
   return [];
+}
+
+/**
+ * Invalidations owed to vhost from phases before `beforePhase` (QEMU sends the INVALIDATE in the same
+ * breath as it processes the descriptor: at the next descriptor or the next phase it is missing),
+ * where the device IOTLB still holds an entry of the range.
+ */
+function devTlbNotInvalidated(w: World, s: RealState, at: number, beforePhase: number): NewEvent[] {
+  const out: NewEvent[] = [];
+  s.devTlbOwed = s.devTlbOwed.filter((o) => {
+    if (o.phase >= beforePhase) return true;
+    const last = o.iova + o.size - 1n;
+    const e = w.devices.get(o.dev)?.iotlb.entries.find((x) => x.start <= last && o.iova <= x.last);
+    if (e)
+      out.push(
+        finding(
+          at,
+          'device-iotlb-not-invalidated',
+          `the vIOMMU invalidated IOVA [${hex(o.iova)}, ${hex(last)}] of ${devName(w, o.dev)} at #${o.seq}, but vhost, whose device IOTLB holds [${hex(e.start)}, ${hex(e.last)}] from UPDATE #${e.seq}, got no INVALIDATE for it: the back-end can keep using the old translation after the guest unmapped it`,
+          [e.seq, o.seq],
+          o.iova,
+        ),
+      );
+    return false;
+  });
+  return out;
 }
 
 /** An invalidation since `clock` that certainly dropped the device's IOTLB entries for the page. */
@@ -551,14 +595,14 @@ export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
     s.strictPending = s.strictPending.filter((u) => u.phase < s.phase - 1);
     return [];
   }
-  if (ev.n === MARKER_END) return judge(w, s, ev.seq, Infinity, true);
+  if (ev.n === MARKER_END) return [...devTlbNotInvalidated(w, s, ev.seq, Infinity), ...judge(w, s, ev.seq, Infinity, true)];
   const g = s.lastGuestMarker;
   if (!g || g.n !== ev.n || g.seq !== ev.seq - 1) return [];
   // a shared marker pair: phase k begins; phase k-2 events have seen their whole window
   s.phase++;
   s.phaseMarkers.push(`after marker ${ev.n}${ev.name ? ` ${ev.name}` : ''}`);
   s.faults.clear();
-  return judge(w, s, ev.seq, s.phase - 2, false);
+  return [...devTlbNotInvalidated(w, s, ev.seq, s.phase), ...judge(w, s, ev.seq, s.phase - 2, false)];
 }
 
 export function checkRealOpaque(w: World, ev: EventOf<'opaque'>): NewEvent[] {

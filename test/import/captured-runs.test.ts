@@ -283,3 +283,33 @@ describe('captured vhost-user run', () => {
     expect(s.iommu.invalidations.page).toBe(want.host.get('vtd_inv_desc_iotlb_pages'));
   });
 });
+
+describe('captured vhost-user run, mutated', () => {
+  it("one INVALIDATE QEMU sent vhost removed → device-iotlb-not-invalidated at that IOVA, nothing else", async () => {
+    const hl = text('qemu-vhost.log').split('\n');
+    // pages vhost took an UPDATE for: the translation between a miss's step 1 and step 2
+    const updated = new Set<bigint>();
+    let inMiss = false;
+    let at = -1;
+    let iova = 0n;
+    for (let i = 0; i < hl.length && at < 0; i++) {
+      const l = hl[i]!;
+      if (/:vhost_iotlb_miss \S+ step 1$/.test(l)) inMiss = true;
+      else if (/:vhost_iotlb_miss \S+ step 2$/.test(l)) inMiss = false;
+      const tr = /:vtd_dmar_translate dev \S+ iova 0x([0-9a-f]+) -> /.exec(l);
+      if (tr && inMiss) updated.add(BigInt(`0x${tr[1]}`) >> 12n);
+      const inv = /:vtd_inv_desc_iotlb_pages iotlb invalidate domain 0x[0-9a-f]+ addr 0x([0-9a-f]+) mask 0x0$/.exec(l);
+      if (inv && updated.has(BigInt(`0x${inv[1]}`) >> 12n) && /:vhost_user_write req:22 /.test(hl[i + 1]!)) {
+        at = i + 1;
+        iova = BigInt(`0x${inv[1]}`);
+      }
+    }
+    expect(at).toBeGreaterThan(0);
+    // the INVALIDATE and the back-end's reply to it
+    expect(hl[at + 1]).toMatch(/:vhost_user_read req:22 /);
+    const mutated = [...hl.slice(0, at), ...hl.slice(at + 2)].join('\n');
+    const r = await pair(text('guest-vhost.txt'), mutated);
+    expect(r.findings.map((f) => f.class)).toEqual(['device-iotlb-not-invalidated']);
+    expect(BigInt(r.findings[0]!.iova!)).toBe(iova);
+  });
+});
