@@ -31,6 +31,8 @@ export interface TraceStats {
     bytes: string;
     byDevice: { device: string; bounces: number; bytes: string; bySize: Record<string, number> }[];
   };
+  /** the vhost device IOTLB: misses, UPDATEs by result, INVALIDATEs, by device */
+  deviceIotlb: { misses: number; updates: Record<string, number>; invalidations: number; byDevice: Record<string, number> };
   markers: { seq: number; side: string; n: number; name: string }[];
   /**
    * Imported guest + host traces: how many host translations (of IOVA pages the guest log maps) sit,
@@ -62,6 +64,10 @@ export function traceStats(dbPath: string, id: string): TraceStats {
     const faults = new Map<string, TraceStats['faults'][number]>();
     const bounces = new Map<number, { n: number; bytes: bigint; sizes: Map<string, number> }>();
     const markers: TraceStats['markers'] = [];
+    const tlbUpdates = new Map<string, number>();
+    const tlbDev = new Map<string, number>();
+    let tlbMisses = 0;
+    let tlbInvs = 0;
     let maps = 0;
     let unmaps = 0;
     let mapped = 0n;
@@ -107,6 +113,16 @@ export function traceStats(dbPath: string, id: string): TraceStats {
           }
           case 'iommu.inv':
             inc(invs, ev.gran);
+            break;
+          case 'iotlb.miss':
+            tlbMisses++;
+            inc(tlbDev, bdf(ev.dev));
+            break;
+          case 'iotlb.update':
+            inc(tlbUpdates, ev.result);
+            break;
+          case 'iotlb.invalidate':
+            tlbInvs++;
             break;
           case 'iommu.fault': {
             const key = `${ev.dev}:${ev.reason}:${ev.write}`;
@@ -170,6 +186,7 @@ export function traceStats(dbPath: string, id: string): TraceStats {
             bySize: Object.fromEntries([...d.sizes].sort(([a], [b]) => Number(a) - Number(b))),
           })),
       },
+      deviceIotlb: { misses: tlbMisses, updates: sorted(tlbUpdates), invalidations: tlbInvs, byDevice: sorted(tlbDev) },
       markers,
       order: judged ? { translations: judged, insideLiveMapping: inside, share: Math.round((inside / judged) * 10000) / 10000 } : null,
       blocked: sorted(blocked),

@@ -281,6 +281,10 @@ describe('captured vhost-user run', () => {
     expect(s.iommu.unmaps).toBe(want.guest.get('unmap'));
     expect(s.iommu.translations).toBe(want.host.get('vtd_dmar_translate'));
     expect(s.iommu.invalidations.page).toBe(want.host.get('vtd_inv_desc_iotlb_pages'));
+    // every vhost_iotlb_miss line is one of a step 1 / step 2 pair
+    expect(s.deviceIotlb.misses * 2).toBe(want.host.get('vhost_iotlb_miss'));
+    expect(s.deviceIotlb.updates).toEqual({ ok: s.deviceIotlb.misses });
+    expect(s.deviceIotlb.invalidations).toBe(r.byKind['iotlb.invalidate']);
   });
 });
 
