@@ -274,6 +274,8 @@ type Knots = [number, number][];
 const MARGIN_US = 300;
 /** A translation that would need the shift to jump further than this is left alone (stale, or unrelated). */
 const MAX_JUMP_US = 30_000;
+/** ...unless the translation fits exactly one guest mapping (of its IOVA page to its GPA page) */
+const MAX_UNIQUE_JUMP_US = 200_000;
 
 /**
  * The shift of the guest clock over one phase, tracked along the host's translations in host order.
@@ -292,8 +294,10 @@ function trackShift(samples: XlateSample[], intervals: Map<number, GuestInterval
     if (!ivs) continue;
     let best: [number, number] | null = null;
     let bestDist = Infinity;
+    let candidates = 0;
     for (const iv of ivs) {
       if (iv.gpaPage !== x.gpaPage) continue;
+      candidates++;
       const lo = iv.u === Infinity ? -Infinity : x.t - naive(iv.u);
       const hi = x.t - naive(iv.m);
       if (lo > hi) continue;
@@ -303,7 +307,10 @@ function trackShift(samples: XlateSample[], intervals: Map<number, GuestInterval
         best = [lo, hi];
       }
     }
-    if (!best || bestDist === 0 || bestDist > MAX_JUMP_US) continue;
+    // the only mapping of this IOVA page to this GPA page in the whole guest log cannot be an alias:
+    // follow it further (sparse translations, e.g. a vhost back-end's misses seconds apart, let the
+    // clocks drift by tens of ms between two samples)
+    if (!best || bestDist === 0 || bestDist > (candidates === 1 ? MAX_UNIQUE_JUMP_US : MAX_JUMP_US)) continue;
     const [lo, hi] = best;
     const m = Math.min(MARGIN_US, (hi - lo) / 2);
     d = d < lo ? lo + m : hi - m;
