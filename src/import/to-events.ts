@@ -19,8 +19,10 @@
  * QEMU logs right after it for the same access → one `iommu.translate` (cache hit|miss; a translate
  * without a lookup line is `pt`); `amdvi_iotlb_hit|cache_update` + `amdvi_translation_result` likewise;
  * invalidation descriptors → `iommu.inv`; `virtqueue_pop/fill/flush` → `vq.pop`/`vq.fill`;
- * `virtio_notify[_irqfd]` → `vring.irq`; phase markers → `marker`; everything else → `opaque`
- * (the line verbatim).
+ * `virtio_notify[_irqfd]` → `vring.irq`; `vhost_iotlb_miss` steps around QEMU's translation →
+ * `iotlb.miss` + `iotlb.update`, vhost-user IOTLB messages after a page invalidation, Device-TLB
+ * invalidation descriptors and vhost-vdpa dma_map/unmap → `iotlb.invalidate`/`iotlb.update` (see
+ * {@link HostConverter.vhost}); phase markers → `marker`; everything else → `opaque` (the line verbatim).
  */
 import { InputError } from '../errors.js';
 import type { NewEvent } from '../events/schema.js';
