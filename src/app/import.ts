@@ -16,7 +16,7 @@ import { JsonlError, parseEventLine, parseHeader, type TraceHeader } from '../ev
 import type { DmaEvent, NewEvent } from '../events/schema.js';
 import { emptyWorld, type World } from '../model/world.js';
 import { detectFormat } from '../import/detect.js';
-import { isUntimedQemuLogLine, untimedLogMessage } from '../import/qemu-log.js';
+import { untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
@@ -109,7 +109,6 @@ export async function detectImportFormat(file: string): Promise<'jsonl' | 'qemu-
   }
   if (lines.length && lines[0]!.trimStart().startsWith('{')) return 'jsonl';
   const f = detectFormat(lines);
-  if (f === null && lines.filter(isUntimedQemuLogLine).length * 2 > lines.length) throw new InputError(untimedLogMessage(file));
   if (f === null) throw new InputError(`cannot tell the format of ${file} (not a dmareplay JSONL export, QEMU log or ftrace text); pass --format`);
   return f;
 }
@@ -350,6 +349,8 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
   const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`) })) : null;
+  // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
+  if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
   const mode = dmaMode(gScan, hScan);
   const alignment = gScan && hScan ? planAlignment(gScan, hScan) : null;
   const phases: PhaseStat[] = [];
@@ -422,6 +423,7 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   if (gScan?.truncated && hScan)
     result.notes.push(`the guest log ${gScan.file} was cut off: host events after its end (less ${REPAIR_US / 1000} ms) are not judged against the guest's mappings`);
+  if (hScan && hScan.untimed > 0) result.notes.push(`${hScan.untimed} lines of ${hScan.file} have no timestamp (QEMU without -msg timestamp=on): host events are in line order, which is all a host log alone needs; to merge it with a guest log, rerun with -msg timestamp=on`);
   if (hScan?.truncated && gScan) result.notes.push(`the host log ${hScan.file} was cut off: guest unmaps after its end are not judged`);
   const blocked = fo.byKind.get('iommu.translate') ? blockedCount : 0;
   if (blocked) result.notes.push(`${blocked} translation${blocked === 1 ? '' : 's'} found no mapping and raised no fault (QEMU amd-iommu returns address 0 with no permission): blocked DMA, counted by stats, not a dmar-fault`);

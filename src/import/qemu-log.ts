@@ -38,6 +38,11 @@ export interface QemuBase {
   tUs: bigint;
   /** Event name as written in the log. */
   event: string;
+  /**
+   * The line had no `TID@SEC.USEC:` prefix (QEMU without `-msg timestamp=on`): `tid` is 0, `time` 0 and
+   * `tUs` the line number, so host-only order is line order and nothing else.
+   */
+  untimed?: true;
 }
 
 type Rec<K extends string, F> = QemuBase & { kind: K; event: K } & F;
@@ -855,13 +860,14 @@ export function isQemuLogLine(line: string): boolean {
  * dmareplay reads (vIOMMU, virtio, vhost, PCI config).
  */
 const UNTIMED_RE = /^(?:vtd|amdvi|virtio|virtqueue|vhost|pci)_[a-z0-9_]+(?: |$)/;
+const UNTIMED_HEADER_RE = /^((?:vtd|amdvi|virtio|virtqueue|vhost|pci)_[a-z0-9_]+)(?: (.*))?$/;
 export function isUntimedQemuLogLine(line: string): boolean {
   return UNTIMED_RE.test(stripCr(line));
 }
 
 /** The one-line explanation for a log written without timestamps. */
 export function untimedLogMessage(file: string): string {
-  return `${file} is a QEMU trace log without timestamps (lines "event args", no "TID@SEC.USEC:" prefix): dmareplay orders host events by their time, rerun QEMU with -msg timestamp=on`;
+  return `${file} is a QEMU trace log without timestamps (lines "event args", no "TID@SEC.USEC:" prefix): merging it with a guest log needs the host clock, rerun QEMU with -msg timestamp=on (alone it imports in line order)`;
 }
 
 function stripCr(line: string): string {
@@ -888,6 +894,8 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   if (text.length === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
   const m = HEADER_RE.exec(text);
   if (m === null) {
+    const u = UNTIMED_HEADER_RE.exec(text);
+    if (u !== null) return untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
     const reason = /^\d+@/.test(text)
       ? 'bad trace line header (expected TID@SEC.USEC:event args)'
       : 'not a QEMU log-backend trace line (expected TID@SEC.USEC:event args)';
@@ -923,6 +931,17 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
       text: line,
     };
   }
+  return rec;
+}
+
+/** A line of a log without timestamps ({@link isUntimedQemuLogLine}): tid 0, time 0, tUs = line number. */
+function untimedRecord(event: string, args: string, lineNo: number, line: string): QemuRecord | QemuMalformed {
+  const base: QemuBase = { line: lineNo, tid: 0, time: { sec: 0n, usec: 0 }, tUs: BigInt(lineNo), event };
+  const b = BUILDER_MAP.get(event);
+  if (b === undefined) return { ...base, kind: 'opaque', args, untimed: true };
+  const rec = b(args, base);
+  if (rec === null) return { kind: 'malformed', line: lineNo, malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`, text: line };
+  rec.untimed = true;
   return rec;
 }
 

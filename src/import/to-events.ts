@@ -30,7 +30,7 @@ import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
-import { isUntimedQemuLogLine, type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf, untimedLogMessage } from './qemu-log.js';
+import { type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf } from './qemu-log.js';
 
 /** The device id used when a trace line does not name the device. */
 export const DEV_UNKNOWN = 0xffff;
@@ -116,6 +116,8 @@ export interface HostScan extends SideScan {
   vdpa: number;
   /** vhost_user_* lines: the vhost back-end is vhost-user (its IOTLB messages are traced) */
   vhostUser: number;
+  /** lines without the `TID@SEC.USEC:` prefix (QEMU without -msg timestamp=on): ordered by line only */
+  untimed: number;
   /** line number of the first record (for messages) */
   firstLine: number | null;
   /**
@@ -235,7 +237,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
-    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, firstLine: null, xlate: [],
+    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, untimed: 0, firstLine: null, xlate: [],
   };
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
@@ -251,7 +253,6 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   const vdevs = new Set<bigint>();
   let samplePhase = 0;
   let samples = 0;
-  let untimed = 0;
   for await (const batch of readQemuLogBatches(file)) {
     for (const it of batch as QemuItem[]) {
       if (it.kind === 'end-of-input') {
@@ -260,13 +261,13 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         continue;
       }
       if (it.kind === 'malformed') {
-        if (isUntimedQemuLogLine(it.text)) untimed++;
-        if (opts.strict) throw untimed > 0 && s.records === 0 ? new InputError(untimedLogMessage(file)) : strictError(file, it.line, it.malformed);
+        if (opts.strict) throw strictError(file, it.line, it.malformed);
         s.malformed++;
         if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
         continue;
       }
       s.records++;
+      if (it.untimed) s.untimed++;
       bump(s.events, it.event);
       const t = Number(it.tUs);
       if (s.firstT === null) s.firstT = t;
@@ -373,8 +374,6 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     }
     opts.progress?.(s.records + s.malformed);
   }
-  // a log written without -msg timestamp=on: every line is "malformed"; say why instead
-  if (untimed > s.records) throw new InputError(untimedLogMessage(file));
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);

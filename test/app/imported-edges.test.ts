@@ -1,6 +1,6 @@
 // Imported traces at the edges of what the commands can do: bisect on real logs (no guest intents to
-// pair operations by) is refused with one line, and a QEMU log written without `-msg timestamp=on` is
-// refused naming that option, storing nothing.
+// pair operations by) is refused with one line; a QEMU log written without `-msg timestamp=on` imports
+// alone in line order, and is refused with a guest log (no clock to merge by), naming that option.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,21 +55,30 @@ describe('a QEMU log without timestamps', () => {
   });
 
   for (const how of [['auto', []], ['--format qemu-log', ['--format', 'qemu-log']], ['--host', null]] as const) {
-    it(`${how[0]}: exit 1, one line naming -msg timestamp=on, nothing stored`, () => {
-      const db = join(dir, `untimed-${how[0].replace(/\W/g, '')}.db`);
+    it(`alone, ${how[0]}: imported in line order, the same events as the timed log, and a note naming -msg timestamp=on`, () => {
       const f = untimed();
       const args = how[1] === null ? ['import', '--host', f] : ['import', f, ...how[1]];
-      const r = cli([...args, '--db', db]);
-      expect(r.code).toBe(1);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      expect(r.stderr).toMatch(/without timestamps.*-msg timestamp=on/);
-      if (existsSync(db)) expect(cliJson(['traces', '--db', db])).toEqual([]);
+      const r = cliJson([...args, '--db', join(dir, `untimed-${how[0].replace(/\W/g, '')}.db`)]);
+      const timed = cliJson(['import', H7, '--db', join(dir, `timed-${how[0].replace(/\W/g, '')}.db`)]);
+      expect(r.malformed).toBe(0);
+      expect(r.byKind).toEqual(timed.byKind);
+      expect(r.findings).toEqual(timed.findings);
+      expect(r.notes.join(' ')).toMatch(/no timestamp .*-msg timestamp=on/);
     });
   }
 
-  it('with --strict too', () => {
-    const r = cli(['import', untimed(), '--format', 'qemu-log', '--strict', '--db', join(dir, 'strict.db')]);
+  it('with a guest log: exit 1, one line naming -msg timestamp=on, nothing stored', () => {
+    const db = join(dir, 'untimed-pair.db');
+    const r = cli(['import', '--guest', G7, '--host', untimed(), '--db', db]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/-msg timestamp=on/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/without timestamps.*-msg timestamp=on/);
+    if (existsSync(db)) expect(cliJson(['traces', '--db', db])).toEqual([]);
   });
+
+  it('--strict accepts it (no line is malformed)', () => {
+    const r = cli(['import', untimed(), '--format', 'qemu-log', '--strict', '--db', join(dir, 'strict.db')]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
 });
