@@ -81,4 +81,3 @@ describe('a QEMU log without timestamps', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 });
-});
