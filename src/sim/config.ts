@@ -1,6 +1,7 @@
 // What a simulated trace is made of: the devices (each with its DMA path), the workload and its
 // size, the kernel/QEMU variants in force and the injected faults. The config and the seed (a
 // string) are stored with the trace; together they determine every event.
+import { bdf } from '../events/format.js';
 import { DEFAULT_VARIANTS, VARIANT_CHOICES, type Variants } from '../model/variants.js';
 import { PATHS, type PathName, type TranslateMode } from '../model/types.js';
 import { TRANSLATE_MODES } from '../events/schema.js';
@@ -164,8 +165,8 @@ export function validateConfig(c: SimConfig): SimConfig {
   if (!Number.isSafeInteger(c.ops) || c.ops < 0) throw new ConfigError(`ops must be a non-negative integer`);
   if (![2, 4, 8, 16, 32, 64, 128, 256].includes(c.ringNum)) throw new ConfigError(`ring size must be a power of two from 2 to 256`);
   for (const d of c.devices ?? []) {
-    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown path ${JSON.stringify(d.path)}`);
-    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown translate mode ${d.translate}`);
+    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device ${bdf(d.dev)}: unknown path ${JSON.stringify(d.path)}`);
+    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device ${bdf(d.dev)}: unknown translate mode ${d.translate}`);
   }
   if (c.workload === 'script' && !c.script?.length) throw new ConfigError('workload script needs a script');
   for (const [k, v] of Object.entries(c.variants ?? {})) parseVariant(`${k}=${String(v)}`);
@@ -183,9 +184,4 @@ export function validateConfig(c: SimConfig): SimConfig {
 
 export function variantsOf(c: SimConfig): Variants {
   return { ...DEFAULT_VARIANTS, ...c.variants };
-}
-
-/** The race workload delays the device-IOTLB invalidation by one device pass unless told otherwise. */
-export function defaultFaults(workload: WorkloadName, path: PathName): Fault[] {
-  return workload === 'remap' && (path === 'iommu' || path === 'iommu-lazy') ? [{ kind: 'delay-invalidate', arg: 1 }] : [];
 }
