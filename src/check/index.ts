@@ -10,7 +10,7 @@ import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
 import { liveness } from './liveness.js';
-import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
+import { checkFault, checkRealInv, checkRealIotlbInvalidate, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 
@@ -60,6 +60,11 @@ export const FINDING_CLASSES = [
   'translate-gpa-mismatch',
   'reuse-without-invalidation',
   'missing-invalidation',
+  'iotlb-hit-after-invalidation',
+  'stale-translation',
+  'translate-before-map',
+  'double-unmap',
+  'device-iotlb-not-invalidated',
 ] as const;
 
 /** Which checks each event kind triggers. A kind that is not here is never judged. */
@@ -80,6 +85,7 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
   'iommu.translate': { post: checkRealTranslate, keepsState: true },
   marker: { post: checkRealMarker, keepsState: true },
   opaque: { post: checkRealOpaque, keepsState: true },
+  'iotlb.invalidate': { post: checkRealIotlbInvalidate, keepsState: true }, // nothing for a simulated trace
   'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])] },
   'iommu.inv': {
     keepsState: true,
