@@ -10,7 +10,7 @@ import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
 import { liveness } from './liveness.js';
-import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
+import { checkFault, checkRealInv, checkRealIotlbInvalidate, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 import { validateIommuUnmap, validateLazyDmaMap, validateLazyMap } from './validate-iommu.js';
@@ -64,6 +64,11 @@ export const FINDING_CLASSES = [
   'translate-gpa-mismatch',
   'reuse-without-invalidation',
   'missing-invalidation',
+  'iotlb-hit-after-invalidation',
+  'stale-translation',
+  'translate-before-map',
+  'double-unmap',
+  'device-iotlb-not-invalidated',
   // the model validates results a trace records (imported or hand-written traces)
   'iotlb-entry-gone',
   'iotlb-perm-mismatch',
@@ -113,10 +118,11 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
   'vring.setup': { post: validateSetup },
   'iotlb.miss': { post: validateMiss },
   'iotlb.update': { post: validateUpdate },
-  'iotlb.invalidate': { post: validateInvalidate },
   'iommu.translate': { post: checkRealTranslate, keepsState: true },
   marker: { post: checkRealMarker, keepsState: true },
   opaque: { post: checkRealOpaque, keepsState: true },
+  // checkRealIotlbInvalidate: nothing for a simulated trace
+  'iotlb.invalidate': { post: (w, ev) => both(checkRealIotlbInvalidate(w, ev), validateInvalidate(w, ev)), keepsState: true },
   'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])] },
   'iommu.inv': {
     keepsState: true,
