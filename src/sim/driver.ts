@@ -22,7 +22,17 @@ export const FQ_SIZE = 32;
 
 // one cacheline per request, so no two in-flight headers share one (dma-debug's cacheline tracking)
 const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
-const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 0x40000 + head * 1024);
+/**
+ * Linux kmallocs every indirect table on its own (alloc_indirect_split: total_sg * 16 bytes), so two
+ * in-flight tables never share bytes. Here each (queue, head) owns a 16 KiB slot: room for 1024
+ * entries, more than any workload posts (virtio-blk: 64 segments + header + status). A smaller
+ * slot (it was 1 KiB) let a 66-entry table of head h overwrite the first entries of head h+1's
+ * table while that one was in flight: the device then read a status (in) descriptor followed by
+ * data (out) ones, "Descriptor has out after in", in a clean run.
+ */
+export const TABLE_SLOT = 0x4000;
+export const MAX_TABLE_ENTRIES = TABLE_SLOT / 16;
+const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 256 * TABLE_SLOT + head * TABLE_SLOT);
 
 // The scheduler asks driverRunnable before every step and driverStep runs it: plain loops, no
 // closures or spread copies (this is per step).
@@ -126,9 +136,10 @@ function submit(sim: Sim): void {
   }
   if (sim.faultHit('zero-len-desc', 'chains')) sg.push({ gpa: hdrGpa(op) + 0x10_0000n, len: 0, write: 1 });
   if (d.name === 'virtio-blk') sg.push({ gpa: hdrGpa(op) + 16n, len: 1, write: 1 });
-  if (!hasIndirect(sim, r) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
+  if (!(hasIndirect(sim, r) && sg.length <= MAX_TABLE_ENTRIES) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
   // map every element (virtqueue_add_split: out sgs DMA_TO_DEVICE, in sgs DMA_FROM_DEVICE)
-  const useIndirect = hasIndirect(sim, r) && sg.length > 1;
+  // (a list longer than a table slot is posted as a plain chain; no workload builds one)
+  const useIndirect = hasIndirect(sim, r) && sg.length > 1 && sg.length <= MAX_TABLE_ENTRIES;
   const head = r.free[r.free.length - 1]!;
   const dmas: bigint[] = [];
   for (const s of sg) {
