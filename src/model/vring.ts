@@ -7,6 +7,10 @@ import type { Desc } from '../events/schema.js';
 export const VRING_DESC_F_NEXT = 1;
 export const VRING_DESC_F_WRITE = 2;
 export const VRING_DESC_F_INDIRECT = 4;
+/** avail.flags: the driver does not want an interrupt (honoured when EVENT_IDX is off) */
+export const VRING_AVAIL_F_NO_INTERRUPT = 1;
+/** used.flags: the device does not want a kick (set by vhost_disable_notify when EVENT_IDX is off) */
+export const VRING_USED_F_NO_NOTIFY = 1;
 
 export const descBytes = (num: number) => 16 * num;
 export const availBytes = (num: number) => 4 + 2 * num + 2;
@@ -102,7 +106,26 @@ export function packedAt(b: Uint8Array, off: number): { addr: bigint; len: numbe
   return { addr: getU64(b, off), len: getU32(b, off + 8), id: getU16(b, off + 12), flags: getU16(b, off + 14) };
 }
 
+/** The descriptor ring, then the driver event structure {off_wrap, flags} and the device event structure. */
 export const packedRingBytes = (num: number) => 16 * num + 8;
+/** Offsets of the two event suppression structures in the packed ring area (this model's layout). */
+export const packedDriverEventOff = (num: number) => 16 * num;
+export const packedDeviceEventOff = (num: number) => 16 * num + 4;
+
+// struct pvirtq_event_suppress flags (virtio 1.1 2.8.10; include/uapi/linux/virtio_ring.h)
+export const RING_EVENT_FLAGS_ENABLE = 0;
+export const RING_EVENT_FLAGS_DISABLE = 1;
+export const RING_EVENT_FLAGS_DESC = 2;
+
+/**
+ * QEMU vring_packed_need_event: off_wrap holds a ring position (bits 0..14) and the wrap counter it
+ * refers to (bit 15); a position of the other lap is taken num slots back.
+ */
+export function packedNeedEvent(num: number, wrap: number, offWrap: number, newIdx: number, old: number): boolean {
+  let off = offWrap & 0x7fff;
+  if (wrap !== offWrap >> 15) off -= num;
+  return needEvent(off & 0xffff, newIdx, old);
+}
 
 /** vring_need_event: should the other side be notified, given its event index? */
 export function needEvent(eventIdx: number, newIdx: number, old: number): boolean {

@@ -7,7 +7,21 @@
 import type { Desc, Seg } from '../events/schema.js';
 import { fnvMem, readMem, readU16, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
-import { decodePacked, encodeDescAt, needEvent, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
+import {
+  decodePacked,
+  encodeDescAt,
+  encodePacked,
+  needEvent,
+  packedDeviceEventOff,
+  packedNeedEvent,
+  RING_EVENT_FLAGS_DESC,
+  RING_EVENT_FLAGS_DISABLE,
+  VRING_DESC_F_NEXT,
+  VRING_DESC_F_WRITE,
+  VRING_PACKED_DESC_F_AVAIL,
+  VRING_PACKED_DESC_F_USED,
+  VRING_USED_F_NO_NOTIFY,
+} from '../model/vring.js';
 import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
@@ -162,7 +176,10 @@ function submit(sim: Sim): void {
     // the table is filled, then mapped ("we trust indirect descriptor table since it use stream DMA
     // mapping": dma_map_single, TO_DEVICE), so a bounce copies the filled table
     const bytes = new Uint8Array(16 * chain.length);
-    chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
+    // split: vring_desc entries chained by NEXT (alloc_indirect_split); packed: vring_packed_desc
+    // entries {addr, len, id, flags} without NEXT, read in order (virtqueue_add_indirect_packed)
+    if (r.packed) chain.forEach((c, i) => bytes.set(encodePacked(c.addr, c.len, 0, c.flags & VRING_DESC_F_WRITE), 16 * i));
+    else chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
     sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
     const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
     if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
@@ -178,12 +195,24 @@ function submit(sim: Sim): void {
   const availIdx = r.packed ? (r.availIdx + entries) % r.num : (r.availIdx + 1) & 0xffff;
   const id = r.packed ? r.free[r.free.length - 1]! : chain[0]!.idx;
   sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg });
-  // virtqueue_kick_prepare: with EVENT_IDX, only when avail.idx passes the device's avail_event
-  if (r.eventIdx && !r.packed) {
-    const availEvent = readU16(w.mem, r.usedGpa + BigInt(4 + 8 * r.num));
-    if (!needEvent(availEvent, availIdx, old)) return;
+  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+}
+
+/**
+ * virtqueue_kick_prepare_split: with EVENT_IDX, only when avail.idx passes the device's avail_event;
+ * without, unless used.flags has VRING_USED_F_NO_NOTIFY. virtqueue_kick_prepare_packed: as the
+ * device event structure says (DISABLE: no; DESC: once the avail position passes off_wrap).
+ */
+function needsKick(sim: Sim, r: RingState, availIdx: number, old: number): boolean {
+  const mem = sim.world.mem;
+  if (r.packed) {
+    const ev = r.usedGpa + BigInt(packedDeviceEventOff(r.num));
+    const flags = readU16(mem, ev + 2n);
+    if (flags !== RING_EVENT_FLAGS_DESC) return flags !== RING_EVENT_FLAGS_DISABLE;
+    return packedNeedEvent(r.num, r.availWrap, readU16(mem, ev), availIdx, old);
   }
-  sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+  if (r.eventIdx) return needEvent(readU16(mem, r.usedGpa + BigInt(4 + 8 * r.num)), availIdx, old);
+  return !(readU16(mem, r.usedGpa) & VRING_USED_F_NO_NOTIFY);
 }
 
 /** A mapping failed: undo the ones made so far (virtqueue_add_split's unmap_release). */
