@@ -39,7 +39,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function addSimOptions(cmd: Command, withPath = true): Command {
   cmd
-    .option('--workload <name>', `workload: ${WORKLOADS.filter((w) => w !== 'script').join(' | ')}`, 'remap')
+    .option('--workload <name>', `workload: ${WORKLOADS.filter((w) => w !== 'script' && w !== 'scenario').join(' | ')}`, 'remap')
     .option('--seed <n>', 'random seed (an integer; stored as a string)', '1')
     .option('--ops <n>', 'guest operations to run', '8')
     .option('--ring <n>', 'virtqueue size (power of two, 2..256)', '256')
@@ -68,7 +68,7 @@ function usage<T>(f: () => T): T {
 /** The SimConfig the options describe (path: `path` if given, else --path); bad values are usage errors. */
 export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: SimConfig; seed: string } {
   const seed = parseSeed(o.seed);
-  if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script').join(', ')})`);
+  if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script' || o.workload === 'scenario') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script' && w !== 'scenario').join(', ')})`);
   if (!(PATHS as readonly string[]).includes(path)) throw new UsageError(`unknown path ${JSON.stringify(path)} (known: ${PATHS.join(', ')})`);
   const faults = usage(() => (o.fault?.length ? o.fault.filter((f) => f !== 'none').map(parseFault) : defaultFaults(o.workload as WorkloadName, path as PathName)));
   const variants = usage(() => (o.variant ?? []).reduce((acc, v) => ({ ...acc, ...parseVariant(v) }), {}));

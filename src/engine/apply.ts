@@ -11,7 +11,7 @@ import { mappingAt, slotAddr } from '../model/swiotlb.js';
 import { usesIommu, type PathName } from '../model/types.js';
 import { DEFAULT_VARIANTS, type Variants } from '../model/variants.js';
 import { iommuMap, iommuUnmap } from '../model/viommu.js';
-import { encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../model/vring.js';
+import { availPending, encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../model/vring.js';
 import { newDevice, type DeviceState, type RingState, type World } from '../model/world.js';
 
 enableMapSet();
@@ -271,7 +271,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         w.inPass = false;
         w.passes++;
         const r = ring(w, ev.q, ev.seq);
-        r.kicked = !r.broken && pendingWork(r);
+        r.kicked = !r.broken && availPending(w.mem, r);
       }
       return;
     case 'dev.access':
@@ -373,10 +373,6 @@ function applyFault(w: World, ev: EventOf<'fault'>): void {
       return;
     }
   }
-}
-
-function pendingWork(r: RingState): boolean {
-  return r.lastAvail !== r.availIdx;
 }
 
 function markRead(w: World, missSeq: number): void {

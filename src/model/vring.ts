@@ -3,6 +3,7 @@
 // The ring lives in guest memory; these helpers give byte offsets and encode the guest-visible
 // structures so that a vring.post really writes the descriptors where a device will read them.
 import type { Desc } from '../events/schema.js';
+import { type Pages, readU16 } from './memory.js';
 
 export const VRING_DESC_F_NEXT = 1;
 export const VRING_DESC_F_WRITE = 2;
@@ -130,4 +131,16 @@ export function packedNeedEvent(num: number, wrap: number, offWrap: number, newI
 /** vring_need_event: should the other side be notified, given its event index? */
 export function needEvent(eventIdx: number, newIdx: number, old: number): boolean {
   return ((newIdx - eventIdx - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+}
+
+/**
+ * Work left for the device after a pass, read where the device reads it: split, avail.idx in guest
+ * memory differs from last_avail_idx (vhost_enable_notify re-reads it: vhost_get_avail_idx); packed,
+ * the descriptor at the device's position is available for its wrap counter. Read from memory, not
+ * from the driver's shadow, so a ring laid out by hand (a scenario, an import) behaves the same.
+ */
+export function availPending(mem: Pages, r: { packed: boolean; availGpa: bigint; descGpa: bigint; lastAvail: number; usedWrap: number }): boolean {
+  if (!r.packed) return readU16(mem, r.availGpa + 2n) !== r.lastAvail;
+  const flags = readU16(mem, r.descGpa + BigInt(16 * r.lastAvail) + 14n);
+  return (flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0) === r.usedWrap && (flags & VRING_PACKED_DESC_F_USED ? 1 : 0) !== r.usedWrap;
 }

@@ -31,6 +31,7 @@ import {
   VRING_DESC_F_WRITE,
 } from '../model/vring.js';
 import { opBytesInto } from './data.js';
+import { payloadFor } from './scenario.js';
 import { ringRules, walkChain } from './chain-walk.js';
 import { emitAccess, need, type Pass, type QActor, readPiece, ringPut16, ringU16, vqError } from './device-io.js';
 import type { Sim } from './sim.js';
@@ -224,6 +225,11 @@ function processChain(p: Pass, head: number): boolean {
 function deviceData(p: Pass, hdr: Piece | null, total: number): Uint8Array {
   const { sim, d, r } = p;
   const all = new Uint8Array(total);
+  const given = sim.config.workload === 'scenario' ? payloadFor(sim, r.q, r.served) : undefined;
+  if (given) {
+    all.set(given.subarray(0, total)); // the scenario's payload, cut or zero-padded to the buffers
+    return all;
+  }
   if (d.name === 'virtio-blk') {
     // the sector is the u64's low word at byte 8 of a 16-byte header (0 without one); memory has not
     // changed since the device read it

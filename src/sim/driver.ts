@@ -27,6 +27,7 @@ import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
 import { vmmUnmapNotify } from './vmm.js';
+import { scenarioRunnable, scenarioStep } from './scenario.js';
 
 /** Driver-private memory: request headers, status bytes and indirect tables (kmalloc'd in Linux). */
 const HDR_BASE = 0x0a00_0000n;
@@ -70,6 +71,7 @@ function firstWithFlushQueue(sim: Sim, atLeast: number): DeviceState | undefined
 }
 
 export function driverRunnable(sim: Sim): boolean {
+  if (sim.config.workload === 'scenario') return scenarioRunnable(sim);
   const w = sim.world;
   if (firstWithUsed(sim)) return true;
   if (w.guest.ops < sim.config.ops && canSubmit(sim)) return true;
@@ -77,6 +79,7 @@ export function driverRunnable(sim: Sim): boolean {
 }
 
 export function driverStep(sim: Sim): void {
+  if (sim.config.workload === 'scenario') return scenarioStep(sim);
   const w = sim.world;
   const r = firstWithUsed(sim);
   if (r) return reap(sim, r);
