@@ -127,6 +127,8 @@ export type VirtioIommuMap = Rec<
 >;
 /** `domain=%d virt_start=0x%x virt_end=0x%x` */
 export type VirtioIommuUnmap = Rec<'virtio_iommu_unmap', { domain: number; virtStart: bigint; virtEnd: bigint }>;
+/** `domain=%d virt_start=0x%x virt_end=0x%x`: one mapping really removed by an UNMAP (virtio_iommu_unmap) */
+export type VirtioIommuUnmapDone = Rec<'virtio_iommu_unmap_done', { domain: number; virtStart: bigint; virtEnd: bigint }>;
 /** `mr=%s rid=%d addr=0x%x flag=%d` */
 export type VirtioIommuTranslate = Rec<'virtio_iommu_translate', { mr: string; rid: number; addr: bigint; flag: number }>;
 /** `0x%x -> 0x%x for sid=%d` */
@@ -203,6 +205,7 @@ export type QemuTypedRecord =
   | AmdviCompletionWait
   | VirtioIommuMap
   | VirtioIommuUnmap
+  | VirtioIommuUnmapDone
   | VirtioIommuTranslate
   | VirtioIommuTranslateOut
   | VirtioIommuReportFault
@@ -288,6 +291,7 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   amdvi_completion_wait: 'completion wait requested with store address 0x%x and store data 0x%x',
   virtio_iommu_map: 'domain=%d virt_start=0x%x virt_end=0x%x phys_start=0x%x flags=%d',
   virtio_iommu_unmap: 'domain=%d virt_start=0x%x virt_end=0x%x',
+  virtio_iommu_unmap_done: 'domain=%d virt_start=0x%x virt_end=0x%x',
   virtio_iommu_translate: 'mr=%s rid=%d addr=0x%x flag=%d',
   virtio_iommu_translate_out: '0x%x -> 0x%x for sid=%d',
   virtio_iommu_report_fault: 'FAULT reason=%d flags=%d endpoint=%d address =0x%x',
@@ -615,6 +619,15 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
     return {
       line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
       kind: 'virtio_iommu_unmap', event: 'virtio_iommu_unmap',
+      domain: dn(m[1]!), virtStart: hx(m[2]!), virtEnd: hx(m[3]!),
+    };
+  },
+  virtio_iommu_unmap_done: (a, h) => {
+    const m = R_VI_UNMAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'virtio_iommu_unmap_done', event: 'virtio_iommu_unmap_done',
       domain: dn(m[1]!), virtStart: hx(m[2]!), virtEnd: hx(m[3]!),
     };
   },
