@@ -42,6 +42,7 @@ export function runCommand(program: Command): void {
         out(`   wrote: ${c.written.length ? c.written.map(buf).join(' ') : '-'}`);
       }
       if (!r.chains.length) out('no used-ring entries');
+      for (const q of r.requests) out(`${q.kind} #${q.seq}: ${q.status}`);
       for (const e of r.errors) out(red(`q${e.q} error #${e.seq}: ${e.msg}`));
       out(`interrupts: ${r.interrupts.length ? r.interrupts.map((i) => `q${i.q} #${i.seq}`).join(', ') : 'none'}; kicks: ${r.kicks.length}; IOTLB misses: ${r.misses}`);
       if (!r.findings.length) out('no findings');

@@ -56,6 +56,8 @@ export interface RunReport {
   interrupts: { q: number; seq: number }[];
   kicks: { q: number; seq: number }[];
   misses: number;
+  /** virtio-iommu requests and VHOST_SET_VRING_BASE, with what they answered */
+  requests: { kind: string; status: string; seq: number }[];
   findings: FindingSummary[];
 }
 
@@ -130,6 +132,7 @@ export function deviceReport(events: DmaEvent[]): Omit<RunReport, 'trace' | 'eve
   const interrupts: RunReport['interrupts'] = [];
   const kicks: RunReport['kicks'] = [];
   const findings: FindingSummary[] = [];
+  const requests: RunReport['requests'] = [];
   let misses = 0;
   // per queue, the accesses of the chain being served (a pass that ends early starts it over)
   const cur = new Map<number, { read: Buffer[]; written: Buffer[]; tableBytes: number }>();
@@ -164,10 +167,19 @@ export function deviceReport(events: DmaEvent[]): Omit<RunReport, 'trace' | 'eve
       case 'iotlb.miss':
         misses++;
         break;
+      case 'viommu.attach':
+      case 'viommu.detach':
+      case 'viommu.map':
+      case 'viommu.unmap':
+        requests.push({ kind: ev.kind, status: ev.status, seq: ev.seq });
+        break;
+      case 'vq.base':
+        requests.push({ kind: ev.kind, status: ev.result, seq: ev.seq });
+        break;
       case 'finding':
         findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
         break;
     }
   }
-  return { chains, errors, interrupts, kicks, misses, findings };
+  return { chains, errors, interrupts, kicks, misses, requests, findings };
 }

@@ -11,6 +11,8 @@ import { mappingAt, slotAddr } from '../model/swiotlb.js';
 import { usesIommu, type PathName } from '../model/types.js';
 import { DEFAULT_VARIANTS, type Variants } from '../model/variants.js';
 import { iommuMap, iommuUnmap } from '../model/viommu.js';
+import { ruleVqBase, ruleVqEnable, ruleVqReset } from '../model/queue-life.js';
+import { ruleViommuAttach, ruleViommuDetach, ruleViommuMap, ruleViommuUnmap } from '../model/virtio-iommu.js';
 import { availPending, encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../model/vring.js';
 import { newDevice, type DeviceState, type RingState, type World } from '../model/world.js';
 
@@ -97,6 +99,7 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
         kicked: false,
         parked: false,
         broken: false,
+        enabled: true,
         meta: { desc: 0, avail: 0, used: 0 },
       };
       return;
@@ -289,6 +292,20 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
     case 'finding':
       w.findings++;
       return;
+    case 'vq.base':
+      return ruleVqBase(w, ev);
+    case 'vq.enable':
+      return ruleVqEnable(w, ev);
+    case 'vq.reset':
+      return ruleVqReset(w, ev);
+    case 'viommu.attach':
+      return ruleViommuAttach(w, ev);
+    case 'viommu.detach':
+      return ruleViommuDetach(w, ev);
+    case 'viommu.map':
+      return ruleViommuMap(w, ev);
+    case 'viommu.unmap':
+      return ruleViommuUnmap(w, ev);
     case 'sched':
     case 'cpu.read':
     case 'dev.teardown':

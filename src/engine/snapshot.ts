@@ -11,6 +11,7 @@ import type { DeviceState, RingState, World } from '../model/world.js';
 import type { DirName, PathName, PermName, TranslateMode } from '../model/types.js';
 import type { Variants } from '../model/variants.js';
 import { type DmaLive, liveAdd, liveEntries } from '../model/dma-live.js';
+import { virtioIommuFromPlain, virtioIommuToPlain } from '../model/virtio-iommu.js';
 
 const h = (v: bigint) => '0x' + v.toString(16);
 const b = (s: string) => BigInt(s);
@@ -75,6 +76,8 @@ function ringToPlain(r: RingState) {
     parked: r.parked,
     broken: r.broken,
     meta: { desc: r.meta.desc, avail: r.meta.avail, used: r.meta.used },
+    // only when not the default, so worlds without life-cycle events hash as before
+    ...(r.enabled ? {} : { enabled: false }),
   };
 }
 
@@ -102,6 +105,8 @@ export function worldToPlain(w: World) {
     inPass: w.inPass,
     guest: { ops: w.guest.ops, irq: w.guest.irq },
     findings: w.findings,
+    // only when used, so worlds without virtio-iommu events hash as before
+    ...(w.virtioIommu.domains.size || w.virtioIommu.endpoints.size ? { virtioIommu: virtioIommuToPlain(w.virtioIommu) } : {}),
   };
 }
 
@@ -169,6 +174,7 @@ export function worldFromPlain(p: PlainWorld, mem: Map<bigint, Uint8Array>): Wor
         ]),
       ),
       meta: { ...r.meta },
+      enabled: (r as { enabled?: boolean }).enabled ?? true,
     })),
     swiotlb: {
       next: p.swiotlb.next,
@@ -190,6 +196,7 @@ export function worldFromPlain(p: PlainWorld, mem: Map<bigint, Uint8Array>): Wor
     inPass: p.inPass,
     guest: { ...p.guest },
     findings: p.findings,
+    virtioIommu: virtioIommuFromPlain((p as { virtioIommu?: ReturnType<typeof virtioIommuToPlain> }).virtioIommu),
   };
 }
 

@@ -12,6 +12,7 @@ import type { DirName, PathName, PermName, TranslateMode } from './types.js';
 import type { IommuTable } from './viommu.js';
 import type { MAP_KINDS } from '../events/schema.js';
 import { DEFAULT_VARIANTS, type Variants } from './variants.js';
+import { cloneVirtioIommu, emptyVirtioIommu, type VirtioIommuState } from './virtio-iommu.js';
 import type { DmaLive } from './dma-live.js';
 
 export interface RingState {
@@ -46,6 +47,8 @@ export interface RingState {
   parked: boolean;
   /** stopped by vq_err(): the device processes nothing more */
   broken: boolean;
+  /** the device processes the queue only while enabled (queue-life.ts; true unless a vq.enable/vq.reset said otherwise) */
+  enabled: boolean;
   /** vq->meta_iotlb: seq of the UPDATE whose entry is cached for desc/avail/used, 0 = not cached */
   meta: { desc: number; avail: number; used: number };
 }
@@ -134,6 +137,8 @@ export interface World {
   inPass: boolean;
   guest: { ops: number; irq: boolean };
   findings: number;
+  /** virtio-iommu: endpoints, domains and their byte-granular mappings (virtio-iommu.ts) */
+  virtioIommu: VirtioIommuState;
 }
 
 export function emptyWorld(): World {
@@ -152,6 +157,7 @@ export function emptyWorld(): World {
     inPass: false,
     guest: { ops: 0, irq: false },
     findings: 0,
+    virtioIommu: emptyVirtioIommu(),
   };
 }
 
@@ -206,6 +212,7 @@ export function cloneWorld(w: World): World {
       lastTranslate: w.vmm.lastTranslate && { ...w.vmm.lastTranslate },
     },
     guest: { ...w.guest },
+    virtioIommu: cloneVirtioIommu(w.virtioIommu),
   };
 }
 

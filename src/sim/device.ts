@@ -42,7 +42,7 @@ const M64 = 0xffff_ffff_ffff_ffffn;
 
 export function deviceRunnable(sim: Sim, q: number): boolean {
   const r = sim.world.rings[q];
-  return !!r && r.kicked && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
+  return !!r && r.kicked && r.enabled && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
 }
 
 export function devicePass(sim: Sim, q: number): void {

@@ -8,6 +8,16 @@ import { PERMS as PERM_NAMES } from '../events/schema.js';
 import { F_ACCESS_PLATFORM, F_EVENT_IDX, F_INDIRECT, F_RING_PACKED, F_VERSION_1, PATHS, usesIommu, type PathName } from '../model/types.js';
 import { encodeDesc, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE } from '../model/vring.js';
 import { ConfigError, variantsOf } from './config.js';
+import { setBaseResult } from '../model/queue-life.js';
+import {
+  attachStatus,
+  detachStatus,
+  mapStatus,
+  unmapStatus,
+  VIRTIO_IOMMU_MAP_F_MMIO,
+  VIRTIO_IOMMU_MAP_F_READ,
+  VIRTIO_IOMMU_MAP_F_WRITE,
+} from '../model/virtio-iommu.js';
 import { deviceRunnable } from './device.js';
 import { HVA_BASE, RAM_HIGH, RAM_HIGH_GPA, RAM_LOW } from './setup.js';
 import type { Sim } from './sim.js';
@@ -27,7 +37,9 @@ export interface ScenarioHeader {
   note?: string;
 }
 
-export const STEP_OPS = ['device', 'queue', 'write', 'write16', 'write32', 'write64', 'desc', 'kick', 'map', 'unmap', 'payload'] as const;
+export const STEP_OPS = ['device', 'queue', 'write', 'write16', 'write32', 'write64', 'desc', 'kick', 'map', 'unmap', 'payload', 'base', 'enable', 'reset', 'viommu'] as const;
+const VIOMMU_REQS = ['attach', 'detach', 'map', 'unmap'] as const;
+const MAP_FLAGS: Record<string, number> = { READ: VIRTIO_IOMMU_MAP_F_READ, WRITE: VIRTIO_IOMMU_MAP_F_WRITE, MMIO: VIRTIO_IOMMU_MAP_F_MMIO };
 
 const FEATURE_BITS: Record<string, bigint> = {
   INDIRECT_DESC: F_INDIRECT,
@@ -118,7 +130,43 @@ function checkStep(r: Record<string, unknown>): void {
       int(s, 'q', 3);
       bytes(s, 'data');
       return;
+    case 'base':
+      int(s, 'q', 3);
+      int(s, 'num', 0xffffffff);
+      return;
+    case 'enable':
+      int(s, 'q', 3);
+      if (s.enable !== undefined && typeof s.enable !== 'boolean') throw new ConfigError('enable: enable must be true or false');
+      return;
+    case 'reset':
+      int(s, 'q', 3);
+      return;
+    case 'viommu':
+      if (!(VIOMMU_REQS as readonly string[]).includes(s.req as string)) throw new ConfigError(`viommu: req must be one of ${VIOMMU_REQS.join('|')}`);
+      int(s, 'domain', 0xffffffff);
+      if (s.req === 'attach' || s.req === 'detach') devId(s.ep);
+      else {
+        addr(s, 'start');
+        addr(s, 'end');
+      }
+      if (s.req === 'map') {
+        addr(s, 'phys');
+        mapFlags(s.flags);
+      }
+      return;
   }
+}
+
+function mapFlags(v: unknown): number {
+  if (v === undefined) return VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xff) return v;
+  if (Array.isArray(v))
+    return v.reduce((acc: number, f) => {
+      const bit = MAP_FLAGS[f as string];
+      if (bit === undefined) throw new ConfigError(`viommu: unknown map flag ${JSON.stringify(f)} (known: READ, WRITE, MMIO, or a number)`);
+      return acc | bit;
+    }, 0);
+  throw new ConfigError('viommu: flags must be a number or a list like ["READ", "WRITE"]');
 }
 
 /** "00:03.0" (bus:dev.fn) or a number: the PCI requester id. */
@@ -249,6 +297,8 @@ function runStep(sim: Sim, s: ScenarioStep): void {
         availGpa: packed ? g('descGpa', desc) : g('availGpa', avail),
         usedGpa: packed ? g('descGpa', desc) : g('usedGpa', used),
       });
+      // a queue set up stopped, to be started with "enable" (and given a base first)
+      if (s.enable === false) sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: setup, q: s.q as number, enable: 0 });
       // vhost_dev_start pre-faults the used ring in IOTLB mode
       if (d.translate === 'iova' && d.backend.startsWith('vhost')) vmmPrefault(sim, d, packed ? desc : used, setup);
       return;
@@ -294,6 +344,51 @@ function runStep(sim: Sim, s: ScenarioStep): void {
     }
     case 'payload':
       return; // read by the device when it produces data (payloadFor)
+    case 'base': {
+      const r = w.rings[s.q as number];
+      if (!r) throw new ConfigError(`base: no queue ${String(s.q)}`);
+      sim.emit({ kind: 'vq.base', actor: 'vmm', cause: 0, q: r.q, num: s.num as number, result: setBaseResult(r, s.num as number) });
+      return;
+    }
+    case 'enable':
+      if (!w.rings[s.q as number]) throw new ConfigError(`enable: no queue ${String(s.q)}`);
+      sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: 0, q: s.q as number, enable: s.enable === false ? 0 : 1 });
+      return;
+    case 'reset':
+      if (!w.rings[s.q as number]) throw new ConfigError(`reset: no queue ${String(s.q)}`);
+      sim.emit({ kind: 'vq.reset', actor: 'cpu0', cause: 0, q: s.q as number });
+      return;
+    case 'viommu':
+      return viommuRequest(sim, s);
+  }
+}
+
+/** The guest's virtio-iommu driver sends a request; QEMU's virtio-iommu device answers it (virtio-iommu.ts). */
+function viommuRequest(sim: Sim, s: ScenarioStep): void {
+  const v = sim.world.virtioIommu;
+  const domain = s.domain as number;
+  switch (s.req) {
+    case 'attach': {
+      const ep = devId(s.ep);
+      const bypass = s.bypass === true;
+      sim.emit({ kind: 'viommu.attach', actor: 'vmm', cause: 0, ep, domain, bypass: bypass ? 1 : 0, status: attachStatus(v, sim.world.devices.has(ep), domain, bypass) });
+      return;
+    }
+    case 'detach': {
+      const ep = devId(s.ep);
+      sim.emit({ kind: 'viommu.detach', actor: 'vmm', cause: 0, ep, domain, status: detachStatus(v, ep, domain) });
+      return;
+    }
+    case 'map': {
+      const [start, end, flags] = [addr(s, 'start'), addr(s, 'end'), mapFlags(s.flags)];
+      sim.emit({ kind: 'viommu.map', actor: 'vmm', cause: 0, domain, start, end, phys: addr(s, 'phys'), flags, status: mapStatus(v, domain, start, end, flags) });
+      return;
+    }
+    case 'unmap': {
+      const [start, end] = [addr(s, 'start'), addr(s, 'end')];
+      sim.emit({ kind: 'viommu.unmap', actor: 'vmm', cause: 0, domain, start, end, status: unmapStatus(v, domain, start, end) });
+      return;
+    }
   }
 }
 

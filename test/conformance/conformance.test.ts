@@ -4,13 +4,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deviceReport, scenarioConfig, simulateScenario } from '../../src/app/run.js';
+import { deviceReport, scenarioConfig } from '../../src/app/run.js';
+import type { DmaEvent } from '../../src/events/schema.js';
+import { Sim } from '../../src/sim/sim.js';
 
 const DIR = join(import.meta.dirname, '.');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.jsonl')).sort();
 
 interface ChainExpect {
   id?: number;
+  slot?: number;
+  usedIdx?: number;
   len?: number;
   tableBytes?: number;
   /** [gpa, len] of each buffer the device read, in order */
@@ -26,6 +30,10 @@ interface Expect {
   findings?: string[];
   usedIdx?: number;
   missesAtLeast?: number;
+  /** status of each virtio-iommu request / VHOST_SET_VRING_BASE, in order */
+  requests?: string[];
+  /** [start, end, phys] of every virtio-iommu mapping left at the end, over all domains */
+  mappings?: [string, string, string][];
 }
 
 const hex = (v: bigint) => '0x' + v.toString(16);
@@ -46,18 +54,26 @@ describe('conformance: cases ported from Linux, QEMU and rust-vmm', () => {
     it(f.replace(/\.jsonl$/, ''), () => {
       const text = readFileSync(join(DIR, f), 'utf8');
       const { config, header } = scenarioConfig(text, f);
-      const r = deviceReport(simulateScenario(config, '1', f));
+      const events: DmaEvent[] = [];
+      const sim = new Sim(config, '1', { event: (e) => events.push({ ...e }) });
+      sim.run();
+      const r = deviceReport(events);
       const want = header.expect as Expect;
       if (want.errors) expect(r.errors.map((e) => e.msg)).toEqual(want.errors);
       if (want.interrupts !== undefined) expect(r.interrupts.length).toBe(want.interrupts);
       if (want.findings) expect(r.findings.map((x) => x.class)).toEqual(want.findings);
       if (want.missesAtLeast !== undefined) expect(r.misses).toBeGreaterThanOrEqual(want.missesAtLeast);
       if (want.usedIdx !== undefined) expect(r.chains.at(-1)?.usedIdx).toBe(want.usedIdx);
+      if (want.requests) expect(r.requests.map((q) => q.status)).toEqual(want.requests);
+      if (want.mappings)
+        expect([...sim.world.virtioIommu.domains.values()].flatMap((d) => d.mappings.map((m) => [hex(m.start), hex(m.end), hex(m.phys)]))).toEqual(want.mappings);
       if (want.chains) {
         expect(r.chains.length).toBe(want.chains.length);
         want.chains.forEach((c, i) => {
           const got = r.chains[i]!;
           if (c.id !== undefined) expect(got.id).toBe(c.id);
+          if (c.slot !== undefined) expect(got.slot).toBe(c.slot);
+          if (c.usedIdx !== undefined) expect(got.usedIdx).toBe(c.usedIdx);
           if (c.len !== undefined) expect(got.len).toBe(c.len);
           if (c.tableBytes !== undefined) expect(got.tableBytes).toBe(c.tableBytes);
           if (c.read) expect(got.read.map((b) => [hex(b.gpa), b.len])).toEqual(c.read);
