@@ -6,7 +6,7 @@
 // step can run: every kick is served before the next line, whatever the seed.
 import { PERMS as PERM_NAMES } from '../events/schema.js';
 import { F_ACCESS_PLATFORM, F_EVENT_IDX, F_INDIRECT, F_RING_PACKED, F_VERSION_1, PATHS, usesIommu, type PathName } from '../model/types.js';
-import { encodeDesc, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE } from '../model/vring.js';
+import { encodeDesc, encodePacked, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
 import { ConfigError, variantsOf } from './config.js';
 import { setBaseResult } from '../model/queue-life.js';
 import {
@@ -37,7 +37,7 @@ export interface ScenarioHeader {
   note?: string;
 }
 
-export const STEP_OPS = ['device', 'queue', 'write', 'write16', 'write32', 'write64', 'desc', 'kick', 'map', 'unmap', 'payload', 'base', 'enable', 'reset', 'viommu'] as const;
+export const STEP_OPS = ['device', 'queue', 'write', 'write16', 'write32', 'write64', 'desc', 'pdesc', 'kick', 'map', 'unmap', 'payload', 'base', 'enable', 'reset', 'viommu'] as const;
 const VIOMMU_REQS = ['attach', 'detach', 'map', 'unmap'] as const;
 const MAP_FLAGS: Record<string, number> = { READ: VIRTIO_IOMMU_MAP_F_READ, WRITE: VIRTIO_IOMMU_MAP_F_WRITE, MMIO: VIRTIO_IOMMU_MAP_F_MMIO };
 
@@ -48,7 +48,13 @@ const FEATURE_BITS: Record<string, bigint> = {
   ACCESS_PLATFORM: F_ACCESS_PLATFORM,
   RING_PACKED: F_RING_PACKED,
 };
-const DESC_FLAGS: Record<string, number> = { NEXT: VRING_DESC_F_NEXT, WRITE: VRING_DESC_F_WRITE, INDIRECT: VRING_DESC_F_INDIRECT };
+const DESC_FLAGS: Record<string, number> = {
+  NEXT: VRING_DESC_F_NEXT,
+  WRITE: VRING_DESC_F_WRITE,
+  INDIRECT: VRING_DESC_F_INDIRECT,
+  AVAIL: VRING_PACKED_DESC_F_AVAIL,
+  USED: VRING_PACKED_DESC_F_USED,
+};
 
 /** Parses a scenario file: an optional header line (no "op"), then steps. Throws ConfigError naming the line. */
 export function parseScenario(text: string): { header: ScenarioHeader; steps: ScenarioStep[] } {
@@ -114,6 +120,14 @@ function checkStep(r: Record<string, unknown>): void {
       int(s, 'len', 0xffffffff);
       descFlags(s.flags);
       if (s.next !== undefined) int(s, 'next', 0xffff);
+      return;
+    case 'pdesc':
+      addr(s, 'table');
+      int(s, 'i', 0xffff);
+      addr(s, 'addr');
+      int(s, 'len', 0xffffffff);
+      int(s, 'id', 0xffff);
+      descFlags(s.flags);
       return;
     case 'kick':
       int(s, 'q', 3);
@@ -204,10 +218,10 @@ function descFlags(v: unknown): number {
     return v.reduce((acc: number, f) => {
       if (typeof f === 'number') return acc | f;
       const bit = DESC_FLAGS[f as string];
-      if (bit === undefined) throw new ConfigError(`desc: unknown flag ${JSON.stringify(f)} (known: NEXT, WRITE, INDIRECT, or a number)`);
+      if (bit === undefined) throw new ConfigError(`desc: unknown flag ${JSON.stringify(f)} (known: NEXT, WRITE, INDIRECT, AVAIL, USED, or a number)`);
       return acc | bit;
     }, 0);
-  throw new ConfigError('desc: flags must be a number or a list like ["NEXT", "WRITE"]');
+  throw new ConfigError('desc: flags must be a number or a list like ["NEXT", "WRITE"] (packed: also "AVAIL", "USED")');
 }
 
 function features(s: ScenarioStep): bigint {
@@ -320,6 +334,11 @@ function runStep(sim: Sim, s: ScenarioStep): void {
       const i = s.i as number;
       const data = encodeDesc({ idx: i, addr: addr(s, 'addr'), len: s.len as number, flags: descFlags(s.flags), next: (s.next as number | undefined) ?? 0 });
       sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * i), by: 'cpu', data });
+      return;
+    }
+    case 'pdesc': {
+      const data = encodePacked(addr(s, 'addr'), s.len as number, s.id as number, descFlags(s.flags));
+      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * (s.i as number)), by: 'cpu', data });
       return;
     }
     case 'kick':

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { deviceReport, scenarioConfig } from '../../src/app/run.js';
 import type { DmaEvent } from '../../src/events/schema.js';
 import { Sim } from '../../src/sim/sim.js';
+import { readMem } from '../../src/model/memory.js';
 
 const DIR = join(import.meta.dirname, '.');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.jsonl')).sort();
@@ -34,6 +35,8 @@ interface Expect {
   requests?: string[];
   /** [start, end, phys] of every virtio-iommu mapping left at the end, over all domains */
   mappings?: [string, string, string][];
+  /** [gpa, hex bytes] guest memory at the end (ring flags and event structures the device wrote) */
+  memory?: [string, string][];
 }
 
 const hex = (v: bigint) => '0x' + v.toString(16);
@@ -64,6 +67,7 @@ describe('conformance: cases ported from Linux, QEMU and rust-vmm', () => {
       if (want.findings) expect(r.findings.map((x) => x.class)).toEqual(want.findings);
       if (want.missesAtLeast !== undefined) expect(r.misses).toBeGreaterThanOrEqual(want.missesAtLeast);
       if (want.usedIdx !== undefined) expect(r.chains.at(-1)?.usedIdx).toBe(want.usedIdx);
+      for (const [gpa, bytes] of want.memory ?? []) expect(Buffer.from(readMem(sim.world.mem, BigInt(gpa), bytes.length / 2)).toString('hex'), gpa).toBe(bytes);
       if (want.requests) expect(r.requests.map((q) => q.status)).toEqual(want.requests);
       if (want.mappings)
         expect([...sim.world.virtioIommu.domains.values()].flatMap((d) => d.mappings.map((m) => [hex(m.start), hex(m.end), hex(m.phys)]))).toEqual(want.mappings);
