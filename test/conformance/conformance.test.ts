@@ -36,6 +36,8 @@ interface Expect {
   requests?: string[];
   /** [start, end, phys] of every virtio-iommu mapping left at the end, over all domains */
   mappings?: [string, string, string][];
+  /** per used entry, whether an interrupt followed it before the next one */
+  irqAfterChain?: boolean[];
   /** [gpa, hex bytes] guest memory at the end (ring flags and event structures the device wrote) */
   memory?: [string, string][];
 }
@@ -69,6 +71,8 @@ describe('conformance: cases ported from Linux, QEMU and rust-vmm', () => {
       if (want.missesAtLeast !== undefined) expect(r.misses).toBeGreaterThanOrEqual(want.missesAtLeast);
       if (want.usedIdx !== undefined) expect(r.chains.at(-1)?.usedIdx).toBe(want.usedIdx);
       for (const [gpa, bytes] of want.memory ?? []) expect(Buffer.from(readMem(sim.world.mem, BigInt(gpa), bytes.length / 2)).toString('hex'), gpa).toBe(bytes);
+      if (want.irqAfterChain)
+        expect(r.chains.map((c, k) => r.interrupts.some((i) => i.seq > c.seq && i.seq < (r.chains[k + 1]?.seq ?? Infinity)))).toEqual(want.irqAfterChain);
       if (want.requests) expect(r.requests.map((q) => q.status)).toEqual(want.requests);
       if (want.mappings)
         expect([...sim.world.virtioIommu.domains.values()].flatMap((d) => d.mappings.map((m) => [hex(m.start), hex(m.end), hex(m.phys)]))).toEqual(want.mappings);
