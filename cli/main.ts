@@ -14,6 +14,8 @@ import { replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { stateCommand } from './state.js';
 import { tracesCommand } from './traces.js';
+import { exploreCommand } from './explore.js';
+import { mergeCommand } from './merge.js';
 
 const EXIT_HELP = `
 Exit codes:
@@ -23,6 +25,7 @@ Exit codes:
   3  replay mismatch: the re-executed run differs from the recording;
      bisect: the two traces do not carry the same guest intents (not comparable)
   bisect: 0 no divergence, 1 divergence found
+  explore: 4 nondeterminism (--verify-every: a re-run differs), 130 interrupted (finished blocks are saved)
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 
@@ -34,7 +37,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, runCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, runCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

@@ -9,13 +9,16 @@ import {
   type DeviceConfig,
   defaultFaults,
   FAULT_KINDS,
+  KNOBS,
   parseFault,
+  parseKnob,
   parseVariant,
   type SimConfig,
   validateConfig,
   type WorkloadName,
   WORKLOADS,
 } from '../src/sim/config.js';
+import { pctStepsFor } from '../src/sim/schedule.js';
 import { parseCount, parseSeed } from './common.js';
 
 export interface SimOpts {
@@ -33,6 +36,9 @@ export interface SimOpts {
   backend?: string;
   accessPlatform?: boolean;
   protected?: boolean;
+  knob?: string[];
+  pctDepth?: string;
+  pctSteps?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -51,7 +57,10 @@ export function addSimOptions(cmd: Command, withPath = true): Command {
     .option('--no-access-platform', 'the device does not offer VIRTIO_F_ACCESS_PLATFORM (legacy/transitional)')
     .option('--translate <mode>', 'what the device does with desc.addr: gpa | iova | shadow (default: what the path implies)')
     .option('--backend <name>', 'vhost | vhost-vdpa | qemu', 'vhost')
-    .option('--protected', 'a protected guest (SEV/TDX): ACCESS_PLATFORM required');
+    .option('--protected', 'a protected guest (SEV/TDX): ACCESS_PLATFORM required')
+    .option('--knob <key=value>', `a workload knob (repeatable): ${Object.keys(KNOBS).join(', ')}`, collect, [])
+    .option('--pct-depth <d>', 'schedule with PCT of depth d (priority change points) instead of uniform random choice')
+    .option('--pct-steps <k>', 'PCT: the steps the d-1 change points are drawn from (default: 16 per guest operation, at least 32)');
   if (withPath) cmd.option('--path <name>', `DMA path: ${PATHS.join(' | ')}`, 'iommu');
   return cmd;
 }
@@ -94,6 +103,14 @@ export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: Sim
     }));
   }
   if (o.protected) config.protected = true;
+  const knobs = usage(() => (o.knob ?? []).reduce((acc, v) => ({ ...acc, ...parseKnob(v) }), {}));
+  if (Object.keys(knobs).length) config.knobs = knobs;
+  if (o.pctDepth !== undefined) {
+    const depth = parseCount('--pct-depth', o.pctDepth, 1, 16)!;
+    const steps = parseCount('--pct-steps', o.pctSteps, 1, 1e9) ?? pctStepsFor(config.ops);
+    config.schedule = { strategy: 'pct', depth, steps };
+  } else if (o.pctSteps !== undefined) throw new UsageError('--pct-steps needs --pct-depth');
   usage(() => validateConfig(config));
   return { config, seed };
 }
+

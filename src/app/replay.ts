@@ -1,7 +1,9 @@
 // replay: re-execute a simulated trace and verify it event by event, or fold an imported one.
 import { eventToJson } from '../events/json.js';
 import { InputError } from '../errors.js';
-import { fold, reexecute } from '../engine/replay.js';
+import { JUDGE } from '../check/index.js';
+import { fold } from '../engine/replay.js';
+import { reexecute } from '../sim/replay.js';
 import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
 
@@ -21,14 +23,14 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
-      const r = fold(readChunks(db, trace));
+      const r = fold(readChunks(db, trace), JUDGE);
       return {
         ...base,
         mode: 'fold',
         ok: true,
         events: r.events,
         checkpoints: 0,
-        findings: r.findings.map((f) => (f.kind === 'finding' ? { class: f.cls, seq: f.seq, message: f.message } : { class: '?', seq: f.seq, message: '' })),
+        findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
       };
     }
     const out = reexecute(traceConfig(trace), trace.seed, readChunks(db, trace), {

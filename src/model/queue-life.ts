@@ -19,9 +19,12 @@ import type { RingState, World } from './world.js';
 
 export type BaseResult = 'ok' | 'EINVAL' | 'EBUSY';
 
+/** The device processes the queue (enabled is null until a life-cycle event: enabled). */
+export const queueEnabled = (r: RingState) => r.enabled !== false;
+
 /** What VHOST_SET_VRING_BASE answers for `num` on ring r. */
 export function setBaseResult(r: RingState, num: number): BaseResult {
-  if (r.enabled) return 'EBUSY';
+  if (queueEnabled(r)) return 'EBUSY';
   if (!r.packed && num > 0xffff) return 'EINVAL';
   return 'ok';
 }

@@ -19,6 +19,7 @@
 //   takes the removals from those lines, one unmap event per mapping really removed). Unmapping a
 //   range with no mapping in it is S_OK.
 import { type EventOf, VIOMMU_STATUS } from '../events/schema.js';
+import { arr, big, bool, type Infer, mapPairs, mapValues, num, obj } from './codec.js';
 import { iommuTranslate, type Translation } from './viommu.js';
 import type { DeviceState, World } from './world.js';
 export { VIOMMU_STATUS };
@@ -29,29 +30,32 @@ export const VIRTIO_IOMMU_MAP_F_WRITE = 2;
 export const VIRTIO_IOMMU_MAP_F_MMIO = 4;
 const MAP_F_MASK = 7;
 
-export interface VMapping {
-  start: bigint;
+const VMAPPING = obj({ __proto__: null,
+  start: big,
   /** inclusive */
-  end: bigint;
-  phys: bigint;
-  flags: number;
+  end: big,
+  phys: big,
+  flags: num,
   /** seq of the viommu.map that made it */
-  seq: number;
-}
+  seq: num,
+});
+export type VMapping = Infer<typeof VMAPPING>;
 
-export interface VDomain {
-  id: number;
-  bypass: boolean;
+const VDOMAIN = obj({ __proto__: null,
+  id: num,
+  bypass: bool,
   /** sorted by start; never overlapping */
-  mappings: VMapping[];
-}
+  mappings: arr(VMAPPING),
+});
+export type VDomain = Infer<typeof VDOMAIN>;
 
-export interface VirtioIommuState {
+export const VIRTIO_IOMMU = obj({ __proto__: null,
   /** by domain id, in creation order */
-  domains: Map<number, VDomain>;
+  domains: mapValues((d: VDomain) => d.id, VDOMAIN),
   /** endpoint id (the PCI requester id) → domain id, or DETACHED for an endpoint seen but in no domain */
-  endpoints: Map<number, number>;
-}
+  endpoints: mapPairs('ep', num, 'domain', num),
+});
+export type VirtioIommuState = Infer<typeof VIRTIO_IOMMU>;
 
 /** an endpoint QEMU knows (it was attached once) that is in no domain now */
 export const DETACHED = -1;
@@ -146,41 +150,6 @@ export function viommuTranslate(s: VirtioIommuState, ep: number, addr: bigint, w
   return { phys: m.phys + (addr - m.start), m };
 }
 
-// ---- checkpoints -----------------------------------------------------------------------------------
-
-const h = (v: bigint) => '0x' + v.toString(16);
-
-export function virtioIommuToPlain(s: VirtioIommuState) {
-  return {
-    domains: [...s.domains.values()].map((d) => ({
-      id: d.id,
-      bypass: d.bypass,
-      mappings: d.mappings.map((m) => ({ start: h(m.start), end: h(m.end), phys: h(m.phys), flags: m.flags, seq: m.seq })),
-    })),
-    endpoints: [...s.endpoints].map(([ep, domain]) => ({ ep, domain })),
-  };
-}
-
-export function virtioIommuFromPlain(p: ReturnType<typeof virtioIommuToPlain> | undefined): VirtioIommuState {
-  if (!p) return emptyVirtioIommu();
-  return {
-    domains: new Map(
-      p.domains.map((d) => [
-        d.id,
-        { id: d.id, bypass: d.bypass, mappings: d.mappings.map((m) => ({ start: BigInt(m.start), end: BigInt(m.end), phys: BigInt(m.phys), flags: m.flags, seq: m.seq })) },
-      ]),
-    ),
-    endpoints: new Map(p.endpoints.map((e) => [e.ep, e.domain])),
-  };
-}
-
-export function cloneVirtioIommu(s: VirtioIommuState): VirtioIommuState {
-  return {
-    domains: new Map([...s.domains].map(([k, d]) => [k, { ...d, mappings: d.mappings.map((m) => ({ ...m })) }])),
-    endpoints: new Map(s.endpoints),
-  };
-}
-
 // ---- what the VMM and devices see -----------------------------------------------------------------
 
 const PERM_OF_FLAGS = ['NONE', 'RO', 'WO', 'RW'] as const;
@@ -191,8 +160,8 @@ const PERM_OF_FLAGS = ['NONE', 'RO', 'WO', 'RW'] as const;
  * page_size_mask's smallest page) translated through the mapping holding addr. undefined: ep is not
  * a virtio-iommu endpoint (the page tables decide); null: no translation (a fault).
  */
-export function endpointTranslate(s: VirtioIommuState, ep: number, iova: bigint): EndpointTranslation | null | undefined {
-  if (!s.endpoints.size) return undefined;
+export function endpointTranslate(s: VirtioIommuState | null, ep: number, iova: bigint): EndpointTranslation | null | undefined {
+  if (!s?.endpoints.size) return undefined;
   const id = s.endpoints.get(ep);
   if (id === undefined) return undefined;
   if (id === DETACHED) return null; // in no domain: QEMU reports VIRTIO_IOMMU_FAULT_R_DOMAIN (boot-bypass off)
@@ -219,16 +188,19 @@ export interface EndpointTranslation {
 
 // ---- world rules --------------------------------------------------------------------------------
 
+/** The world's virtio-iommu state, created by its first request. */
+const stateOf = (w: World): VirtioIommuState => (w.virtioIommu ??= emptyVirtioIommu());
+
 export function ruleViommuAttach(w: World, ev: EventOf<'viommu.attach'>): void {
-  if (ev.status === 'S_OK') applyAttach(w.virtioIommu, ev.ep, ev.domain, !!ev.bypass);
+  if (ev.status === 'S_OK') applyAttach(stateOf(w), ev.ep, ev.domain, !!ev.bypass);
 }
 
 export function ruleViommuDetach(w: World, ev: EventOf<'viommu.detach'>): void {
-  if (ev.status === 'S_OK') applyDetach(w.virtioIommu, ev.ep, ev.domain);
+  if (ev.status === 'S_OK') applyDetach(stateOf(w), ev.ep, ev.domain);
 }
 
 export function ruleViommuMap(w: World, ev: EventOf<'viommu.map'>): void {
-  if (ev.status === 'S_OK') applyMap(w.virtioIommu, ev.domain, { start: ev.start, end: ev.end, phys: ev.phys, flags: ev.flags, seq: ev.seq });
+  if (ev.status === 'S_OK') applyMap(stateOf(w), ev.domain, { start: ev.start, end: ev.end, phys: ev.phys, flags: ev.flags, seq: ev.seq });
 }
 
 /**
@@ -238,7 +210,7 @@ export function ruleViommuMap(w: World, ev: EventOf<'viommu.map'>): void {
  */
 export function ruleViommuUnmap(w: World, ev: EventOf<'viommu.unmap'>): void {
   if (ev.status !== 'S_OK') return;
-  const s = w.virtioIommu;
+  const s = stateOf(w);
   for (const m of unmapTargets(s, ev.domain, ev.start, ev.end)) {
     if (m.start < ev.start || m.end > ev.end) continue;
     for (const [ep, dom] of s.endpoints) {

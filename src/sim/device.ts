@@ -17,6 +17,7 @@ import { fnv1aAt, readU16, readU32 } from '../model/memory.js';
 import { lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
+  availPending,
   descBytes,
   needEvent,
   packedNeedEvent,
@@ -30,6 +31,7 @@ import {
   VRING_USED_F_NO_NOTIFY,
   VRING_DESC_F_WRITE,
 } from '../model/vring.js';
+import { queueEnabled } from '../model/queue-life.js';
 import { opBytesInto } from './data.js';
 import { payloadFor } from './scenario.js';
 import { ringRules, walkChain } from './chain-walk.js';
@@ -42,7 +44,7 @@ const M64 = 0xffff_ffff_ffff_ffffn;
 
 export function deviceRunnable(sim: Sim, q: number): boolean {
   const r = sim.world.rings[q];
-  return !!r && r.kicked && r.enabled && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
+  return !!r && r.kicked && queueEnabled(r) && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
 }
 
 export function devicePass(sim: Sim, q: number): void {
@@ -70,8 +72,11 @@ function runPass(p: Pass): boolean {
   const qemu = ringRules(sim.world, d) === 'qemu';
   const oldUsed = r.usedIdx;
   let completed = 0;
+  // vhost_exceeds_weight: after `weight` chains the handler requeues itself and ends the pass (the
+  // rest stays available, so the worker stays runnable)
+  const weight = sim.config.knobs?.passChains ?? Infinity;
   if (r.packed) {
-    for (;;) {
+    while (completed < weight) {
       const avail = packedAvailable(p);
       if (avail < 0) return false;
       if (!avail) break;
@@ -83,7 +88,7 @@ function runPass(p: Pass): boolean {
     if (availIdx < 0) return false;
     // vhost_get_avail_idx (QEMU: virtqueue_num_heads, which kept the old wording)
     if (((availIdx - r.lastAvail) & 0xffff) > r.num) return vqError(p, `Guest moved ${qemu ? 'used' : 'avail'} index from ${r.lastAvail} to ${availIdx}`);
-    for (let last = r.lastAvail; last !== availIdx; last = (last + 1) & 0xffff) {
+    for (let last = r.lastAvail; last !== availIdx && completed < weight; last = (last + 1) & 0xffff) {
       const head = ringU16(p, r.avail + BigInt(4 + 2 * (last % r.num)));
       if (head < 0) return false;
       // vhost_get_vq_desc (QEMU: virtqueue_get_head)
@@ -92,13 +97,17 @@ function runPass(p: Pass): boolean {
       completed++;
     }
   }
+  const requeued = completed >= weight && availPending(sim.world.mem, r);
   if (completed && !signal(p, oldUsed)) return false;
+  if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
     const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO');
     if (!at) return false;
     sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa });
   }
+  // vhost_enable_notify once the ring is empty (a handler that requeued itself returned above, with
+  // notifications left disabled)
   return setNotify(p, true);
 }
 

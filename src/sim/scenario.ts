@@ -12,6 +12,7 @@ import { setBaseResult } from '../model/queue-life.js';
 import {
   attachStatus,
   detachStatus,
+  emptyVirtioIommu,
   mapStatus,
   unmapStatus,
   VIRTIO_IOMMU_MAP_F_MMIO,
@@ -384,7 +385,7 @@ function runStep(sim: Sim, s: ScenarioStep): void {
 
 /** The guest's virtio-iommu driver sends a request; QEMU's virtio-iommu device answers it (virtio-iommu.ts). */
 function viommuRequest(sim: Sim, s: ScenarioStep): void {
-  const v = sim.world.virtioIommu;
+  const v = sim.world.virtioIommu ?? emptyVirtioIommu();
   const domain = s.domain as number;
   switch (s.req) {
     case 'attach': {
