@@ -144,3 +144,14 @@ export function availPending(mem: Pages, r: { packed: boolean; availGpa: bigint;
   const flags = readU16(mem, r.descGpa + BigInt(16 * r.lastAvail) + 14n);
   return (flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0) === r.usedWrap && (flags & VRING_PACKED_DESC_F_USED ? 1 : 0) !== r.usedWrap;
 }
+
+/**
+ * A size the back-end accepts: VHOST_SET_VRING_NUM (vhost_vring_set_num) refuses a split ring of 0
+ * descriptors, more than 0xffff or not a power of two (-EINVAL; so at most 32768), and the device
+ * never starts that queue; a packed ring holds 1..32768 (virtio 1.1). QEMU's own device model
+ * (virtio_queue_set_num) checks only the maximum.
+ */
+export function ringSizeOk(num: number, packed: boolean, rules: 'vhost' | 'qemu'): boolean {
+  if (num === 0 || num > 32768) return false;
+  return packed || rules === 'qemu' || (num & (num - 1)) === 0;
+}

@@ -22,6 +22,7 @@ import {
   needEvent,
   packedNeedEvent,
   packedRingBytes,
+  ringSizeOk,
   RING_EVENT_FLAGS_DISABLE,
   RING_EVENT_FLAGS_ENABLE,
   usedBytes,
@@ -44,7 +45,9 @@ const M64 = 0xffff_ffff_ffff_ffffn;
 
 export function deviceRunnable(sim: Sim, q: number): boolean {
   const r = sim.world.rings[q];
-  return !!r && r.kicked && queueEnabled(r) && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
+  if (!r || !r.kicked || !queueEnabled(r) || r.parked || r.broken) return false;
+  const d = sim.world.devices.get(r.dev)!;
+  return d.probed && ringSizeOk(r.num, r.packed, ringRules(sim.world, d));
 }
 
 export function devicePass(sim: Sim, q: number): void {
