@@ -7,7 +7,6 @@ import {
   ConfigError,
   defaultDevices,
   type DeviceConfig,
-  defaultFaults,
   FAULT_KINDS,
   KNOBS,
   parseFault,
@@ -49,7 +48,7 @@ export function addSimOptions(cmd: Command, withPath = true): Command {
     .option('--seed <n>', 'random seed (an integer; stored as a string)', '1')
     .option('--ops <n>', 'guest operations to run', '8')
     .option('--ring <n>', 'virtqueue size (power of two, 2..256)', '256')
-    .option('--fault <kind[=arg]>', `inject a fault (repeatable; 'none' for no fault): ${FAULT_KINDS.join(', ')}`, collect, [])
+    .option('--fault <kind[=arg]>', `inject a fault (repeatable; default: none): ${FAULT_KINDS.join(', ')}`, collect, [])
     .option('--variant <key=value>', 'a kernel/QEMU behaviour variant (repeatable), e.g. wakeRule=gt, sizeZero=reject-all, asyncInvalidate=true', collect, [])
     .option('--packed', 'negotiate VIRTIO_F_RING_PACKED')
     .option('--no-event-idx', 'do not negotiate VIRTIO_RING_F_EVENT_IDX')
@@ -79,7 +78,8 @@ export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: Sim
   const seed = parseSeed(o.seed);
   if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script' || o.workload === 'scenario') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script' && w !== 'scenario').join(', ')})`);
   if (!(PATHS as readonly string[]).includes(path)) throw new UsageError(`unknown path ${JSON.stringify(path)} (known: ${PATHS.join(', ')})`);
-  const faults = usage(() => (o.fault?.length ? o.fault.filter((f) => f !== 'none').map(parseFault) : defaultFaults(o.workload as WorkloadName, path as PathName)));
+  // no fault unless one is asked for: nothing is injected behind the user's back
+  const faults = usage(() => (o.fault ?? []).filter((f) => f !== 'none').map(parseFault));
   const variants = usage(() => (o.variant ?? []).reduce((acc, v) => ({ ...acc, ...parseVariant(v) }), {}));
   const config: SimConfig = {
     workload: o.workload as WorkloadName,

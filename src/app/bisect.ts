@@ -8,6 +8,8 @@ import { closeWritable, getTrace, openDb, readChunks, type TraceRow } from '../s
 import { loadProjections, saveProjections } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
+import { counted, type ProgressFn } from './progress.js';
+import { traceName } from './sim-args.js';
 import type { SimConfig } from '../sim/config.js';
 import type Database from 'better-sqlite3';
 
@@ -30,15 +32,15 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-function hashesOf(db: Database.Database, t: TraceRow): OpHash[] {
+function hashesOf(db: Database.Database, t: TraceRow, progress?: ProgressFn, what?: string): OpHash[] {
   const cached = loadProjections(db, t.id);
   if (cached) return cached;
-  const h = opHashes(project(readChunks(db, t), -1));
+  const h = opHashes(project(counted(readChunks(db, t), t.events, progress, what), -1));
   saveProjections(db, t.id, h);
   return h;
 }
 
-export function bisectTraces(dbPath: string, idA: string, idB: string): BisectReport {
+export function bisectTraces(dbPath: string, idA: string, idB: string, progress?: ProgressFn): BisectReport {
   const a = parseTraceId(idA);
   const b = parseTraceId(idB);
   const db = openDb(dbPath, { create: true });
@@ -55,8 +57,8 @@ export function bisectTraces(dbPath: string, idA: string, idB: string): BisectRe
       throw new NotComparable(
         `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
       );
-    const ha = hashesOf(db, ta);
-    const hb = hashesOf(db, tb);
+    const ha = hashesOf(db, ta, progress, `projecting trace ${a}`);
+    const hb = hashesOf(db, tb, progress, `projecting trace ${b}`);
     const { index, probes } = firstDivergence(ha, hb);
     const base = { probes, ops: ha.length, bytes: [], chain: [] };
     if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
@@ -87,8 +89,10 @@ export interface BisectRun {
 }
 
 /** Records the workload under both paths (faults apply to both), then bisects the two traces. */
-export function bisectRun(r: BisectRun): BisectReport & { traces: [number, number] } {
-  const ta = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathA }, name: `bisect A: ${r.base.workload}/${r.pathA}/seed=${r.seed}` });
-  const tb = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathB }, name: `bisect B: ${r.base.workload}/${r.pathB}/seed=${r.seed}` });
-  return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace)), traces: [ta.trace, tb.trace] };
+export function bisectRun(r: BisectRun, progress?: ProgressFn): BisectReport & { traces: [number, number] } {
+  const ca = { ...r.base, path: r.pathA };
+  const cb = { ...r.base, path: r.pathB };
+  const ta = record({ db: r.db, seed: r.seed, config: ca, name: `bisect A: ${traceName(ca, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording A (ops)') });
+  const tb = record({ db: r.db, seed: r.seed, config: cb, name: `bisect B: ${traceName(cb, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording B (ops)') });
+  return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace), progress), traces: [ta.trace, tb.trace] };
 }

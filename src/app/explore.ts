@@ -25,7 +25,7 @@ import { ENGINE_VERSION, Recorder } from '../store/recorder.js';
 import { createRunner, type TaskRunner } from './explore-pool.js';
 import type { DmaEvent } from '../events/schema.js';
 
-export const EXIT_NONDETERMINISM = 4;
+export const EXIT_NONDETERMINISM = 5;
 
 export interface Shard {
   index: number;

@@ -6,6 +6,7 @@ import { fold } from '../engine/replay.js';
 import { reexecute } from '../sim/replay.js';
 import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
+import { counted, type ProgressFn } from './progress.js';
 
 export interface ReplayReport {
   trace: number;
@@ -19,11 +20,11 @@ export interface ReplayReport {
   mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
 }
 
-export function replayTrace(dbPath: string, id: string): ReplayReport {
+export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
-      const r = fold(readChunks(db, trace), JUDGE);
+      const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
       return {
         ...base,
         mode: 'fold',
@@ -33,7 +34,7 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
         findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
       };
     }
-    const out = reexecute(traceConfig(trace), trace.seed, readChunks(db, trace), {
+    const out = reexecute(traceConfig(trace), trace.seed, counted(readChunks(db, trace), trace.events, progress), {
       checkpointEvery: trace.checkpoint_every,
       checkpointHashes: checkpointHashes(db, trace),
       complete: !!trace.complete,

@@ -3,6 +3,7 @@
 // them through JUDGE. Pre-checkers see the world before the event (an unmap is judged against the
 // entry it frees); post-checkers see it after. CHECKS says which checks each kind triggers.
 import type { Judge } from '../engine/pipeline.js';
+import { bdf } from '../events/format.js';
 import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
@@ -90,7 +91,7 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
   'iommu.translate': { post: checkRealTranslate, keepsState: true },
   marker: { post: checkRealMarker, keepsState: true },
   opaque: { post: checkRealOpaque, keepsState: true },
-  'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${hex(BigInt(ev.dev))} refused: ${ev.reason}`, [ev.seq])] },
+  'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])] },
   'iommu.inv': {
     keepsState: true,
     post(w, ev) {

@@ -2,6 +2,7 @@
 // size, the kernel/QEMU variants in force and the injected faults. The config and the seed (a
 // string) are stored with the trace; together they determine every event.
 import type { ScenarioStep } from './scenario.js';
+import { bdf } from '../events/format.js';
 import { DEFAULT_VARIANTS, VARIANT_CHOICES, type Variants } from '../model/variants.js';
 import { PATHS, type PathName, type TranslateMode } from '../model/types.js';
 import { TRANSLATE_MODES } from '../events/schema.js';
@@ -167,8 +168,8 @@ export function validateConfig(c: SimConfig): SimConfig {
   if (!Number.isSafeInteger(c.ops) || c.ops < 0) throw new ConfigError(`ops must be a non-negative integer`);
   if (![2, 4, 8, 16, 32, 64, 128, 256].includes(c.ringNum)) throw new ConfigError(`ring size must be a power of two from 2 to 256`);
   for (const d of c.devices ?? []) {
-    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown path ${JSON.stringify(d.path)}`);
-    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown translate mode ${d.translate}`);
+    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device ${bdf(d.dev)}: unknown path ${JSON.stringify(d.path)}`);
+    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device ${bdf(d.dev)}: unknown translate mode ${d.translate}`);
   }
   if (c.workload === 'script' && !c.script?.length) throw new ConfigError('workload script needs a script');
   if (c.workload === 'scenario' && !c.scenario?.length) throw new ConfigError('workload scenario needs steps');
@@ -187,9 +188,4 @@ export function validateConfig(c: SimConfig): SimConfig {
 
 export function variantsOf(c: SimConfig): Variants {
   return { ...DEFAULT_VARIANTS, ...c.variants };
-}
-
-/** The race workload delays the device-IOTLB invalidation by one device pass unless told otherwise. */
-export function defaultFaults(workload: WorkloadName, path: PathName): Fault[] {
-  return workload === 'remap' && (path === 'iommu' || path === 'iommu-lazy') ? [{ kind: 'delay-invalidate', arg: 1 }] : [];
 }
