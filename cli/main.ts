@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { DmaReplayError, EXIT } from '../src/errors.js';
 import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
 import { bisectCommand } from './bisect.js';
+import { captureCommand } from './capture.js';
 import { catalogCommand } from './catalog.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
@@ -41,6 +42,7 @@ const program = new Command('dmareplay')
   .configureOutput({ outputError: () => {} });
 
 for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, sqlCommand, reportCommand, runCommand]) add(program);
+captureCommand(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

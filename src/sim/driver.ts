@@ -26,8 +26,9 @@ import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
-import { vmmUnmapNotify } from './vmm.js';
-import { scenarioRunnable, scenarioStep } from './scenario.js';
+import { deviceRunnable } from './device.js';
+import { SCENARIO_LINE, scenarioStep } from './scenario.js';
+import { vmmRunnable, vmmUnmapNotify } from './vmm.js';
 
 /** Driver-private memory: request headers, status bytes and indirect tables (kmalloc'd in Linux). */
 const HDR_BASE = 0x0a00_0000n;
@@ -74,6 +75,16 @@ function firstWithUsed(sim: Sim): RingState | undefined {
 function firstWithFlushQueue(sim: Sim, atLeast: number): DeviceState | undefined {
   for (const d of sim.world.devices.values()) if (d.fq.length >= atLeast) return d;
   return undefined;
+}
+
+/**
+ * A scenario's guest (scenario.ts) has a step left and nothing else can run: it waits after each step
+ * until the devices and the VMM are done, so every kick is served before the next line.
+ */
+function scenarioRunnable(sim: Sim): boolean {
+  if ((sim.counters[SCENARIO_LINE] ?? 0) >= (sim.config.scenario?.length ?? 0)) return false;
+  for (const r of sim.world.rings) if (deviceRunnable(sim, r.q)) return false;
+  return !vmmRunnable(sim);
 }
 
 export function driverRunnable(sim: Sim): boolean {

@@ -7,7 +7,7 @@
 import { PERMS as PERM_NAMES } from '../events/schema.js';
 import { F_ACCESS_PLATFORM, F_EVENT_IDX, F_INDIRECT, F_RING_PACKED, F_VERSION_1, PATHS, usesIommu, type PathName } from '../model/types.js';
 import { encodeDesc, encodePacked, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
-import { ConfigError, variantsOf } from './config.js';
+import { ConfigError } from './config.js';
 import { setBaseResult } from '../model/queue-life.js';
 import {
   attachStatus,
@@ -19,10 +19,8 @@ import {
   VIRTIO_IOMMU_MAP_F_READ,
   VIRTIO_IOMMU_MAP_F_WRITE,
 } from '../model/virtio-iommu.js';
-import { deviceRunnable } from './device.js';
-import { HVA_BASE, RAM_HIGH, RAM_HIGH_GPA, RAM_LOW } from './setup.js';
 import type { Sim } from './sim.js';
-import { vmmPrefault, vmmRunnable, vmmUnmapNotify } from './vmm.js';
+import { vmmPrefault, vmmUnmapNotify } from './vmm.js';
 
 /** One step, as written in the file (addresses and byte strings as hex strings, like the JSONL export). */
 export type ScenarioStep = Record<string, unknown> & { op: string };
@@ -241,25 +239,12 @@ function features(s: ScenarioStep): bigint {
 
 // ---- running -------------------------------------------------------------------------------------
 
-const LINE = 'scenario:line';
-
-export function scenarioSetup(sim: Sim): void {
-  sim.emit({ kind: 'trace.config', actor: 'vmm', cause: 0, workload: 'scenario', protected: 0, variants: JSON.stringify(variantsOf(sim.config)) });
-  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: 0n, size: RAM_LOW, hva: HVA_BASE });
-  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: RAM_HIGH_GPA, size: RAM_HIGH, hva: HVA_BASE + RAM_LOW });
-}
-
-/** The guest has a step left and nothing else can run (each step is served before the next). */
-export function scenarioRunnable(sim: Sim): boolean {
-  const steps = sim.config.scenario ?? [];
-  if ((sim.counters[LINE] ?? 0) >= steps.length) return false;
-  for (const r of sim.world.rings) if (deviceRunnable(sim, r.q)) return false;
-  return !vmmRunnable(sim);
-}
+/** the fault-counter slot (checkpointed with the run) holding the next step's number */
+export const SCENARIO_LINE = 'scenario:line';
 
 export function scenarioStep(sim: Sim): void {
-  const n = sim.counters[LINE] ?? 0;
-  sim.counters[LINE] = n + 1;
+  const n = sim.counters[SCENARIO_LINE] ?? 0;
+  sim.counters[SCENARIO_LINE] = n + 1;
   runStep(sim, sim.config.scenario![n]!);
 }
 

@@ -8,7 +8,6 @@ import { type DeviceConfig, defaultDevices, variantsOf } from './config.js';
 import { dmaMap } from './dma-api.js';
 import type { Sim } from './sim.js';
 import { vmmPrefault, vmmZeroUpdate } from './vmm.js';
-import { scenarioSetup } from './scenario.js';
 
 export const RAM_LOW = 0x8000_0000n; // 2 GiB below 4 GiB
 export const RAM_HIGH_GPA = 0x1_0000_0000n;
@@ -26,11 +25,13 @@ export function isProtected(sim: Sim): boolean {
 
 export function setup(sim: Sim): void {
   const { config } = sim;
-  if (config.workload === 'scenario') return scenarioSetup(sim);
-  const prot = isProtected(sim);
+  // a scenario (scenario.ts) brings its own devices and queues: the platform only
+  const scenario = config.workload === 'scenario';
+  const prot = !scenario && isProtected(sim);
   sim.emit({ kind: 'trace.config', actor: 'vmm', cause: 0, workload: config.workload, protected: prot ? 1 : 0, variants: JSON.stringify(variantsOf(config)) });
   sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: 0n, size: RAM_LOW, hva: HVA_BASE });
   sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: RAM_HIGH_GPA, size: RAM_HIGH, hva: HVA_BASE + RAM_LOW });
+  if (scenario) return;
   let q = 0;
   for (const c of devicesOf(sim)) {
     const ap = c.accessPlatform ?? c.path !== 'direct';
