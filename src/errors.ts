@@ -24,3 +24,10 @@ export class InputError extends DmaReplayError {
 }
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, mismatch: 3 } as const;
+
+/** Stored data that does not match what was stored with it (a hash, a count): exit 3, like a replay mismatch. */
+export class IntegrityError extends DmaReplayError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}

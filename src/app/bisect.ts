@@ -4,11 +4,12 @@ import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../a
 import { project } from '../analysis/projection.js';
 import { DmaReplayError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
-import { closeWritable, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
 import { loadProjections, saveProjections } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
 import type { SimConfig } from '../sim/config.js';
+import BetterSqlite from 'better-sqlite3';
 import type Database from 'better-sqlite3';
 
 export class NotComparable extends DmaReplayError {
@@ -30,18 +31,50 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-function hashesOf(db: Database.Database, t: TraceRow): OpHash[] {
+function hashesOf(db: Database.Database, t: TraceRow, fresh: Map<number, OpHash[]>): OpHash[] {
   const cached = loadProjections(db, t.id);
   if (cached) return cached;
   const h = opHashes(project(readChunks(db, t), -1));
-  saveProjections(db, t.id, h);
+  fresh.set(t.id, h);
   return h;
 }
 
+/**
+ * Keeps newly computed projection hashes for the next bisect: a cache, written after the answer
+ * is known, in its own short transaction, and skipped silently when the database cannot be written
+ * now (read-only file, another writer). Bisect itself only reads.
+ */
+function cacheProjections(dbPath: string, fresh: Map<number, OpHash[]>): void {
+  if (!fresh.size) return;
+  let db: Database.Database | null = null;
+  try {
+    db = new BetterSqlite(dbPath, { fileMustExist: true, timeout: 0 });
+    const w = db;
+    w.transaction(() => {
+      for (const [id, h] of fresh) saveProjections(w, id, h);
+    }).immediate();
+  } catch {
+    /* only a cache */
+  } finally {
+    try {
+      db?.close();
+    } catch {
+      /* only a cache */
+    }
+  }
+}
+
 export function bisectTraces(dbPath: string, idA: string, idB: string): BisectReport {
+  const fresh = new Map<number, OpHash[]>();
+  const report = bisectReadOnly(dbPath, idA, idB, fresh);
+  cacheProjections(dbPath, fresh);
+  return report;
+}
+
+function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, OpHash[]>): BisectReport {
   const a = parseTraceId(idA);
   const b = parseTraceId(idB);
-  const db = openDb(dbPath, { create: true });
+  const db = openDb(dbPath);
   try {
     const ta = getTrace(db, a);
     const tb = getTrace(db, b);
@@ -55,8 +88,8 @@ export function bisectTraces(dbPath: string, idA: string, idB: string): BisectRe
       throw new NotComparable(
         `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
       );
-    const ha = hashesOf(db, ta);
-    const hb = hashesOf(db, tb);
+    const ha = hashesOf(db, ta, fresh);
+    const hb = hashesOf(db, tb, fresh);
     const { index, probes } = firstDivergence(ha, hb);
     const base = { probes, ops: ha.length, bytes: [], chain: [] };
     if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
@@ -74,7 +107,7 @@ export function bisectTraces(dbPath: string, idA: string, idB: string): BisectRe
       chain: d.chain.map((e) => ({ seq: e.seq, kind: e.kind, actor: e.actor, text: formatEvent(e) })),
     };
   } finally {
-    closeWritable(db);
+    db.close();
   }
 }
 

@@ -2,7 +2,7 @@
 import { eventToJson } from '../events/json.js';
 import { InputError } from '../errors.js';
 import { fold, reexecute } from '../engine/replay.js';
-import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
+import { checkpointHashes, listFindings, readChunks, verifyCheckpoints } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
 
 export interface ReplayReport {
@@ -22,6 +22,7 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
       const r = fold(readChunks(db, trace));
+      verifyCheckpoints(db, trace);
       return {
         ...base,
         mode: 'fold',
@@ -38,6 +39,9 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
     });
     if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
       throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
+    // before saying ok: the checkpoints `state` starts from, each blob against its stored state hash
+    // (the re-execution compared the hashes; the blobs themselves are only read here)
+    if (out.ok) verifyCheckpoints(db, trace);
     return {
       ...base,
       mode: 're-execute',

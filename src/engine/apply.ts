@@ -184,6 +184,13 @@ export function mutate(w: World, ev: DmaEvent, owned?: Set<Uint8Array>): void {
       return;
     case 'iommu.notify': {
       const d = dev(w, ev.dev, ev.seq);
+      if (ev.op === 'UNMAP' && ev.size >> 12n > BigInt(d.shadow.size)) {
+        // larger than the shadow table: walk the table (an UNMAP of [0, 2^64) must not step page by page)
+        const first = ev.iova >> 12n;
+        const last = (ev.iova + (((ev.size - 1n) >> 12n) << 12n)) >> 12n; // the loop's last page
+        for (const pfn of [...d.shadow.keys()]) if (pfn >= first && pfn <= last) d.shadow.delete(pfn);
+        return;
+      }
       for (let off = 0n; off < ev.size; off += 0x1000n) {
         const pfn = (ev.iova + off) >> 12n;
         if (ev.op === 'MAP') d.shadow.set(pfn, { gpa: ev.gpa + off, seq: ev.seq });
