@@ -2,7 +2,7 @@
 import { eventToJson } from '../events/json.js';
 import { InputError } from '../errors.js';
 import { fold, reexecute } from '../engine/replay.js';
-import { checkpointHashes, listFindings, readChunks, verifyCheckpoints } from '../store/db.js';
+import { checkpointHashes, listFindings, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
 
 export interface ReplayReport {
@@ -41,7 +41,12 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
       throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
     // before saying ok: the checkpoints `state` starts from, each blob against its stored state hash
     // (the re-execution compared the hashes; the blobs themselves are only read here)
-    if (out.ok) verifyCheckpoints(db, trace);
+    // and the stored rows: the run may stop reading before the end (traces.events raised above what
+    // is stored, or a changed stream, must not pass as ok)
+    if (out.ok) {
+      verifyStream(db, trace);
+      verifyCheckpoints(db, trace);
+    }
     return {
       ...base,
       mode: 're-execute',

@@ -284,6 +284,11 @@ function verifyCheckpoint(trace: TraceRow, row: { seq: number; state: unknown; s
   if (got !== row.state_hash) throw new IntegrityError(`trace ${trace.id} is corrupt: the checkpoint after #${row.seq} hashes to ${got.slice(0, 16)}…, not to its stored state hash ${String(row.state_hash).slice(0, 16)}…`);
 }
 
+/** Reads a whole trace only to check it: its rows against traces.events, its stream against traces.hash. */
+export function verifyStream(db: Database.Database, trace: TraceRow): void {
+  for (const _ of readChunks(db, trace));
+}
+
 /** Checks every stored checkpoint of a trace against its state hash (replay does, before saying ok). */
 export function verifyCheckpoints(db: Database.Database, trace: TraceRow): number {
   let n = 0;
