@@ -318,7 +318,16 @@ export interface FindingRow {
 
 export function listFindings(db: Database.Database, trace: TraceRow): FindingRow[] {
   const rows = db.prepare(`SELECT seq, class, message, iova, gpa, chain FROM findings WHERE trace = ? AND seq <= ? ORDER BY seq`).all(trace.id, trace.events) as (Omit<FindingRow, 'chain'> & { chain: string })[];
-  return rows.map((r) => ({ ...r, chain: JSON.parse(r.chain) as number[] }));
+  return rows.map((r) => {
+    let chain: unknown;
+    try {
+      chain = JSON.parse(r.chain);
+    } catch {
+      chain = null;
+    }
+    if (!Array.isArray(chain) || !chain.every((x) => Number.isSafeInteger(x))) throw new InputError(`trace ${trace.id} is corrupt: the chain of finding #${r.seq} is not a list of seqs`);
+    return { ...r, chain: chain as number[] };
+  });
 }
 
 /**

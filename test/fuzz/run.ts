@@ -81,7 +81,10 @@ async function main(): Promise<void> {
       if (msg.done) return;
       seen++;
       (tally[msg.format] ??= {})[msg.verdict] = (tally[msg.format]![msg.verdict] ?? 0) + 1;
-      if ((BAD as Verdict[]).includes(msg.verdict)) bad.push(msg);
+      if ((BAD as Verdict[]).includes(msg.verdict)) {
+        bad.push(msg);
+        if (!o.json) process.stderr.write(`BAD ${JSON.stringify(msg)}\n`);
+      }
       if (!o.json && seen % 500 === 0) process.stderr.write(`${seen}/${o.count} inputs, ${bad.length} bad, ${hangs.length} hangs, ${Math.round((Date.now() - t0) / 1000)} s\n`);
     });
     w.on('error', (e) => (failed = e));
