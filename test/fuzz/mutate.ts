@@ -9,6 +9,7 @@
 // Everything is a pure function of (source, seed): a failure is reproduced from the two.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fieldsOf, KINDS, type Kind } from '../../src/events/schema.js';
 
 export type Format = 'jsonl' | 'ftrace' | 'qemu-log';
 
@@ -134,7 +135,6 @@ function withField(lines: string[], f: string, kinds?: readonly string[]): [numb
   return out;
 }
 
-const U64_FIELDS = ['iova', 'gpa', 'size', 'dma', 'phys', 'hva', 'uaddr', 'desc', 'used', 'avail', 'features', 'dmaMask', 'orig', 'tlb', 'sector'];
 
 function jsonlTargeted(r: R, text: string): { op: string; text: string; expect: Mutant['expect'] } | null {
   const lines = splitLines(text);
@@ -147,19 +147,18 @@ function jsonlTargeted(r: R, text: string): { op: string; text: string; expect: 
     return c.length ? pick(r, c) : null;
   };
   switch (int(r, 18)) {
-    case 0: {
-      const c = one(pick(r, U64_FIELDS));
-      if (!c) return null;
-      const f = U64_FIELDS.find((x) => x in c[1])!;
-      c[1][f] = pick(r, ['0x10000000000000000', '0x' + 'f'.repeat(22)]);
-      return edit(c[0], c[1], 'u64-too-big');
-    }
+    case 0:
     case 1: {
-      const c = one(pick(r, U64_FIELDS));
-      if (!c) return null;
-      const f = U64_FIELDS.find((x) => x in c[1])!;
-      c[1][f] = pick(r, [12345, -1, true, null, ['0x1'], { v: 1 }, '0xg1', '']);
-      return edit(c[0], c[1], 'u64-wrong-type');
+      // a field that is 64-bit in its kind's schema: made 2^64 or more, or given another type
+      const cands = lines.map((l, i) => [i, l] as const).filter(([i]) => i > 0);
+      const [i, l] = pick(r, cands);
+      const o = JSON.parse(l) as Obj;
+      const u64 = Object.hasOwn(KINDS, o.kind as string) ? fieldsOf(o.kind as Kind).filter(([, spec]) => spec === 'u64').map(([n]) => n) : [];
+      if (!u64.length) return null;
+      const f = pick(r, u64);
+      const tooBig = r() < 0.5;
+      o[f] = tooBig ? pick(r, ['0x10000000000000000', '0x' + 'f'.repeat(22)]) : pick(r, [12345, -1, true, null, ['0x1'], { v: 1 }, '0xg1', '', '4096']);
+      return edit(i, o, tooBig ? 'u64-too-big' : 'u64-wrong-type');
     }
     case 2: {
       const i = 1 + int(r, lines.length - 1);

@@ -1,4 +1,4 @@
-// The long fuzz run: `npm run fuzz -- --seed 7 --count 10000 [--timeout-ms 30000] [--json]`.
+// The long fuzz run: `npm run fuzz -- --seed 7 --count 10000 [--from I] [--timeout-ms 30000] [--json]`.
 // Mutant i takes format i mod 3 (JSONL, QEMU log, ftrace), a source of that format and a mutation seed
 // drawn from (--seed, i), so any failure is reproduced by its (seed, index). The imports run in a
 // worker thread; this thread watches it, and an input that takes longer than --timeout-ms is a hang:
@@ -48,7 +48,7 @@ async function work(job: Job): Promise<void> {
   parentPort!.postMessage({ done: true });
 }
 
-function args(): { seed: number; count: number; timeoutMs: number; json: boolean } {
+function args(): { seed: number; from: number; count: number; timeoutMs: number; json: boolean } {
   const a = process.argv.slice(2);
   const val = (k: string, d: number) => {
     const i = a.indexOf(k);
@@ -57,7 +57,7 @@ function args(): { seed: number; count: number; timeoutMs: number; json: boolean
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${k} needs a non-negative integer`);
     return n;
   };
-  return { seed: val('--seed', 1), count: val('--count', 1000), timeoutMs: val('--timeout-ms', 30_000), json: a.includes('--json') };
+  return { seed: val('--seed', 1), from: val('--from', 0), count: val('--count', 1000), timeoutMs: val('--timeout-ms', 30_000), json: a.includes('--json') };
 }
 
 async function main(): Promise<void> {
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const bad: unknown[] = [];
   const hangs: unknown[] = [];
   const t0 = Date.now();
-  let from = 0;
+  let from = o.from; // --from i --count i+1 reproduces input i of a run
   let seen = 0;
   while (from < o.count) {
     const progress = new SharedArrayBuffer(4);
