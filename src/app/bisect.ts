@@ -4,7 +4,7 @@ import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../a
 import { project } from '../analysis/projection.js';
 import { DmaReplayError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
-import { getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
 import { loadProjections, saveProjections } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
@@ -122,6 +122,17 @@ export interface BisectRun {
 /** Records the workload under both paths (faults apply to both), then bisects the two traces. */
 export function bisectRun(r: BisectRun): BisectReport & { traces: [number, number] } {
   const ta = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathA }, name: `bisect A: ${r.base.workload}/${r.pathA}/seed=${r.seed}` });
-  const tb = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathB }, name: `bisect B: ${r.base.workload}/${r.pathB}/seed=${r.seed}` });
+  let tb: ReturnType<typeof record>;
+  try {
+    tb = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathB }, name: `bisect B: ${r.base.workload}/${r.pathB}/seed=${r.seed}` });
+  } catch (e) {
+    // the command fails: it leaves the database as it found it, without trace A too
+    try {
+      deleteTrace(r.db, ta.trace);
+    } catch {
+      /* the first failure is what gets reported */
+    }
+    throw e;
+  }
   return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace)), traces: [ta.trace, tb.trace] };
 }

@@ -382,6 +382,21 @@ export async function withWriteTransaction<T>(path: string, body: (db: Database.
   }
 }
 
+/** Removes a trace and everything stored with it, in one transaction (a command undoing its own write). */
+export function deleteTrace(path: string, id: number): void {
+  const db = openDb(path, { create: true });
+  try {
+    const lo = id * CHUNK_ID_SHIFT;
+    db.transaction(() => {
+      db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(lo, lo + CHUNK_ID_SHIFT - 1);
+      for (const t of ['checkpoints', 'findings']) db.prepare(`DELETE FROM ${t} WHERE trace = ?`).run(id);
+      db.prepare(`DELETE FROM traces WHERE id = ?`).run(id);
+    }).immediate();
+  } finally {
+    closeWritable(db);
+  }
+}
+
 /** Closes and deletes a database this process created, if it holds no trace and no one else uses it. */
 export function removeIfEmpty(db: Database.Database, path: string): void {
   let empty = false;

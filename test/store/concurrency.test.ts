@@ -27,7 +27,7 @@ describe('concurrent use of one database', () => {
     const pre = cliJson(['record', '--ops', '20', '--db', db]).trace as number;
     const jsonl = join(ROOT, 'traces', 'catalog', 'S1.buggy.jsonl');
     const results = await Promise.all([
-      run(['record', '--ops', '600', '--seed', '3', '--db', db, '--json']),
+      run(['record', '--ops', '300', '--seed', '3', '--db', db, '--json']),
       run(['import', jsonl, '--db', db, '--json']),
       run(['replay', String(pre), '--db', db, '--json']),
       run(['log', String(pre), '--kind', 'iotlb.*', '--db', db, '--json']),
@@ -50,7 +50,7 @@ describe('concurrent use of one database', () => {
     const holder = new Database(db, { readonly: true });
     holder.prepare('SELECT count(*) FROM traces').get(); // an open reader with a read snapshot taken
     try {
-      const r = await run(['record', '--ops', '2000', '--seed', '5', '--db', db, '--json']);
+      const r = await run(['record', '--ops', '800', '--seed', '5', '--db', db, '--json']);
       expect(r.code, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout);
       expect(replayTrace(db, String(out.trace))).toMatchObject({ ok: true, incomplete: false, events: out.events });

@@ -11,7 +11,7 @@ import { listTraces, openDb } from '../../src/store/db.js';
 import { rng } from '../fuzz/mutate.js';
 import { BIN, ROOT, cliJson, tempDir } from '../helpers.js';
 
-const POINTS = Number(process.env.KILL_POINTS ?? 12);
+const POINTS = Number(process.env.KILL_POINTS ?? 10);
 const SEED = Number(process.env.KILL_SEED ?? 9);
 
 function run(args: string[]): { done: Promise<number | null>; kill: () => void; started: number } {
@@ -44,7 +44,7 @@ describe('kill -9 at random instants', () => {
     const jsonl = join(ROOT, 'traces', 'catalog', 'R1.buggy.jsonl');
     const log = join(ROOT, 'traces', 'real', 'qemu-vtd-lazy.p005-blk-write-buffered.log');
     const commands = (p: number, db: string): string[][] => [
-      ['record', '--ops', '600', '--seed', String(p), '--checkpoint-every', '2000', '--db', db],
+      ['record', '--ops', '400', '--seed', String(p), '--checkpoint-every', '2000', '--db', db],
       ['import', jsonl, '--checkpoint-every', '64', '--db', db],
       ['import', '--format', 'qemu-log', log, '--db', db],
     ];
