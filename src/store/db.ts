@@ -3,7 +3,7 @@
 // PRIMARY KEY alone: no secondary index is maintained while recording, and a scan is one range.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { existsSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { existsSync, linkSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { SCHEMA_VERSION } from '../events/schema.js';
 import { InputError, IntegrityError } from '../errors.js';
 
@@ -99,8 +99,70 @@ export function storeError(path: string, e: unknown): unknown {
   return new InputError(`database ${path}: ${msg}`);
 }
 
+/**
+ * A writer killed mid-transaction leaves a hot rollback journal (or a WAL to recover) that only a
+ * read-write connection may replay: a reader that meets one lets SQLite recover it once (the same
+ * recovery any writer would do first) and then opens read-only as usual.
+ */
+function recoverAfterCrash(path: string): void {
+  const w = new Database(path, { fileMustExist: true, timeout: busyTimeoutMs() });
+  try {
+    w.prepare(`SELECT count(*) FROM sqlite_master`).get();
+  } finally {
+    w.close();
+  }
+}
+
+const needsRecovery = (e: unknown): boolean => /^SQLITE_READONLY_(ROLLBACK|RECOVERY|CANTINIT|CANTLOCK)$/.test((e as { code?: string })?.code ?? '');
+
 /** Opens a dmareplay database, or throws an InputError naming what is wrong with it. */
 export function openDb(path: string, opts: OpenOptions = {}): Database.Database {
+  try {
+    return openDbOnce(path, opts);
+  } catch (e) {
+    const cause = (e as { cause?: unknown }).cause;
+    if (opts.create || !needsRecovery(cause)) throw e;
+    try {
+      recoverAfterCrash(path);
+    } catch (r) {
+      throw storeError(path, r);
+    }
+    return openDbOnce(path, opts);
+  }
+}
+
+/**
+ * A new database file appears whole: the schema is written to a file beside it and linked into
+ * place (link() never replaces a file another process made first), so a kill at any instant leaves
+ * either no database or one with all its tables, never an empty or half-made file.
+ */
+function createFile(path: string): void {
+  const tmp = `${path}.${process.pid}.creating`;
+  try {
+    const t = new Database(tmp);
+    try {
+      t.transaction(() => {
+        t.exec(SCHEMA);
+        t.prepare(`INSERT INTO meta VALUES ('store_version', ?), ('event_schema', ?)`).run(String(STORE_VERSION), String(SCHEMA_VERSION));
+      })();
+    } finally {
+      t.close();
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  } catch (e) {
+    throw new InputError(`cannot create database ${path}: ${(e as Error).message}`);
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}-journal`, { force: true });
+  }
+}
+
+function openDbOnce(path: string, opts: OpenOptions): Database.Database {
+  if (opts.create && !existsSync(path)) createFile(path);
   const exists = existsSync(path);
   if (!exists && !opts.create) throw new InputError(`database ${path} does not exist (record a trace first, or pass --db)`);
   if (exists) {
@@ -144,7 +206,9 @@ export function openDb(path: string, opts: OpenOptions = {}): Database.Database 
     if (e instanceof InputError) throw e;
     const msg = (e as Error).message;
     if (/not a database|malformed|file is encrypted/i.test(msg)) throw new InputError(`${path} is not a valid SQLite database (${msg})`);
-    throw storeError(path, e);
+    const err = storeError(path, e);
+    if (err instanceof Error) (err as { cause?: unknown }).cause = e; // openDb looks at it: crash recovery
+    throw err;
   }
   return db;
 }
