@@ -154,10 +154,14 @@ function createFile(path: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   } catch (e) {
-    throw new InputError(`cannot create database ${path}: ${(e as Error).message}`);
+    throw new InputError(`cannot open database ${path} to create it: ${(e as Error).message}`);
   } finally {
-    rmSync(tmp, { force: true });
-    rmSync(`${tmp}-journal`, { force: true });
+    for (const f of [tmp, `${tmp}-journal`])
+      try {
+        rmSync(f, { force: true });
+      } catch {
+        /* nothing was made there (a path through a file, a missing directory) */
+      }
   }
 }
 
