@@ -131,3 +131,40 @@ describe('log parsers: out-of-range fields are malformed lines', () => {
     expect(fieldRangeError({ iova: 1n, size: 2n, sid: 0x18 })).toBeNull();
   });
 });
+
+describe('the validator, property-tested', () => {
+  const TWO64 = 1n << 64n;
+  it('an iommu.map is accepted exactly when its ranges fit, its size is legal and its cause is earlier', async () => {
+    const { TraceValidator, ValidationError, MAX_PAGE_RANGE } = await import('../../src/events/validate.js');
+    const fc = (await import('fast-check')).default;
+    const u64 = fc.oneof(fc.bigInt({ min: 0n, max: TWO64 - 1n }), fc.constantFrom(0n, 1n, 0x1000n, MAX_PAGE_RANGE, MAX_PAGE_RANGE + 1n, TWO64 - 0x1000n, TWO64 - 1n));
+    fc.assert(
+      fc.property(u64, u64, u64, fc.nat(4), (iova, gpa, size, cause) => {
+        const v = new TraceValidator();
+        v.check({ seq: 1, kind: 'dev.add', actor: 'cpu0', cause: 0, dev: 0x18, name: 'n', path: 'iommu', features: 0n, useDmaApi: 1, translate: 'iova', backend: 'vhost', dmaMask: TWO64 - 1n });
+        const ev = { seq: 2, kind: 'iommu.map', actor: 'cpu0', cause, dev: 0x18, iova, gpa, size, perm: 'RW' } as const;
+        const ok = cause < 2 && size > 0n && size <= MAX_PAGE_RANGE && iova + size <= TWO64 && gpa + size <= TWO64;
+        let accepted = true;
+        try {
+          v.check(ev);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ValidationError);
+          accepted = false;
+        }
+        return accepted === ok;
+      }),
+      { seed: 14, numRuns: 2000 },
+    );
+  });
+  it('a parsed log field is out of range exactly when it does not fit what it names', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(1n << 70n), max: 1n << 70n }), fc.integer({ min: -(2 ** 20), max: 2 ** 20 }), (addr, sid) => {
+        const bad = fieldRangeError({ iova: addr, sid });
+        const ok = addr >= 0n && addr < TWO64 && sid >= 0 && sid <= 0xffff;
+        return (bad === null) === ok;
+      }),
+      { seed: 14, numRuns: 2000 },
+    );
+  });
+});
