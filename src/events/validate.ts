@@ -26,8 +26,15 @@ export const DEV_ANY = 0xffff;
  * single map of more than this is refused rather than expanded into millions of entries.
  */
 export const MAX_PAGE_RANGE = 1n << 30n;
-/** bytes one device access, CPU read or bounce copy may move (the model copies them) */
-export const MAX_ACCESS = 16 << 20;
+/**
+ * Bytes one device access or CPU read may move: the model reads or writes every byte, so an event's
+ * cost must stay near its size on the line (simulated accesses are page-sized fragments; 1 MiB is
+ * 256 times that).
+ */
+export const MAX_ACCESS = 1 << 20;
+/** swiotlb: at most IO_TLB_SEGSIZE (128) contiguous 2 KiB slots per mapping, so one bounce moves at most 256 KiB */
+export const IO_TLB_SEGSIZE = 128;
+export const MAX_BOUNCE = IO_TLB_SEGSIZE * 2048;
 /** virtio 1.x: a queue has at most 32768 entries; a split ring's size is a power of 2 */
 export const MAX_RING = 32768;
 
@@ -143,8 +150,14 @@ export const RULES: { readonly [K in Kind]?: readonly Rule[] } = {
   'dma.check': [knownDev],
   'dma.unmap': [knownDev, noWrap('dma', 'size')],
   'dma.sync': [knownDev, noWrap('dma', 'size')],
-  'swiotlb.slots': [knownDev],
-  'swiotlb.bounce': [knownDev, atMost('size', MAX_ACCESS, 'the most one copy may move'), noWrap('orig', 'size'), noWrap('tlb', 'size')],
+  'swiotlb.slots': [
+    knownDev,
+    (ev) => {
+      const n = ev.nslots as number;
+      if (ev.op === 'alloc' && (n < 1 || n > IO_TLB_SEGSIZE)) fail('nslots', `nslots ${n}: swiotlb allocates 1..${IO_TLB_SEGSIZE} slots per mapping (IO_TLB_SEGSIZE)`);
+    },
+  ],
+  'swiotlb.bounce': [knownDev, atMost('size', MAX_BOUNCE, 'swiotlb_max_mapping_size: IO_TLB_SEGSIZE slots of 2 KiB'), noWrap('orig', 'size'), noWrap('tlb', 'size')],
   'iotlb.miss': [knownDev],
   'iotlb.update': [knownDev, noWrap('iova', 'size'), noWrap('uaddr', 'size')],
   'iotlb.invalidate': [knownDev],

@@ -71,6 +71,15 @@ describe('JSONL: malformed or impossible on its face', () => {
   it('a newer schema', () => refused('newer.jsonl', (l) => ((l[0] = l[0]!.replace('"schema":1', '"schema":7')), l), /schema version 7 is newer .*upgrade dmareplay/));
   it('a newer engine', () => refused('engine.jsonl', (l) => ((l[0] = l[0]!.replace('"engine":"0.1.0"', '"engine":"3.0.0"')), l), /dmareplay 3\.0\.0, newer .*upgrade dmareplay/));
 
+  it('a swiotlb allocation of more slots than one mapping can have', async () => {
+    const S1 = readFileSync(join(ROOT, 'traces', 'catalog', 'S1.buggy.jsonl'), 'utf8').trimEnd().split('\n');
+    const i = S1.findIndex((x) => x.includes('"kind":"swiotlb.slots"') && x.includes('"op":"alloc"'));
+    const o = JSON.parse(S1[i]!);
+    o.nslots = 0x7fffffff;
+    S1[i] = JSON.stringify(o);
+    await refused('slots.jsonl', () => S1, /field nslots: nslots 2147483647: swiotlb allocates 1\.\.128 slots/);
+  });
+
   it('a UTF-8 BOM is accepted', async () => {
     writeFileSync(join(dir, 'bom.jsonl'), '\ufeff' + R1);
     const r = await importTrace({ db: join(dir, 'bom.db'), file: join(dir, 'bom.jsonl') });
