@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BAD, Harness, type Verdict } from './harness.js';
-import { loadCorpus, mutate } from './mutate.js';
+import { loadCorpus, mutate, partnerOf } from './mutate.js';
 import { ROOT, tempDir } from '../helpers.js';
 
 const COUNT = Number(process.env.FUZZ_COUNT ?? 150);
@@ -24,7 +24,7 @@ describe('fuzz: mutated real inputs through every parser and the JSONL import', 
     const run = await fc.check(
       fc.asyncProperty(fc.oneof(fc.constantFrom(...by('jsonl')), fc.constantFrom(...by('qemu-log')), fc.constantFrom(...by('ftrace'))), fc.nat(), fc.boolean(), async (src, seed, strict) => {
         const m = mutate(src, seed);
-        const o = await h.run(m, { strict: strict && seed % 3 === 0, auto: seed % 5 === 0 });
+        const o = await h.run(m, { strict: strict && seed % 3 === 0, auto: seed % 5 === 0, partner: seed % 4 === 1 ? partnerOf(src, corpus) : undefined });
         const key = `${m.format} ${o.verdict}`;
         tally.set(key, (tally.get(key) ?? 0) + 1);
         if ((BAD as Verdict[]).includes(o.verdict)) bad.push(`${src.name} seed ${seed} ${m.op}: ${o.verdict}: ${o.detail.slice(0, 300)}`);

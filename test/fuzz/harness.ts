@@ -85,15 +85,27 @@ export class Harness {
     }
   }
 
-  async run(m: Mutant, opts: { strict?: boolean; auto?: boolean } = {}): Promise<Outcome> {
+  /**
+   * Imports one mutant: alone (its format, or auto-detected), or with `partner` (the unmutated other
+   * side of the same run) as a --guest/--host pair, through the merge.
+   */
+  async run(m: Mutant, opts: { strict?: boolean; auto?: boolean; partner?: Source } = {}): Promise<Outcome> {
     const file = join(this.dir, `input-${this.n++ % 4}.${EXT[m.format]}`);
     writeFileSync(file, m.text);
+    const partner = opts.partner && m.format !== 'jsonl' ? opts.partner : undefined;
+    let other = '';
+    if (partner) {
+      other = join(this.dir, `partner.${EXT[partner.format]}`);
+      writeFileSync(other, partner.text);
+    }
     let outcome: Outcome;
     let stored = false;
     try {
-      const r = await importTrace({ db: this.db, file, format: opts.auto ? 'auto' : m.format, strict: opts.strict });
+      const r = partner
+        ? await importTrace({ db: this.db, guest: m.format === 'ftrace' ? file : other, host: m.format === 'ftrace' ? other : file, strict: opts.strict })
+        : await importTrace({ db: this.db, file, format: opts.auto ? 'auto' : m.format, strict: opts.strict });
       stored = true;
-      const base = this.baseline.get(m.source) ?? 0;
+      const base = (this.baseline.get(m.source) ?? 0) + (partner ? (this.baseline.get(partner.name) ?? 0) : 0);
       if (m.expect === 'reject') outcome = { verdict: 'silent-accept', detail: `imported as trace ${r.trace} (${r.events} events)` };
       else if (m.expect === 'malformed' && r.malformed <= base) outcome = { verdict: 'silent-accept', detail: `imported with ${r.malformed} malformed lines, as many as the source (${base})` };
       else outcome = { verdict: 'accepted', detail: `${r.events} events, ${r.malformed} malformed` };

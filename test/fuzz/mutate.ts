@@ -44,6 +44,15 @@ export function loadCorpus(root: string): Source[] {
   return out;
 }
 
+/** The other side of the same run (guest ftrace ↔ QEMU log), by the run's name and part, if the corpus has it. */
+export function partnerOf(src: Source, corpus: Source[]): Source | undefined {
+  if (src.format === 'jsonl') return undefined;
+  const key = (s: Source) => s.name.replace(/^real\/(guest|qemu)-/, '').split('.').slice(0, 2).join('.').replace(/\.(txt|log)$/, '');
+  const run = (s: Source) => key(s).split('.')[0];
+  const other = corpus.filter((s) => s.format !== 'jsonl' && s.format !== src.format && run(s) === run(src));
+  return other.find((s) => key(s) === key(src)) ?? (other.length === 1 ? other[0] : undefined);
+}
+
 /** mulberry32: a small, fast, seeded PRNG (the fuzz runs must be reproducible from their seed). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BAD, Harness, type Verdict } from './harness.js';
-import { type Format, loadCorpus, mutate, rng } from './mutate.js';
+import { type Format, loadCorpus, mutate, partnerOf, rng } from './mutate.js';
 
 const FORMATS: Format[] = ['jsonl', 'qemu-log', 'ftrace'];
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -28,7 +28,10 @@ function plan(seed: number, i: number, corpus: ReturnType<typeof loadCorpus>) {
   const of = corpus.filter((s) => s.format === format);
   const src = of[Math.floor(r() * of.length)]!;
   const mseed = Math.floor(r() * 0x7fffffff);
-  return { src, mseed, strict: r() < 0.15, auto: r() < 0.2 };
+  const strict = r() < 0.15;
+  const auto = r() < 0.2;
+  // a quarter of the log mutants go in as one side of a --guest/--host pair, through the merge
+  return { src, mseed, strict, auto, partner: r() < 0.25 ? partnerOf(src, corpus) : undefined };
 }
 
 async function work(job: Job): Promise<void> {
@@ -41,7 +44,7 @@ async function work(job: Job): Promise<void> {
     Atomics.store(at, 0, i);
     const p = plan(job.seed, i, corpus);
     const m = mutate(p.src, p.mseed);
-    const o = await h.run(m, { strict: p.strict, auto: p.auto });
+    const o = await h.run(m, { strict: p.strict, auto: p.auto, partner: p.partner });
     parentPort!.postMessage({ i, format: m.format, source: m.source, mseed: p.mseed, op: m.op, verdict: o.verdict, detail: o.detail.slice(0, 400) });
   }
   rmSync(dir, { recursive: true, force: true });
