@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { minimizeTrace, perturbTrace, whyBytes } from '../src/app/analyze.js';
 import { formatEvent } from '../src/events/format.js';
 import { UsageError } from '../src/errors.js';
+import { progressBar } from './progress.js';
 import { type CommonOpts, bold, dbPath, dim, green, out, parseAddr, parseCount, printJson, red, withCommon } from './common.js';
 
 export function perturbCommand(program: Command): void {
@@ -10,7 +11,13 @@ export function perturbCommand(program: Command): void {
     .option('--variants <n>', 'perturbed schedules per point', '8')
     .option('--every <n>', 'a point every N events', '16')
     .action((id: string, o: CommonOpts & { variants: string; every: string }) => {
-      const r = perturbTrace(dbPath(o), id, { variants: parseCount('--variants', o.variants, 1, 1000), every: parseCount('--every', o.every, 1) });
+      const bar = progressBar(o, 'perturb', 'runs');
+      let r;
+      try {
+        r = perturbTrace(dbPath(o), id, { variants: parseCount('--variants', o.variants, 1, 1000), every: parseCount('--every', o.every, 1), progress: (d, t) => bar.update(d, t) });
+      } finally {
+        bar.stop();
+      }
       if (o.json) return printJson({ ...r, window: r.window.map((e) => ({ seq: e.seq, kind: e.kind, text: formatEvent(e) })), owed: r.owed.map((e) => ({ seq: e.seq, text: formatEvent(e) })) });
       out(`${bold(r.signature)} (the failure at guest operation ${r.atOps}), ${r.points[0]?.variants ?? 0} perturbed schedules per point:`);
       for (const p of r.points) out(`  #${String(p.seq).padEnd(7)} ${'█'.repeat(Math.round(p.fraction * 20)).padEnd(20, '·')} ${p.failing}/${p.variants}`);
@@ -28,7 +35,13 @@ export function minimizeCommand(program: Command): void {
     .description('shrink a failing trace (ddmin over guest intents and faults) keeping its failure; stores and exports the result')
     .option('--out <file>', 'where to write the minimal trace as JSONL (default minimized-<trace>.jsonl)')
     .action((id: string, o: CommonOpts & { out?: string }) => {
-      const r = minimizeTrace(dbPath(o), id, o.out);
+      const bar = progressBar(o, 'minimize', 'test runs');
+      let r;
+      try {
+        r = minimizeTrace(dbPath(o), id, o.out, (n) => bar.update(n, 0));
+      } finally {
+        bar.stop();
+      }
       if (o.json) return printJson(r);
       out(`${bold(r.signature)}: ${r.before.events} events, ${r.before.intents} intents, ${r.before.faults} faults → ${green(`${r.after.events} events, ${r.after.intents} intents, ${r.after.faults} faults`)} (${r.tests} tests)`);
       out(`stored as trace ${r.minimized}; written to ${r.file}`);

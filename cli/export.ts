@@ -1,14 +1,33 @@
 import type { Command } from 'commander';
 import { exportTrace } from '../src/app/export.js';
-import { type CommonOpts, dbPath, withCommon } from './common.js';
+import { exportPerfetto } from '../src/app/perfetto.js';
+import { UsageError } from '../src/errors.js';
+import { type CommonOpts, dbPath, parseCount, withCommon } from './common.js';
+import { progressBar } from './progress.js';
+
+/** stdout with back-pressure: resolves once the pipe has drained */
+function writeStdout(chunk: string): void | Promise<void> {
+  if (process.stdout.write(chunk)) return;
+  return new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+}
 
 export function exportCommand(program: Command): void {
   withCommon(program.command('export <trace>'))
-    .description('write a trace as canonical JSONL on stdout (header line, then one JSON object per event)')
-    .action(async (id: string, o: CommonOpts) => {
-      await exportTrace(dbPath(o), id, (chunk) => {
-        if (process.stdout.write(chunk)) return;
-        return new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
-      });
+    .description('write a trace on stdout: canonical JSONL (header line, then one JSON object per event), or a Perfetto / chrome://tracing timeline')
+    .option('--format <f>', 'jsonl | perfetto (Chrome JSON trace events: a track per actor, IOTLB entries and IOMMU mappings as spans, findings, causal-chain arrows)', 'jsonl')
+    .option('--from <seq>', 'perfetto: only events from this seq (IOTLB entries and mappings alive then begin there)')
+    .option('--to <seq>', 'perfetto: only events up to this seq')
+    .action(async (id: string, o: CommonOpts & { format: string; from?: string; to?: string }) => {
+      if (o.format !== 'jsonl' && o.format !== 'perfetto') throw new UsageError(`--format must be jsonl or perfetto, got ${JSON.stringify(o.format)}`);
+      const from = parseCount('--from', o.from, 1);
+      const to = parseCount('--to', o.to, 1);
+      if (o.format === 'jsonl' && (from !== undefined || to !== undefined)) throw new UsageError('--from/--to go with --format perfetto (a JSONL export is always the whole trace)');
+      const bar = progressBar(o, 'export');
+      try {
+        if (o.format === 'perfetto') await exportPerfetto(dbPath(o), id, writeStdout, { progress: (d, t) => bar.update(d, t), from, to });
+        else await exportTrace(dbPath(o), id, writeStdout, { progress: (d, t) => bar.update(d, t) });
+      } finally {
+        bar.stop();
+      }
     });
 }

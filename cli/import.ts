@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { type ImportFormat, importTrace } from '../src/app/import.js';
 import { type CommonOpts, bold, printable, dbPath, dim, out, parseCount, printJson, red, withCommon, yellow } from './common.js';
 import { printFinding } from './findings.js';
+import { progressBar } from './progress.js';
 
 interface Opts extends CommonOpts {
   format: string;
@@ -22,8 +23,7 @@ export function importCommand(program: Command): void {
     .option('--name <name>', 'a name for the trace')
     .option('--checkpoint-every <n>', 'store a checkpoint every N events')
     .action(async (file: string | undefined, o: Opts) => {
-      const tty = !!process.stderr.isTTY;
-      let shown = false;
+      const bar = progressBar(o, 'import');
       const r = await importTrace({
         db: dbPath(o),
         file,
@@ -33,14 +33,8 @@ export function importCommand(program: Command): void {
         strict: !!o.strict,
         name: o.name,
         checkpointEvery: parseCount('--checkpoint-every', o.checkpointEvery, 1),
-        progress: tty
-          ? (msg) => {
-              shown = true;
-              process.stderr.write(`\r\x1b[K${msg}`);
-            }
-          : undefined,
-      });
-      if (shown) process.stderr.write('\r\x1b[K');
+        progress: (msg) => bar.message(msg),
+      }).finally(() => bar.stop());
       if (o.json) return printJson(r);
       out(`${bold('trace ' + r.trace)} (${r.name}): ${r.events} events from ${r.format}`);
       out(`  by kind: ${Object.entries(r.byKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { logTrace } from '../src/app/log.js';
+import { checkKindPattern, logTrace } from '../src/app/log.js';
 import { eventToJson } from '../src/events/json.js';
 import { formatEvent } from '../src/events/format.js';
 import { type CommonOpts, dbPath, out, parseCount, withCommon } from './common.js';
@@ -17,6 +17,7 @@ export function logCommand(program: Command): void {
     .option('--to <seq>', 'last seq')
     .option('--kind <glob>', 'only these kinds, e.g. iotlb.* or dev.access,finding')
     .action((id: string, o: Opts) => {
+      checkKindPattern(o.kind);
       const q = { from: parseCount('--from', o.from, 1), to: parseCount('--to', o.to, 1), kind: o.kind };
       if (o.json) {
         // One JSON document, streamed: an array of events.

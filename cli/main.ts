@@ -14,6 +14,10 @@ import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
 import { stateCommand } from './state.js';
 import { tracesCommand } from './traces.js';
+import { exploreCommand } from './explore.js';
+import { mergeCommand } from './merge.js';
+import { sqlCommand } from './sql.js';
+import { reportCommand } from './report.js';
 
 const EXIT_HELP = `
 Exit codes:
@@ -22,7 +26,9 @@ Exit codes:
   2  usage: bad or missing arguments (e.g. --seed abc, negative numbers, --at past the end)
   3  replay mismatch: the re-executed run differs from the recording;
      bisect: the two traces do not carry the same guest intents (not comparable)
-  bisect: 0 no divergence, 1 divergence found
+  4  bisect: a divergence was found (0: none)
+  5  explore: nondeterminism (--verify-every: a re-run differs)
+  130 explore: interrupted (finished blocks are saved)
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 
@@ -34,7 +40,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, sqlCommand, reportCommand]) add(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { record } from '../src/app/record.js';
 import { type CommonOpts, bold, dbPath, out, parseCount, printJson, red, withCommon } from './common.js';
 import { printFinding } from './findings.js';
+import { progressBar } from './progress.js';
 import { addSimOptions, type SimOpts, simConfigOf } from './sim-options.js';
 
 interface Opts extends CommonOpts, SimOpts {
@@ -17,7 +18,13 @@ export function recordCommand(program: Command): void {
     .action((o: Opts) => {
       const { config, seed } = simConfigOf(o);
       const checkpointEvery = parseCount('--checkpoint-every', o.checkpointEvery, 1);
-      const result = record({ db: dbPath(o), config, seed, name: o.name, checkpointEvery });
+      const bar = progressBar(o, 'record', 'ops');
+      let result;
+      try {
+        result = record({ db: dbPath(o), config, seed, name: o.name, checkpointEvery, progress: (d, t) => bar.update(d, t) });
+      } finally {
+        bar.stop();
+      }
       if (o.json) return printJson(result);
       out(`${bold('trace ' + result.trace)}: ${result.events} events, hash ${result.hash.slice(0, 16)}`);
       if (!result.findings.length) out('no findings');

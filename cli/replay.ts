@@ -1,22 +1,30 @@
 import type { Command } from 'commander';
 import { replayTrace } from '../src/app/replay.js';
 import { EXIT } from '../src/errors.js';
+import { progressBar } from './progress.js';
 import { type CommonOpts, bold, dbPath, green, out, printJson, red, toJson, withCommon, yellow } from './common.js';
 
 export function replayCommand(program: Command): void {
   withCommon(program.command('replay <trace>'))
     .description('re-execute a trace from its seed and verify every event (exit 3 at the first mismatch)')
     .action((id: string, o: CommonOpts) => {
-      const r = replayTrace(dbPath(o), id);
+      const bar = progressBar(o, 'replay');
+      let r;
+      try {
+        r = replayTrace(dbPath(o), id, (d, t) => bar.update(d, t));
+      } finally {
+        bar.stop();
+      }
       if (o.json) printJson(r);
       else {
         if (r.incomplete) out(yellow(`trace ${r.trace} is incomplete: the recording stopped after ${r.recorded} events; verifying that prefix`));
         if (r.ok) {
           out(
             `${green('ok')}: ${r.mode === 'fold' ? 'folded' : 're-executed and verified'} ${r.events} events` +
-              (r.mode === 're-execute' ? `, ${r.checkpoints} checkpoint state hashes` : ''),
+              (r.mode === 're-execute' && r.checkpoints ? ` and ${r.checkpoints} checkpoint state hashes` : ''),
           );
           for (const f of r.findings.slice(0, 5)) out(`${red(f.class)} at #${f.seq}: ${f.message}`);
+          if (r.findings.length > 5) out(`… ${r.findings.length - 5} more findings (dmareplay log ${r.trace} --kind finding)`);
         } else {
           out(`${red('MISMATCH')} at event ${r.mismatch!.seq}: ${r.mismatch!.reason}`);
           out(`${bold('recorded:')} ${toJson(r.mismatch!.expected).replace(/\s+/g, ' ')}`);

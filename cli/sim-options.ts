@@ -7,15 +7,17 @@ import {
   ConfigError,
   defaultDevices,
   type DeviceConfig,
-  defaultFaults,
   FAULT_KINDS,
+  KNOBS,
   parseFault,
+  parseKnob,
   parseVariant,
   type SimConfig,
   validateConfig,
   type WorkloadName,
   WORKLOADS,
 } from '../src/sim/config.js';
+import { pctStepsFor } from '../src/sim/schedule.js';
 import { parseCount, parseSeed } from './common.js';
 
 export interface SimOpts {
@@ -33,6 +35,9 @@ export interface SimOpts {
   backend?: string;
   accessPlatform?: boolean;
   protected?: boolean;
+  knob?: string[];
+  pctDepth?: string;
+  pctSteps?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -43,7 +48,7 @@ export function addSimOptions(cmd: Command, withPath = true): Command {
     .option('--seed <n>', 'random seed (an integer; stored as a string)', '1')
     .option('--ops <n>', 'guest operations to run', '8')
     .option('--ring <n>', 'virtqueue size (power of two, 2..256)', '256')
-    .option('--fault <kind[=arg]>', `inject a fault (repeatable; 'none' for no fault): ${FAULT_KINDS.join(', ')}`, collect, [])
+    .option('--fault <kind[=arg]>', `inject a fault (repeatable; default: none): ${FAULT_KINDS.join(', ')}`, collect, [])
     .option('--variant <key=value>', 'a kernel/QEMU behaviour variant (repeatable), e.g. wakeRule=gt, sizeZero=reject-all, asyncInvalidate=true', collect, [])
     .option('--packed', 'negotiate VIRTIO_F_RING_PACKED')
     .option('--no-event-idx', 'do not negotiate VIRTIO_RING_F_EVENT_IDX')
@@ -51,7 +56,10 @@ export function addSimOptions(cmd: Command, withPath = true): Command {
     .option('--no-access-platform', 'the device does not offer VIRTIO_F_ACCESS_PLATFORM (legacy/transitional)')
     .option('--translate <mode>', 'what the device does with desc.addr: gpa | iova | shadow (default: what the path implies)')
     .option('--backend <name>', 'vhost | vhost-vdpa | qemu', 'vhost')
-    .option('--protected', 'a protected guest (SEV/TDX): ACCESS_PLATFORM required');
+    .option('--protected', 'a protected guest (SEV/TDX): ACCESS_PLATFORM required')
+    .option('--knob <key=value>', `a workload knob (repeatable): ${Object.keys(KNOBS).join(', ')}`, collect, [])
+    .option('--pct-depth <d>', 'schedule with PCT of depth d (priority change points) instead of uniform random choice')
+    .option('--pct-steps <k>', 'PCT: the steps the d-1 change points are drawn from (default: 16 per guest operation, at least 32)');
   if (withPath) cmd.option('--path <name>', `DMA path: ${PATHS.join(' | ')}`, 'iommu');
   return cmd;
 }
@@ -70,7 +78,8 @@ export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: Sim
   const seed = parseSeed(o.seed);
   if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script').join(', ')})`);
   if (!(PATHS as readonly string[]).includes(path)) throw new UsageError(`unknown path ${JSON.stringify(path)} (known: ${PATHS.join(', ')})`);
-  const faults = usage(() => (o.fault?.length ? o.fault.filter((f) => f !== 'none').map(parseFault) : defaultFaults(o.workload as WorkloadName, path as PathName)));
+  // no fault unless one is asked for: nothing is injected behind the user's back
+  const faults = usage(() => (o.fault ?? []).filter((f) => f !== 'none').map(parseFault));
   const variants = usage(() => (o.variant ?? []).reduce((acc, v) => ({ ...acc, ...parseVariant(v) }), {}));
   const config: SimConfig = {
     workload: o.workload as WorkloadName,
@@ -94,6 +103,14 @@ export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: Sim
     }));
   }
   if (o.protected) config.protected = true;
+  const knobs = usage(() => (o.knob ?? []).reduce((acc, v) => ({ ...acc, ...parseKnob(v) }), {}));
+  if (Object.keys(knobs).length) config.knobs = knobs;
+  if (o.pctDepth !== undefined) {
+    const depth = parseCount('--pct-depth', o.pctDepth, 1, 16)!;
+    const steps = parseCount('--pct-steps', o.pctSteps, 1, 1e9) ?? pctStepsFor(config.ops);
+    config.schedule = { strategy: 'pct', depth, steps };
+  } else if (o.pctSteps !== undefined) throw new UsageError('--pct-steps needs --pct-depth');
   usage(() => validateConfig(config));
   return { config, seed };
 }
+

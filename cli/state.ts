@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { stateAt } from '../src/app/state.js';
 import { UsageError } from '../src/errors.js';
+import { bdf } from '../src/events/format.js';
 import { type CommonOpts, bold, dbPath, dim, out, parseAddr, parseCount, printJson, red, withCommon } from './common.js';
 
 interface Opts extends CommonOpts {
@@ -35,7 +36,7 @@ export function stateCommand(program: Command): void {
       if (s.event) out(`event: ${s.event.kind} by ${s.event.actor}`);
       out(`${p.memTable.length} memory region(s), ${s.world.mem.size} guest pages touched, ${p.passes} device passes${p.protected ? ', protected guest' : ''}`);
       for (const d of p.devices) {
-        out(bold(`device ${d.dev.toString(16).padStart(2, '0')} ${d.name}: path ${d.path}, translate ${d.translate}, ${d.useDmaApi ? 'DMA API' : 'no DMA API'}, ${d.backend}${d.probed ? '' : red(' REFUSED')}`));
+        out(bold(`device ${bdf(d.dev)} ${d.name}: path ${d.path}, translate ${d.translate}, ${d.useDmaApi ? 'DMA API' : 'no DMA API'}, ${d.backend}${d.probed ? '' : red(' REFUSED')}`));
         if (d.iommu.length) out(`  IOMMU mappings (${d.iommu.length} pages)`);
         for (const m of d.iommu.slice(0, 32)) out(`    iova ${m.iova} → gpa ${m.gpa} ${m.perm}  (#${m.seq})`);
         if (d.iotlb.entries.length || d.iotlb.pending.length) out(`  device IOTLB (${d.iotlb.entries.length} entries, ${d.iotlb.pending.length} pending misses)`);
@@ -44,17 +45,17 @@ export function stateCommand(program: Command): void {
         if (d.dmaLive.length) out(`  live DMA mappings: ${d.dmaLive.length}`);
         for (const m of d.dmaLive.slice(0, 16)) out(`    dma ${m.dma} ← phys ${m.phys} +${m.size} ${m.dir} ${m.type} (#${m.seq})`);
       }
-      for (const i of p.vmm.invals) out(`  ${red('owed INVALIDATE')} dev ${i.dev.toString(16)} [${i.iova} +${i.size}] requested at #${i.req}, due after pass ${i.due}`);
+      for (const i of p.vmm.invals) out(`  ${red('owed INVALIDATE')} dev ${bdf(i.dev)} [${i.iova} +${i.size}] requested at #${i.req}, due after pass ${i.due}`);
       if (p.swiotlb.slots.length) out(bold(`swiotlb: ${p.swiotlb.slots.length} live bounce mappings`));
       for (const r of p.rings)
         out(
           bold(`vq ${r.q}`) +
-            ` (dev ${r.dev.toString(16)}, ${r.packed ? 'packed' : 'split'}, num ${r.num}): avail ${r.availIdx}, device last_avail ${r.lastAvail}, used ${r.usedIdx}, driver last_used ${r.lastUsed}, ${r.extra.length} in flight${r.parked ? red(' PARKED') : ''}${r.broken ? red(' BROKEN') : ''}${r.kicked ? ' kicked' : ''}`,
+            ` (dev ${bdf(r.dev)}, ${r.packed ? 'packed' : 'split'}, num ${r.num}): avail ${r.availIdx}, device last_avail ${r.lastAvail}, used ${r.usedIdx}, driver last_used ${r.lastUsed}, ${r.extra.length} in flight${r.parked ? red(' PARKED') : ''}${r.broken ? red(' BROKEN') : ''}${r.kicked ? ' kicked' : ''}`,
         );
       const m = s.memory as Record<string, any>;
       if (m.gpa) out(`${bold('gpa ' + m.gpa.gpa)}: ${m.gpa.bytes}`);
       for (const v of (m.iova ?? []) as any[]) {
-        out(bold(`iova ${v.iova} (device ${v.dev.toString(16)})`) + (v.coherent ? '' : red('  INCOHERENT')));
+        out(bold(`iova ${v.iova} (device ${bdf(v.dev)})`) + (v.coherent ? '' : red('  INCOHERENT')));
         out(`  IOMMU:        ${v.iommu ? `gpa ${v.iommu.gpa} (${v.iommu.perm}, #${v.iommu.mappedAt}): ${v.iommu.bytes}` : 'not mapped'}`);
         out(`  device IOTLB: ${v.deviceIotlb ? `gpa ${v.deviceIotlb.gpa} (UPDATE #${v.deviceIotlb.entry}): ${v.deviceIotlb.bytes}` : 'no entry'}`);
       }

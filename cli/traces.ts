@@ -24,8 +24,9 @@ export function tracesCommand(program: Command): void {
         }));
         if (o.json) return printJson(rows);
         if (!rows.length) return out('no traces');
+        // the name says what the trace is (workload/path, ring, ops, seed, faults, variants); --json adds when it was made
         for (const t of rows)
-          out(`${String(t.id).padStart(4)}  ${t.name.padEnd(32)} ${String(t.events).padStart(9)} events ${String(t.findings).padStart(5)} findings  ${t.complete ? '' : yellow('INCOMPLETE ')}${t.created}`);
+          out(`${String(t.id).padStart(4)}  ${String(t.events).padStart(9)} events ${String(t.findings).padStart(5)} findings  ${t.source === 'sim' ? '' : t.source + ' '}${t.complete ? '' : yellow('INCOMPLETE ')}${t.name}`);
       } finally {
         db.close();
       }

@@ -15,6 +15,11 @@ describe('README', () => {
     for (const k of KIND_NAMES) expect(readme).toContain('| `' + k + '` | ' + Object.keys(KINDS[k].fields).join(', ') + ' |');
     for (const c of FINDING_CLASSES) expect(readme).toContain('`' + c + '`');
   });
+  it('shows the library test that npm test runs, verbatim', () => {
+    const lib = readFileSync(join(ROOT, 'test', 'library.test.ts'), 'utf8');
+    expect(readme).toContain('```ts\n' + lib + '```');
+    expect(lib).toMatch(/from 'dmareplay'/);
+  });
   it('.ci/run runs exactly the README test command after a clean install', () => {
     const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
     expect(ci).toMatch(/\nnpm ci\nnpm test\n/);

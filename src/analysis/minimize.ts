@@ -65,7 +65,8 @@ export function ddmin<T>(items: T[], fails: (subset: T[]) => boolean): T[] {
   return current;
 }
 
-export function minimize(config: SimConfig, seed: string): MinimizeResult | null {
+/** `progress`, if given, is called after each test run with the number of runs so far (no clock: the caller draws). */
+export function minimize(config: SimConfig, seed: string, progress?: (tests: number) => void): MinimizeResult | null {
   const original = simulate(config, seed);
   const signature = firstClass(original);
   if (!signature) return null;
@@ -75,7 +76,9 @@ export function minimize(config: SimConfig, seed: string): MinimizeResult | null
   let tests = 0;
   const test = (ops: ScriptOp[], faults: Fault[]) => {
     tests++;
-    return ops.length > 0 && simulate(as(ops, faults), seed).some((e) => e.kind === 'finding' && e.cls === signature);
+    const hit = ops.length > 0 && simulate(as(ops, faults), seed).some((e) => e.kind === 'finding' && e.cls === signature);
+    progress?.(tests);
+    return hit;
   };
   let ops = script;
   let faults = config.faults;

@@ -52,7 +52,8 @@ function fails(config: SimConfig, seed: string, from: Snapshot, rngSeed: string,
   return hit;
 }
 
-export function perturb(config: SimConfig, seed: string, opts: { variants?: number; every?: number } = {}): PerturbResult {
+/** `opts.progress`, if given, is called after each perturbed run with the runs done and the runs planned. */
+export function perturb(config: SimConfig, seed: string, opts: { variants?: number; every?: number; progress?: (done: number, total: number) => void } = {}): PerturbResult {
   const variants = opts.variants ?? 8;
   const events: DmaEvent[] = [];
   const snaps: Snapshot[] = [];
@@ -70,10 +71,15 @@ export function perturb(config: SimConfig, seed: string, opts: { variants?: numb
   if (!signature) return { signature: '', atOps, points: [], inevitableAt: null, lastAvoidableAt: null, window: [], owed: [] };
   const firstFinding = events.find((e) => e.kind === 'finding')!.seq;
   const points: PerturbPoint[] = [];
+  const planned = snaps.filter((s) => s.seq < firstFinding).length * variants;
+  let runs = 0;
   for (const s of snaps) {
     if (s.seq >= firstFinding) break;
     let failing = 0;
-    for (let k = 0; k < variants; k++) if (fails(config, seed, s, `${seed}/perturb/${s.seq}/${k}`, signature, atOps)) failing++;
+    for (let k = 0; k < variants; k++) {
+      if (fails(config, seed, s, `${seed}/perturb/${s.seq}/${k}`, signature, atOps)) failing++;
+      opts.progress?.(++runs, planned);
+    }
     points.push({ seq: s.seq, failing, variants, fraction: failing / variants });
   }
   const firstFull = points.findIndex((p, i) => p.failing === p.variants && points.slice(i).every((q) => q.failing === q.variants));

@@ -77,7 +77,7 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
     const intent = w.rings[q]?.extra.get(id)?.op;
     return intent === undefined ? undefined : opOfIntent.get(intent);
   };
-  fold(chunks, {
+  fold(chunks, null, {
     noLiveness: true,
     onEvent(ev: DmaEvent, w: World) {
       switch (ev.kind) {

@@ -10,6 +10,7 @@ import { toJsonl } from '../events/jsonl.js';
 import { readChunks } from '../store/db.js';
 import { ENGINE_VERSION } from '../store/recorder.js';
 import { record } from './record.js';
+import { traceName } from './sim-args.js';
 import { traceConfig, withTrace } from './load.js';
 import type { SimConfig } from '../sim/config.js';
 
@@ -21,7 +22,7 @@ function simulated(dbPath: string, id: string): { config: SimConfig; seed: strin
   });
 }
 
-export function perturbTrace(dbPath: string, id: string, opts: { variants?: number; every?: number }): PerturbResult & { trace: number } {
+export function perturbTrace(dbPath: string, id: string, opts: { variants?: number; every?: number; progress?: (done: number, total: number) => void }): PerturbResult & { trace: number } {
   const t = simulated(dbPath, id);
   const r = perturb(t.config, t.seed, opts);
   if (!r.signature) throw new InputError(`trace ${t.trace} has no finding: nothing to perturb`);
@@ -34,11 +35,11 @@ export interface MinimizeReport extends Omit<MinimizeResult, 'events'> {
   file: string;
 }
 
-export function minimizeTrace(dbPath: string, id: string, out?: string): MinimizeReport {
+export function minimizeTrace(dbPath: string, id: string, out?: string, progress?: (tests: number) => void): MinimizeReport {
   const t = simulated(dbPath, id);
-  const r = minimize(t.config, t.seed);
+  const r = minimize(t.config, t.seed, progress);
   if (!r) throw new InputError(`trace ${t.trace} has no finding that its own intents reproduce: nothing to minimize`);
-  const name = `minimized from ${t.trace}: ${t.name}`;
+  const name = `minimized from ${t.trace}: ${traceName(r.config, t.seed)}`;
   const file = out ?? `minimized-${t.trace}.jsonl`;
   // the file is written (to a temporary name beside it) before the trace is stored, and renamed
   // after: an unwritable --out fails the command before anything reaches the database

@@ -8,6 +8,8 @@ import { deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../sto
 import { loadProjections, saveProjections } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
+import { counted, type ProgressFn } from './progress.js';
+import { traceName } from './sim-args.js';
 import type { SimConfig } from '../sim/config.js';
 import BetterSqlite from 'better-sqlite3';
 import type Database from 'better-sqlite3';
@@ -31,10 +33,10 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-function hashesOf(db: Database.Database, t: TraceRow, fresh: Map<number, OpHash[]>): OpHash[] {
+function hashesOf(db: Database.Database, t: TraceRow, fresh: Map<number, OpHash[]>, progress?: ProgressFn, what?: string): OpHash[] {
   const cached = loadProjections(db, t.id);
   if (cached) return cached;
-  const h = opHashes(project(readChunks(db, t), -1));
+  const h = opHashes(project(counted(readChunks(db, t), t.events, progress, what), -1));
   fresh.set(t.id, h);
   return h;
 }
@@ -64,14 +66,14 @@ function cacheProjections(dbPath: string, fresh: Map<number, OpHash[]>): void {
   }
 }
 
-export function bisectTraces(dbPath: string, idA: string, idB: string): BisectReport {
+export function bisectTraces(dbPath: string, idA: string, idB: string, progress?: ProgressFn): BisectReport {
   const fresh = new Map<number, OpHash[]>();
-  const report = bisectReadOnly(dbPath, idA, idB, fresh);
+  const report = bisectReadOnly(dbPath, idA, idB, fresh, progress);
   cacheProjections(dbPath, fresh);
   return report;
 }
 
-function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, OpHash[]>): BisectReport {
+function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, OpHash[]>, progress?: ProgressFn): BisectReport {
   const a = parseTraceId(idA);
   const b = parseTraceId(idB);
   const db = openDb(dbPath);
@@ -88,8 +90,8 @@ function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<num
       throw new NotComparable(
         `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
       );
-    const ha = hashesOf(db, ta, fresh);
-    const hb = hashesOf(db, tb, fresh);
+    const ha = hashesOf(db, ta, fresh, progress, `projecting trace ${a}`);
+    const hb = hashesOf(db, tb, fresh, progress, `projecting trace ${b}`);
     const { index, probes } = firstDivergence(ha, hb);
     const base = { probes, ops: ha.length, bytes: [], chain: [] };
     if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
@@ -120,11 +122,13 @@ export interface BisectRun {
 }
 
 /** Records the workload under both paths (faults apply to both), then bisects the two traces. */
-export function bisectRun(r: BisectRun): BisectReport & { traces: [number, number] } {
-  const ta = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathA }, name: `bisect A: ${r.base.workload}/${r.pathA}/seed=${r.seed}` });
+export function bisectRun(r: BisectRun, progress?: ProgressFn): BisectReport & { traces: [number, number] } {
+  const ca = { ...r.base, path: r.pathA };
+  const cb = { ...r.base, path: r.pathB };
+  const ta = record({ db: r.db, seed: r.seed, config: ca, name: `bisect A: ${traceName(ca, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording A (ops)') });
   let tb: ReturnType<typeof record>;
   try {
-    tb = record({ db: r.db, seed: r.seed, config: { ...r.base, path: r.pathB }, name: `bisect B: ${r.base.workload}/${r.pathB}/seed=${r.seed}` });
+    tb = record({ db: r.db, seed: r.seed, config: cb, name: `bisect B: ${traceName(cb, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording B (ops)') });
   } catch (e) {
     // the command fails: it leaves the database as it found it, without trace A too
     try {
@@ -134,5 +138,5 @@ export function bisectRun(r: BisectRun): BisectReport & { traces: [number, numbe
     }
     throw e;
   }
-  return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace)), traces: [ta.trace, tb.trace] };
+  return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace), progress), traces: [ta.trace, tb.trace] };
 }

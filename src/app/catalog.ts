@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { chunksOf } from '../engine/chunks.js';
 import { fold } from '../engine/replay.js';
+import { JUDGE } from '../check/index.js';
 import { JsonlError, parseJsonl, toJsonl } from '../events/jsonl.js';
 import type { DmaEvent } from '../events/schema.js';
 import { SCENARIOS, type Scenario } from '../sim/catalog.js';
@@ -88,8 +89,8 @@ function classesOf(text: string, file: string): { classes: string[]; events: num
     if (e instanceof JsonlError) throw new InputError(`${file}: ${e.message}`);
     throw e;
   }
-  const r = fold(chunksOf(parsed.events));
-  const classes = [...new Set(r.findings.map((f) => (f.kind === 'finding' ? f.cls : '')))].filter(Boolean);
+  const r = fold(chunksOf(parsed.events), JUDGE);
+  const classes = [...new Set(r.findings.map((f) => f.cls))];
   return { classes, events: parsed.events.length };
 }
 

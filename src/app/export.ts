@@ -45,7 +45,7 @@ export function exportHeader(trace: TraceRow): TraceHeader {
  * Writes the export of trace `id` through `write`, in pieces of about 1 MiB; `write` may return a
  * promise (back-pressure). The database stays open only while this runs.
  */
-export async function exportTrace(dbPath: string, id: string, write: (chunk: string) => void | Promise<void>): Promise<{ trace: number; events: number }> {
+export async function exportTrace(dbPath: string, id: string, write: (chunk: string) => void | Promise<void>, opts: { progress?: (done: number, total: number) => void } = {}): Promise<{ trace: number; events: number }> {
   const { db, trace } = loadTrace(dbPath, id);
   try {
     let buf = headerLine(exportHeader(trace)) + '\n';
@@ -58,6 +58,7 @@ export async function exportTrace(dbPath: string, id: string, write: (chunk: str
         buf += eventLine(ev) + '\n';
         n++;
       }
+      opts.progress?.(c.seq0 + c.n - 1, trace.events);
       if (buf.length >= 1 << 20) {
         await write(buf);
         buf = '';

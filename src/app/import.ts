@@ -7,16 +7,16 @@
 // transaction, so even a failure half way (the file changed under us) leaves the database as it was.
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
-import { liveness, QUIESCENT } from '../check/liveness.js';
-import { runPostCheckers, runPreCheckers } from '../check/index.js';
-import { ApplyError, mutate } from '../engine/apply.js';
+import { JUDGE } from '../check/index.js';
+import { ApplyError } from '../engine/apply.js';
+import { Pipeline } from '../engine/pipeline.js';
 import { InputError, UsageError } from '../errors.js';
 import { hex } from '../events/json.js';
 import { JsonlError, parseEventLine, parseHeader, stripBom, type TraceHeader, validateLine } from '../events/jsonl.js';
 import { TraceValidator, ValidationError } from '../events/validate.js';
 import { VARIANT_CHOICES } from '../model/variants.js';
-import type { DmaEvent, NewEvent } from '../events/schema.js';
-import { emptyWorld, type World } from '../model/world.js';
+import type { DmaEvent, EventOf, NewEvent } from '../events/schema.js';
+import type { World } from '../model/world.js';
 import { detectFormat } from '../import/detect.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, singleStream, type PhaseStat } from '../import/merge.js';
@@ -43,8 +43,10 @@ export interface ImportOptions {
 
 export interface ImportFinding {
   class: string;
-  /** the event the finding is about */
+  /** the finding's number: its seq in the trace (see src/engine/pipeline.ts), as record reports it */
   seq: number;
+  /** the event it is about */
+  cause: number;
   iova?: string;
   gpa?: string;
   message: string;
@@ -112,33 +114,54 @@ export async function detectImportFormat(file: string): Promise<'jsonl' | 'qemu-
   return f;
 }
 
-/** Applies events one by one the way record and fold do: pre-checkers, apply, post-checkers, findings appended. */
+/**
+ * Steps the input through the engine's pipeline with every checker, as record and fold do. Log
+ * imports insert the findings as events (emit mode: the pipeline numbers every event); a JSONL file
+ * is the trace, with its own seqs and the findings it was recorded with (fold mode).
+ */
 class Folder {
-  readonly world: World = emptyWorld();
-  private owned = new Set<Uint8Array>();
-  seq = 0;
+  private readonly pipe: Pipeline;
   readonly byKind = new Map<string, number>();
   readonly findings: ImportFinding[] = [];
-  private nextCheckpoint: number;
 
   constructor(
-    private readonly sink: ((ev: DmaEvent) => void) | null,
-    private readonly checkpoint: ((seq: number, w: World) => void) | null,
-    private readonly every: number,
+    sink: ((ev: DmaEvent) => void) | null,
+    checkpoint: ((seq: number, w: World) => void) | null,
+    every: number,
     /** insert the findings as events (log imports) or only report them (JSONL: the file is the trace) */
     private readonly insertFindings: boolean,
   ) {
-    this.nextCheckpoint = every;
-    // a log's events are made here, not read: they get the checks a JSONL line gets when read
-    this.validator = insertFindings ? new TraceValidator({ variants: VARIANT_CHOICES }) : null;
+    this.pipe = new Pipeline({
+      judge: JUDGE,
+      mode: insertFindings ? 'emit' : 'fold',
+      event: (ev) => {
+        this.byKind.set(ev.kind, (this.byKind.get(ev.kind) ?? 0) + 1);
+        sink?.(ev);
+      },
+      finding: (f) => this.note(f),
+      checkpoint: checkpoint ?? undefined,
+      checkpointEvery: every,
+    });
+    // a log's events are made here, not read: they get the checks a JSONL line gets when read (the
+    // findings the pipeline inserts between them are its own, hence the gaps)
+    this.validator = insertFindings ? new TraceValidator({ variants: VARIANT_CHOICES, gaps: true }) : null;
   }
 
   private readonly validator: TraceValidator | null;
 
-  private note(f: NewEvent & { kind: 'finding' }): void {
+  get world(): World {
+    return this.pipe.world;
+  }
+
+  get seq(): number {
+    return this.pipe.seq;
+  }
+
+  private note(f: EventOf<'finding'>): void {
     this.findings.push({
       class: f.cls,
-      seq: f.cause,
+      seq: f.seq,
+      cause: f.cause,
       ...(f.iova ? { iova: hex(f.iova) } : {}),
       ...(f.gpa ? { gpa: hex(f.gpa) } : {}),
       message: f.message,
@@ -147,53 +170,16 @@ class Folder {
 
   /** One event of the input (an imported event, or a line of the JSONL file with its seq). */
   put(e: NewEvent | DmaEvent): void {
-    const ev = e as DmaEvent;
-    // a simulated run marks where nothing could run any more: liveness is judged there (as fold does)
-    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone) this.finish();
-    if (this.insertFindings) ev.seq = ++this.seq;
-    else this.seq = ev.seq;
-    this.validator?.check(ev);
-    const pre = ev.kind === 'finding' ? null : runPreCheckers(this.world, ev);
-    mutate(this.world, ev, this.owned);
-    this.count(ev);
-    this.sink?.(ev);
-    if (ev.kind === 'finding') return;
-    const post = runPostCheckers(this.world, ev);
-    for (const f of [...(pre ?? []), ...post]) this.finding(f);
-    this.maybeCheckpoint();
+    if (this.insertFindings) {
+      this.validator?.check({ ...(e as NewEvent), seq: this.pipe.seq + 1 } as DmaEvent);
+      this.pipe.emit(e as NewEvent);
+    } else this.pipe.put(e as DmaEvent);
+    this.pipe.maybeCheckpoint();
   }
 
-  private finding(f: NewEvent): void {
-    if (f.kind !== 'finding') return;
-    if (f.cause === 0) f.cause = this.seq;
-    this.note(f);
-    if (!this.insertFindings) return;
-    const ev = f as DmaEvent;
-    ev.seq = ++this.seq;
-    this.validator?.check(ev);
-    mutate(this.world, ev, this.owned);
-    this.count(ev);
-    this.sink?.(ev);
-  }
-
-  private count(ev: DmaEvent): void {
-    this.byKind.set(ev.kind, (this.byKind.get(ev.kind) ?? 0) + 1);
-  }
-
-  private maybeCheckpoint(): void {
-    if (this.seq < this.nextCheckpoint) return;
-    this.checkpoint?.(this.seq, this.world);
-    this.owned = new Set();
-    this.nextCheckpoint = (Math.floor(this.seq / this.every) + 1) * this.every;
-  }
-
-  private livenessDone = false;
-
-  /** End of input (or the quiescent marker): what is stuck for good, as fold judges it. */
+  /** End of input: what is stuck for good, unless a QUIESCENT marker judged it already. */
   finish(): void {
-    if (this.livenessDone) return;
-    this.livenessDone = true;
-    for (const f of liveness(this.world)) this.finding(f);
+    this.pipe.end();
   }
 }
 

@@ -1,7 +1,7 @@
 // log: the events of a trace, optionally a seq range and kinds.
 import { decodeAt, sizeAt } from '../events/binary.js';
 import { kindMatcher } from '../events/format.js';
-import type { DmaEvent } from '../events/schema.js';
+import { type DmaEvent, KIND_NAMES } from '../events/schema.js';
 import { UsageError } from '../errors.js';
 import { readChunks } from '../store/db.js';
 import { withTrace } from './load.js';
@@ -12,6 +12,15 @@ export interface LogQuery {
   kind?: string;
 }
 
+/** Every comma-separated glob of a --kind pattern must match some kind: a typo is an error, not an empty log. */
+export function checkKindPattern(pattern: string | undefined): void {
+  if (!pattern) return;
+  for (const p of pattern.split(',')) {
+    if (!KIND_NAMES.some(kindMatcher(p)))
+      throw new UsageError(`--kind ${JSON.stringify(p.trim())} matches no event kind (kinds: ${KIND_NAMES.join(', ')})`);
+  }
+}
+
 /** Calls `each` for every selected event, streaming; returns the trace's header row. */
 export function logTrace(dbPath: string, id: string, q: LogQuery, each: (ev: DmaEvent) => void) {
   return withTrace(dbPath, id, ({ db, trace }) => {
@@ -19,6 +28,7 @@ export function logTrace(dbPath: string, id: string, q: LogQuery, each: (ev: Dma
     const to = q.to ?? trace.events;
     if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
     const match = kindMatcher(q.kind);
+    checkKindPattern(q.kind);
     for (const c of readChunks(db, trace, from, to)) {
       let off = 0;
       for (let i = 0; i < c.n; i++) {

@@ -3,6 +3,7 @@ import { closeWritable, openDb, storeError } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
+import { traceName } from './sim-args.js';
 
 export const DEFAULT_CHECKPOINT_EVERY = 16384;
 
@@ -12,6 +13,8 @@ export interface RecordOptions {
   seed: string;
   name?: string;
   checkpointEvery?: number;
+  /** called at each guest operation with the operations issued and planned (the caller draws; no clock here) */
+  progress?: (ops: number, total: number) => void;
 }
 
 export interface FindingSummary {
@@ -35,7 +38,7 @@ export function record(opts: RecordOptions): RecordResult {
   let rec: Recorder | null = null;
   try {
     rec = new Recorder(db, {
-      name: opts.name ?? `${config.workload}/${config.path}/seed=${opts.seed}`,
+      name: opts.name ?? traceName(config, opts.seed),
       source: 'sim',
       seed: opts.seed,
       config,
@@ -46,6 +49,7 @@ export function record(opts: RecordOptions): RecordResult {
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
         r.event(ev);
+        if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
         if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: r.checkpoint.bind(r),

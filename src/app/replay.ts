@@ -1,9 +1,12 @@
 // replay: re-execute a simulated trace and verify it event by event, or fold an imported one.
 import { eventToJson } from '../events/json.js';
 import { InputError } from '../errors.js';
-import { fold, reexecute } from '../engine/replay.js';
+import { JUDGE } from '../check/index.js';
+import { fold } from '../engine/replay.js';
+import { reexecute } from '../sim/replay.js';
 import { checkpointHashes, listFindings, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
+import { counted, type ProgressFn } from './progress.js';
 
 export interface ReplayReport {
   trace: number;
@@ -17,11 +20,11 @@ export interface ReplayReport {
   mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
 }
 
-export function replayTrace(dbPath: string, id: string): ReplayReport {
+export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
-      const r = fold(readChunks(db, trace));
+      const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
       verifyCheckpoints(db, trace);
       return {
         ...base,
@@ -29,10 +32,10 @@ export function replayTrace(dbPath: string, id: string): ReplayReport {
         ok: true,
         events: r.events,
         checkpoints: 0,
-        findings: r.findings.map((f) => (f.kind === 'finding' ? { class: f.cls, seq: f.seq, message: f.message } : { class: '?', seq: f.seq, message: '' })),
+        findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
       };
     }
-    const out = reexecute(traceConfig(trace), trace.seed, readChunks(db, trace), {
+    const out = reexecute(traceConfig(trace), trace.seed, counted(readChunks(db, trace), trace.events, progress), {
       checkpointEvery: trace.checkpoint_every,
       checkpointHashes: checkpointHashes(db, trace),
       complete: !!trace.complete,

@@ -2,6 +2,7 @@
 // as the guest's IOMMU and as the device's IOTLB would resolve them.
 import { UsageError } from '../errors.js';
 import { eventToJson, hex } from '../events/json.js';
+import { JUDGE } from '../check/index.js';
 import { seek } from '../engine/seek.js';
 import { decodeCheckpoint, stateHash, worldToPlain } from '../engine/snapshot.js';
 import { lookup } from '../model/device-iotlb.js';
@@ -46,7 +47,7 @@ export function stateAt(dbPath: string, id: string, query: StateQuery) {
     }
     const ck = checkpointBefore(db, trace, q.at);
     const checkpoint = ck ? decodeCheckpoint(ck.seq, ck.state) : null;
-    const r = seek(checkpoint, readChunks(db, trace, (ck?.seq ?? 0) + 1, q.at), q.at);
+    const r = seek(checkpoint, readChunks(db, trace, (ck?.seq ?? 0) + 1, q.at), q.at, JUDGE);
     const len = q.len ?? 64;
     const memory: Record<string, unknown> = {};
     if (q.gpa !== undefined) memory.gpa = { gpa: hex(q.gpa), bytes: hexOf(readMem(r.world.mem, q.gpa, len)) };

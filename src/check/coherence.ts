@@ -5,6 +5,7 @@
 //   INVALIDATE that should have removed the entry was late, lost or rejected (dma-domain.md §6 R1, B1b).
 // - the access must fall inside a live DMA-API mapping of the device, in the mapping's direction;
 // - a protected guest's device may only touch memory the guest shared (bounce pool, coherent rings).
+import { bdf } from '../events/format.js';
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
 import { inPool } from '../model/swiotlb.js';
@@ -22,7 +23,7 @@ export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent
   else if (d.useDmaApi) {
     const m = mappingFor(d, ev.dma, ev.len);
     if (!m)
-      out.push(finding(ev.seq, 'access-outside-mapping', `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at dma ${hex(ev.dma)}, outside every live DMA mapping of device ${hex(BigInt(d.dev))}`, [ev.seq], ev.dma, ev.gpa));
+      out.push(finding(ev.seq, 'access-outside-mapping', `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at dma ${hex(ev.dma)}, outside every live DMA mapping of device ${bdf(d.dev)}`, [ev.seq], ev.dma, ev.gpa));
     else if ((ev.dir === 'write' && m.dir === 'TO_DEVICE') || (ev.dir === 'read' && m.dir === 'FROM_DEVICE'))
       out.push(finding(ev.seq, 'access-wrong-dir', `device ${ev.dir === 'read' ? 'read' : 'wrote'} dma ${hex(ev.dma)} mapped ${m.dir} at #${m.seq}`, [m.seq, ev.seq], ev.dma, ev.gpa));
   }

@@ -1,11 +1,15 @@
 // Checkers turn events into findings (events too, appended right after the event they judge), in
-// record, replay and fold alike. Pre-checkers see the world before the event (an unmap is judged
-// against the entry it frees); post-checkers see it after.
-import type { DmaEvent, NewEvent } from '../events/schema.js';
+// record, replay, fold, import and seek alike: the engine's pipeline (src/engine/pipeline.ts) calls
+// them through JUDGE. Pre-checkers see the world before the event (an unmap is judged against the
+// entry it frees); post-checkers see it after. CHECKS says which checks each kind triggers.
+import type { Judge } from '../engine/pipeline.js';
+import { bdf } from '../events/format.js';
+import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
+import { liveness } from './liveness.js';
 import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
@@ -58,55 +62,74 @@ export const FINDING_CLASSES = [
   'missing-invalidation',
 ] as const;
 
-export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
-  switch (ev.kind) {
-    case 'dma.unmap':
-      return checkUnmap(w, ev);
-    case 'dma.sync':
-      return checkSync(w, ev);
-    case 'dma.map':
-      return [...checkOverlap(w, ev), ...checkMap(w, ev)];
-    default:
-      return null;
-  }
+type Check<K extends Kind> = (w: World, ev: EventOf<K>) => NewEvent[] | null;
+
+interface KindChecks<K extends Kind> {
+  /** before the event is applied (an unmap is judged against the entry it frees) */
+  readonly pre?: Check<K>;
+  /** after it is applied */
+  readonly post?: Check<K>;
+  /** the checks keep state in the world (the real-trace judgement): seek must step this kind */
+  readonly keepsState?: true;
 }
 
-export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
-  switch (ev.kind) {
-    case 'dev.access':
-      return checkDeviceAccess(w, ev);
-    case 'swiotlb.bounce':
-      return checkBounce(w, ev);
-    case 'cpu.read':
-      return checkCpuRead(w, ev);
-    case 'dev.teardown':
-      return checkTeardown(w, ev);
-    case 'vq.error':
-      return checkVqError(w, ev);
-    case 'vq.log':
-      return checkLog(w, ev);
-    case 'vring.post':
-      return checkPost(w, ev);
-    case 'iommu.fault':
-      return checkFault(w, ev);
-    case 'iommu.map':
-      return checkRealMap(w, ev);
-    case 'iommu.unmap':
-      return checkRealUnmap(w, ev);
-    case 'iommu.translate':
-      return checkRealTranslate(w, ev);
-    case 'marker':
-      return checkRealMarker(w, ev);
-    case 'opaque':
-      return checkRealOpaque(w, ev);
-    case 'dev.probe_fail':
-      return [finding(ev.seq, 'probe-refused', `device ${hex(BigInt(ev.dev))} refused: ${ev.reason}`, [ev.seq])];
-    case 'iommu.inv':
+/** Which checks each event kind triggers. A kind that is not here is never judged. */
+export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
+  'dma.unmap': { pre: checkUnmap },
+  'dma.sync': { pre: checkSync },
+  'dma.map': { pre: (w, ev) => [...checkOverlap(w, ev), ...checkMap(w, ev)] },
+  'dev.access': { post: checkDeviceAccess },
+  'swiotlb.bounce': { post: checkBounce },
+  'cpu.read': { post: checkCpuRead },
+  'dev.teardown': { post: checkTeardown },
+  'vq.error': { post: checkVqError },
+  'vq.log': { post: checkLog },
+  'vring.post': { post: checkPost },
+  'iommu.fault': { post: checkFault, keepsState: true },
+  'iommu.map': { post: checkRealMap, keepsState: true },
+  'iommu.unmap': { post: checkRealUnmap, keepsState: true },
+  'iommu.translate': { post: checkRealTranslate, keepsState: true },
+  marker: { post: checkRealMarker, keepsState: true },
+  opaque: { post: checkRealOpaque, keepsState: true },
+  'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])] },
+  'iommu.inv': {
+    keepsState: true,
+    post(w, ev) {
       // QEMU before 1804857f19f6 asserted that a notification lies within the notifier's range
       if (ev.gran === 'device' && !w.variants.devIotlbClamp && ev.iova + ev.size > 1n << 48n)
         return [finding(ev.seq, 'qemu-assert', `device-IOTLB invalidation of [${hex(ev.iova)}, ${hex(ev.iova + ev.size - 1n)}] is outside the IOMMU notifier's range: QEMU aborts (memory_region_notify_one assertion)`, [ev.seq], ev.iova)];
       return checkRealInv(w, ev); // nothing for a simulated trace
-    default:
-      return [];
-  }
+    },
+  },
+};
+
+type AnyCheck = (w: World, ev: DmaEvent) => NewEvent[] | null;
+// by kind, in Maps: they are looked up for every event
+const PRE = new Map<string, AnyCheck>();
+const POST = new Map<string, AnyCheck>();
+for (const k of Object.keys(CHECKS) as Kind[]) {
+  const c = CHECKS[k] as { pre?: AnyCheck; post?: AnyCheck };
+  if (c.pre) PRE.set(k, c.pre);
+  if (c.post) POST.set(k, c.post);
 }
+
+export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
+  const pre = PRE.get(ev.kind);
+  return pre ? pre(w, ev) : null;
+}
+
+export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
+  const post = POST.get(ev.kind);
+  return (post && post(w, ev)) || [];
+}
+
+/** Every checker, as the engine's pipeline calls them (record, replay, fold, import, seek). */
+export const JUDGE: Judge = {
+  pre: runPreCheckers,
+  post: (w, ev) => {
+    const post = POST.get(ev.kind);
+    return post ? post(w, ev) : null;
+  },
+  liveness,
+  stateful: new Set((Object.keys(CHECKS) as Kind[]).filter((k) => CHECKS[k]?.keepsState)),
+};

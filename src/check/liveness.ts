@@ -6,8 +6,7 @@ import { lookup } from '../model/device-iotlb.js';
 import type { World } from '../model/world.js';
 import { finding, hex } from './finding.js';
 
-/** The marker a simulated run emits when nothing can run any more. */
-export const QUIESCENT = 'quiescent';
+export { QUIESCENT } from '../engine/pipeline.js';
 
 export function liveness(w: World): NewEvent[] {
   const out: NewEvent[] = [];

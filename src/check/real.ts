@@ -156,8 +156,6 @@ interface RealState {
   faults: Set<string>;
 }
 
-const states = new WeakMap<World, RealState>();
-
 function newState(): RealState {
   return {
     phase: 0, phaseMarkers: ['before the first marker'], lastGuestMarker: null, guestEnded: false, hostAfterGuestEnd: false, guestIncomplete: false, guestMaps: 0, guestSeen: false,
@@ -170,9 +168,7 @@ function newState(): RealState {
 /** Only imported traces: a simulated one starts with trace.config, which sets the workload. */
 function stateOf(w: World): RealState | null {
   if (w.workload !== '') return null;
-  let s = states.get(w);
-  if (!s) states.set(w, (s = newState()));
-  return s;
+  return (w.real ??= newState()) as RealState; // kept in the world: cloned, checkpointed and hashed with it
 }
 
 function devName(w: World, dev: number): string {

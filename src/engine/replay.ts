@@ -1,18 +1,11 @@
-// Replay, two ways.
-// - Re-execute (simulated traces): run the simulation again from the trace's seed and config and
-//   compare every event it produces, byte for byte in the stored encoding, with the recorded one;
-//   compare the state hash at every recorded checkpoint too. The first difference is the result.
-//   A long trace from the store may be verified in parts on several threads (see reexecuteSplit).
-// - Fold (imported traces, no seed): apply each recorded event to the world and run the checkers.
+// Replay, two ways. Re-executing a simulated trace (src/sim/replay.ts) runs the simulation again
+// and verifies every event it produces against the recording with the Verifier below; folding (any
+// trace: imported, exported, hand-written, the catalog) steps each recorded event through the
+// pipeline, judged by the checkers the caller gives.
 import { CodecError, decodeAt, EventWriter, sizeAt } from '../events/binary.js';
 import type { DmaEvent } from '../events/schema.js';
-import { runPostCheckers, runPreCheckers } from '../check/index.js';
-import { liveness, QUIESCENT } from '../check/liveness.js';
-import { emptyWorld, type World } from '../model/world.js';
-import type { SimConfig } from '../sim/config.js';
-import { Sim } from '../sim/sim.js';
-import { mutate } from './apply.js';
-import { stateHash } from './snapshot.js';
+import type { World } from '../model/world.js';
+import { type Finding, type Judge, Pipeline } from './pipeline.js';
 
 export interface RecordedChunk {
   seq0: number;
@@ -24,7 +17,7 @@ export type ReplayOutcome =
   | { ok: true; events: number; checkpoints: number; prefixOnly: boolean }
   | { ok: false; seq: number; reason: string; expected: DmaEvent | null; actual: DmaEvent | null; checkpoints: number };
 
-class Mismatch extends Error {
+export class Mismatch extends Error {
   constructor(
     readonly seq: number,
     readonly reason: string,
@@ -34,7 +27,7 @@ class Mismatch extends Error {
     super(reason);
   }
 }
-class EndOfRecording extends Error {}
+export class EndOfRecording extends Error {}
 
 /**
  * Verifies the re-executed run against the recording, a recorded chunk at a time: produced events
@@ -44,7 +37,7 @@ class EndOfRecording extends Error {}
  * (or a chunk is malformed) does it walk event by event, to name the first differing event exactly
  * as a per-event comparison would.
  */
-class Verifier {
+export class Verifier {
   private readonly it: Iterator<RecordedChunk>;
   private chunk: RecordedChunk | null = null;
   /** produced events matched against this chunk so far (verified or pending) */
@@ -166,69 +159,38 @@ class Verifier {
 }
 
 /** Size of the recorded event at off, checked against its chunk (a short chunk is corrupt). */
-function boundsOf(c: RecordedChunk, off: number, seq: number): number {
+export function boundsOf(c: RecordedChunk, off: number, seq: number): number {
   if (off + 4 > c.data.length) throw new CodecError(`event ${seq}: chunk ends early`);
   const len = sizeAt(c.data, off);
   if (off + len > c.data.length) throw new CodecError(`event ${seq}: truncated`);
   return len;
 }
 
-export interface ReexecuteOptions {
-  checkpointEvery: number;
-  checkpointHashes: Map<number, string>;
-  complete: boolean;
-}
-
-export function reexecute(config: SimConfig, seed: string, chunks: Iterable<RecordedChunk>, opts: ReexecuteOptions): ReplayOutcome {
-  const v = new Verifier(chunks[Symbol.iterator](), opts.complete);
-  let verifiedCks = 0;
-  const sink = {
-    event: (ev: DmaEvent) => v.event(ev),
-    checkpoint(seq: number, world: World) {
-      const want = opts.checkpointHashes.get(seq);
-      if (want === undefined) return;
-      v.flush(); // every event up to the checkpoint is verified before its state is
-      if (stateHash(world) !== want) throw new Mismatch(seq, `state hash at checkpoint ${seq} differs from the recording`, null, null);
-      verifiedCks++;
-    },
-  };
-  const failed = (e: Mismatch): ReplayOutcome => ({ ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks });
-  try {
-    new Sim(config, seed, sink, opts.checkpointEvery).run();
-    v.flush();
-  } catch (e) {
-    if (e instanceof EndOfRecording) return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: true };
-    if (e instanceof Mismatch) return failed(e);
-    // the run itself failed: an event before the failure that differs from the recording is the
-    // better answer (per-event verification would have stopped there)
-    try {
-      v.flush();
-    } catch (m) {
-      if (m instanceof Mismatch) return failed(m);
-    }
-    throw e;
-  } finally {
-    v.close();
-  }
-  const extra = v.extra();
-  if (extra) return { ok: false, seq: extra.seq, reason: `the recording has events past the end of the run (from ${extra.seq})`, expected: extra.expected, actual: null, checkpoints: verifiedCks };
-  return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: !opts.complete };
-}
-
 export interface FoldResult {
   world: World;
   events: number;
-  findings: DmaEvent[];
+  /** the judged findings, each with its number as seq */
+  findings: Finding[];
 }
 
-/** Applies recorded events in order, running the checkers on each; finding events in the input are skipped. */
-export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiveness?: boolean; onEvent?: (ev: DmaEvent, w: World) => void } = {}): FoldResult {
+export interface FoldOptions {
+  /** stop after this event (liveness is then not judged at the end) */
+  to?: number;
+  noLiveness?: boolean;
+  /** each event, after it was applied */
+  onEvent?: (ev: DmaEvent, w: World) => void;
+}
+
+/**
+ * Steps recorded events through the pipeline, judged by `judge` (null: only apply them). The
+ * trace's own finding events are applied, not judged; the judged findings come back numbered as
+ * record numbers them (see pipeline.ts).
+ */
+export function fold(chunks: Iterable<RecordedChunk>, judge: Judge | null, opts: FoldOptions = {}): FoldResult {
   const to = opts.to ?? Infinity;
-  const world = emptyWorld();
-  const owned = new Set<Uint8Array>();
-  const findings: DmaEvent[] = [];
+  const findings: Finding[] = [];
+  const pipe = new Pipeline({ judge, mode: 'fold', event: opts.onEvent, finding: (f) => findings.push({ ...f }), liveness: !opts.noLiveness });
   let events = 0;
-  let livenessDone = false;
   outer: for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
@@ -236,19 +198,9 @@ export function fold(chunks: Iterable<RecordedChunk>, opts: { to?: number; noLiv
       const ev = decodeAt(c.data, off, c.seq0 + i);
       off += sizeAt(c.data, off);
       events = ev.seq;
-      // a simulated run marks the point where nothing could run any more (before the driver is
-      // unbound and its teardown unmaps change the picture): liveness is judged there
-      if (ev.kind === 'marker' && ev.name === QUIESCENT && !livenessDone) {
-        livenessDone = true;
-        if (!opts.noLiveness) for (const f of liveness(world)) findings.push({ ...f, seq: ev.seq } as DmaEvent);
-      }
-      const pre = ev.kind === 'finding' ? null : runPreCheckers(world, ev);
-      mutate(world, ev, owned);
-      opts.onEvent?.(ev, world);
-      if (ev.kind === 'finding') continue;
-      for (const f of [...(pre ?? []), ...runPostCheckers(world, ev)]) findings.push({ ...f, seq: ev.seq } as DmaEvent);
+      pipe.put(ev);
     }
   }
-  if (opts.to === undefined && !opts.noLiveness && !livenessDone) for (const f of liveness(world)) findings.push({ ...f, seq: events } as DmaEvent);
-  return { world, events, findings };
+  pipe.end(opts.to === undefined && !opts.noLiveness);
+  return { world: pipe.world, events, findings };
 }

@@ -185,6 +185,8 @@ for (const k of Object.keys(KINDS) as Kind[]) {
 }
 
 export interface ValidatorOptions {
+  /** seqs only increase (the caller inserts events of its own in between), instead of counting up by one */
+  gaps?: boolean;
   /** allowed values of each trace.config variant: a list, or 'number' (see model/variants.ts) */
   variants?: Readonly<Record<string, readonly (string | boolean | number)[] | 'number'>>;
 }
@@ -200,7 +202,7 @@ export class TraceValidator {
 
   check(ev: DmaEvent): void {
     const r = ev as unknown as Record<string, unknown>;
-    if (ev.seq !== this.last + 1) fail('seq', `seq ${ev.seq} out of order (expected ${this.last + 1})`);
+    if (this.opts.gaps ? ev.seq <= this.last : ev.seq !== this.last + 1) fail('seq', `seq ${ev.seq} out of order (expected ${this.last + 1})`);
     if (ev.cause >= ev.seq) fail('cause', ev.cause === ev.seq ? `event #${ev.seq} names itself as its cause` : `cause #${ev.cause} is later than the event #${ev.seq}`);
     const refs = SEQ_FIELDS.get(ev.kind)!;
     for (const f of refs.one) if ((r[f] as number) >= ev.seq) fail(f, `${f} #${r[f] as number} is not an earlier event than #${ev.seq}`);

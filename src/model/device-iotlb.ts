@@ -6,31 +6,27 @@
 // - at max_iotlb_entries (2048) the oldest inserted entry is evicted before an insert;
 // - a MISS parks the vq on the pending list; an UPDATE wakes each pending miss whose iova it covers
 //   (vhost_iotlb_notify_vq: iova <= miss && iova + size - 1 >= miss).
+import { arr, big, type Infer, num, obj, str } from './codec.js';
 import type { PermName } from './types.js';
 import { PERM_BITS } from './types.js';
 
 export const MAX_IOTLB_ENTRIES = 2048;
 
-export interface IotlbEntry {
-  start: bigint;
-  last: bigint;
-  uaddr: bigint;
-  perm: PermName;
+export const IOTLB_ENTRY = obj({ __proto__: null,
+  start: big,
+  last: big,
+  uaddr: big,
+  perm: str<PermName>(),
   /** seq of the UPDATE that inserted it */
-  seq: number;
-}
+  seq: num,
+});
+export type IotlbEntry = Infer<typeof IOTLB_ENTRY>;
 
-export interface PendingMiss {
-  q: number;
-  iova: bigint;
-  perm: PermName;
-  seq: number;
-}
+export const PENDING_MISS = obj({ __proto__: null, q: num, iova: big, perm: str<PermName>(), seq: num });
+export type PendingMiss = Infer<typeof PENDING_MISS>;
 
-export interface DeviceIotlb {
-  entries: IotlbEntry[];
-  pending: PendingMiss[];
-}
+export const DEVICE_IOTLB = obj({ __proto__: null, entries: arr(IOTLB_ENTRY), pending: arr(PENDING_MISS) });
+export type DeviceIotlb = Infer<typeof DEVICE_IOTLB>;
 
 export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
   let best: IotlbEntry | null = null;

@@ -1,18 +1,34 @@
 // The live DMA-API mappings of a device, as kernel/dma/debug.c keeps them: by (device, dma address),
 // several entries per address allowed (mapping the same page twice is legal), found like
 // bucket_find_exact: the entry at that address that best matches size and direction.
+import type { MAP_KINDS } from '../events/schema.js';
+import { big, bool, type Infer, multimapList, num, obj, str } from './codec.js';
 import type { DirName } from './types.js';
-import type { DmaMapping } from './world.js';
 
-/** Change it only through liveAdd and liveRemove (liveEntries keeps a flat list per map until the next change). */
-export type DmaLive = Map<bigint, DmaMapping[]>;
+export const DMA_MAPPING = obj({ __proto__: null,
+  phys: big,
+  size: num,
+  dir: str<DirName>(),
+  type: str<(typeof MAP_KINDS)[number]>(),
+  seq: num,
+  /** dma_mapping_error() was called on it */
+  checked: bool,
+});
+export type DmaMapping = Infer<typeof DMA_MAPPING>;
 
-// Bumped by every change to any live list: a flat list kept for a map is current while it matches.
-let changes = 0;
-const flat = new WeakMap<DmaLive, { at: number; size: number; list: readonly [bigint, DmaMapping][] }>();
+/**
+ * dma address → the entries mapped there. Change it only through liveAdd and liveRemove: it keeps
+ * the flat list liveEntries returns until the next change (a cache, not state: never cloned,
+ * serialized or hashed).
+ */
+export class DmaLive extends Map<bigint, DmaMapping[]> {
+  flat: readonly [bigint, DmaMapping][] | null = null;
+}
+
+export const DMA_LIVE = multimapList('dma', big, DMA_MAPPING, () => new DmaLive());
 
 export function liveAdd(l: DmaLive, dma: bigint, m: DmaMapping): void {
-  changes++;
+  l.flat = null;
   const a = l.get(dma);
   if (a) a.push(m);
   else l.set(dma, [m]);
@@ -25,7 +41,7 @@ export function liveFind(l: DmaLive, dma: bigint, size?: number, dir?: DirName):
 }
 
 export function liveRemove(l: DmaLive, dma: bigint, m: DmaMapping): void {
-  changes++;
+  l.flat = null;
   const a = l.get(dma);
   if (!a) return;
   const i = a.indexOf(m);
@@ -39,11 +55,10 @@ export function liveRemove(l: DmaLive, dma: bigint, m: DmaMapping): void {
  * shared (never modify it). Plain arrays, not a generator: iterating one costs half as much.
  */
 export function liveEntries(l: DmaLive): readonly [bigint, DmaMapping][] {
-  const kept = flat.get(l);
-  if (kept && kept.at === changes && kept.size === l.size) return kept.list;
+  if (l.flat) return l.flat;
   const list: [bigint, DmaMapping][] = [];
   for (const [dma, a] of l) for (const m of a) list.push([dma, m]);
-  flat.set(l, { at: changes, size: l.size, list });
+  if (l instanceof DmaLive && !Object.isFrozen(l)) l.flat = list;
   return list;
 }
 

@@ -1,13 +1,19 @@
 // IOVA allocation as Linux's iommu-dma does it for a PCI device: page-granular, top-down from the
 // highest free range below the limit (32-bit first, which is why real traces show IOVAs just under
 // 4 GiB, 0xffff_f000 downwards). A freed range is the first one handed out again.
-import { PAGE_BIG } from './memory.js';
+import { big, type Infer, obj } from './codec.js';
+import { PAGE_BIG, PAGE_MASK } from './memory.js';
 
 export const IOVA_LIMIT_32 = 0x1_0000_0000n;
 
-export interface IovaRange {
-  start: bigint;
-  size: bigint;
+export const IOVA_RANGE = obj({ __proto__: null, start: big, size: big });
+export type IovaRange = Infer<typeof IOVA_RANGE>;
+
+/** The page-aligned span of [addr, addr+size) (at least one page), as iommu-dma allocates it. */
+export function pageSpan(addr: bigint, size: number): bigint {
+  const start = addr & ~PAGE_MASK;
+  const end = (addr + BigInt(Math.max(size, 1)) + PAGE_MASK) & ~PAGE_MASK;
+  return end - start;
 }
 
 export function allocIova(live: readonly IovaRange[], size: bigint, limit = IOVA_LIMIT_32): bigint | null {

@@ -4,31 +4,35 @@
 // one IO_TLB_SEGSIZE segment; tlb_addr keeps the buffer's low bits under min_align_mask (1f221a0d0dbf).
 // `init` marks which bytes of the slots hold this mapping's data (copied in at map, or written by
 // the device): copying back a byte that is not is the CVE-2022-0854 leak of a previous user's data.
+import { big, bool, bytes, type Infer, mapList, num, obj } from './codec.js';
+
 export const IO_TLB_SHIFT = 11;
 export const IO_TLB_SIZE = 2048;
 export const IO_TLB_SEGSIZE = 128;
 export const POOL_GPA = 0x3c00_0000n;
 export const POOL_SLOTS = 1024; // 2 MiB: smaller than the 64 MiB default, so exhaustion is reachable
 
-export interface SwiotlbMapping {
-  dev: number;
-  orig: bigint;
+export const SWIOTLB_MAPPING = obj({ __proto__: null,
+  dev: num,
+  orig: big,
   /** alloc_size: what was mapped (swiotlb validates later unmap/sync sizes against it, daf9514fd5eb) */
-  size: number;
-  nslots: number;
+  size: num,
+  nslots: num,
   /** tlb_addr - slot_addr(index): the preserved low bits of orig */
-  offset: number;
-  init: Uint8Array;
+  offset: num,
   /** the device wrote into the slots since the last copy back to orig */
-  dirty: boolean;
-}
+  dirty: bool,
+  init: bytes,
+});
+export type SwiotlbMapping = Infer<typeof SWIOTLB_MAPPING>;
 
-export interface SwiotlbState {
-  /** by first slot index */
-  slots: Map<number, SwiotlbMapping>;
+export const SWIOTLB_STATE = obj({ __proto__: null,
   /** where the next search starts (the area's index hint) */
-  next: number;
-}
+  next: num,
+  /** by first slot index */
+  slots: mapList('index', num, SWIOTLB_MAPPING),
+});
+export type SwiotlbState = Infer<typeof SWIOTLB_STATE>;
 
 export const slotAddr = (i: number) => POOL_GPA + BigInt(i * IO_TLB_SIZE);
 export const inPool = (gpa: bigint) => gpa >= POOL_GPA && gpa < POOL_GPA + BigInt(POOL_SLOTS * IO_TLB_SIZE);

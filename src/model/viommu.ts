@@ -2,14 +2,19 @@
 // with the seq of the iommu.map that installed it. QEMU's translate returns one page-sized entry
 // (addr_mask 0xfff), which is what the VMM puts into a device-IOTLB UPDATE.
 import { PAGE_BIG, PAGE_MASK, PAGE_SHIFT } from './memory.js';
+import { big, type Infer, mapList, num, obj, pfnAddr, str } from './codec.js';
 import type { PermName } from './types.js';
 
-export interface IommuPte {
-  gpa: bigint; // page base
-  perm: PermName;
-  seq: number;
-}
+export const IOMMU_PTE = obj({ __proto__: null,
+  /** page base */
+  gpa: big,
+  perm: str<PermName>(),
+  seq: num,
+});
+export type IommuPte = Infer<typeof IOMMU_PTE>;
 
+/** IOVA page number → page table entry */
+export const IOMMU_TABLE = mapList('iova', pfnAddr, IOMMU_PTE);
 export type IommuTable = Map<bigint, IommuPte>;
 
 export function iommuMap(t: IommuTable, iova: bigint, gpa: bigint, size: bigint, perm: PermName, seq: number): void {

@@ -1,6 +1,7 @@
 // What a simulated trace is made of: the devices (each with its DMA path), the workload and its
 // size, the kernel/QEMU variants in force and the injected faults. The config and the seed (a
 // string) are stored with the trace; together they determine every event.
+import { bdf } from '../events/format.js';
 import { DEFAULT_VARIANTS, VARIANT_CHOICES, type Variants } from '../model/variants.js';
 import { PATHS, type PathName, type TranslateMode } from '../model/types.js';
 import { TRANSLATE_MODES } from '../events/schema.js';
@@ -75,6 +76,44 @@ export interface SimConfig {
   scriptInflight?: number;
   /** a protected guest (SEV/TDX): by default when any device uses swiotlb-force */
   protected?: boolean;
+  /** the scheduler: uniform random choice among runnable actors unless this says PCT (src/sim/schedule.ts) */
+  schedule?: Schedule;
+  /** workload knobs (explore's swarm mode switches them); absent = the defaults */
+  knobs?: Knobs;
+}
+
+/** PCT (Burckhardt et al., ASPLOS 2010): random actor priorities and depth-1 priority change points among `steps` steps. */
+export interface Schedule {
+  strategy: 'pct';
+  depth: number;
+  steps: number;
+}
+
+export interface Knobs {
+  /** chains a handler pass completes before the worker requeues itself (vhost_exceeds_weight; default unbounded) */
+  passChains?: number;
+  /** remap workload: distinct pool pages a request draws from (default 16; 1 = the reused IOVA always keeps its GPA) */
+  remapPages?: number;
+  /** events the VMM leaves an IOTLB miss unread while another actor can run (QEMU's main loop busy elsewhere; default 0) */
+  missLatency?: number;
+  /** queues per device direction: virtio-net queue pairs, virtio-blk request queues (default 1; 4 virtqueues at most in all) */
+  queues?: number;
+}
+
+export const KNOBS: Record<keyof Knobs, { min: number; max: number; doc: string }> = {
+  passChains: { min: 1, max: 256, doc: 'chains per device handler pass (vhost_exceeds_weight)' },
+  remapPages: { min: 1, max: 256, doc: 'remap workload: distinct GPA pages (fewer: the reused IOVA changes GPA less often)' },
+  missLatency: { min: 0, max: 1_000_000, doc: 'events an IOTLB miss waits for the VMM while other actors can run' },
+  queues: { min: 1, max: 4, doc: 'queue pairs (virtio-net) / request queues (virtio-blk) per device' },
+};
+
+export function parseKnob(spec: string): Knobs {
+  const [key, value] = spec.split('=', 2) as [string, string | undefined];
+  const k = KNOBS[key as keyof Knobs];
+  if (!k) throw new ConfigError(`unknown knob ${JSON.stringify(key)} (known: ${Object.keys(KNOBS).join(', ')})`);
+  if (value === undefined || !/^[0-9]+$/.test(value) || Number(value) < k.min || Number(value) > k.max)
+    throw new ConfigError(`knob ${key} must be an integer from ${k.min} to ${k.max}, got ${JSON.stringify(value ?? '')}`);
+  return { [key]: Number(value) };
 }
 
 export class ConfigError extends Error {}
@@ -126,19 +165,23 @@ export function validateConfig(c: SimConfig): SimConfig {
   if (!Number.isSafeInteger(c.ops) || c.ops < 0) throw new ConfigError(`ops must be a non-negative integer`);
   if (![2, 4, 8, 16, 32, 64, 128, 256].includes(c.ringNum)) throw new ConfigError(`ring size must be a power of two from 2 to 256`);
   for (const d of c.devices ?? []) {
-    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown path ${JSON.stringify(d.path)}`);
-    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device 0x${d.dev.toString(16)}: unknown translate mode ${d.translate}`);
+    if (!(PATHS as readonly string[]).includes(d.path)) throw new ConfigError(`device ${bdf(d.dev)}: unknown path ${JSON.stringify(d.path)}`);
+    if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device ${bdf(d.dev)}: unknown translate mode ${d.translate}`);
   }
   if (c.workload === 'script' && !c.script?.length) throw new ConfigError('workload script needs a script');
   for (const [k, v] of Object.entries(c.variants ?? {})) parseVariant(`${k}=${String(v)}`);
+  for (const [k, v] of Object.entries(c.knobs ?? {})) parseKnob(`${k}=${String(v)}`);
+  const vqs = (c.devices ?? defaultDevices(c)).reduce((n, d) => n + (d.name === 'virtio-net' ? 2 : 1) * (c.knobs?.queues ?? 1), 0);
+  if (vqs > 4) throw new ConfigError(`knob queues=${c.knobs?.queues}: ${vqs} virtqueues, at most 4 (the device workers vq0..vq3)`);
+  if (c.schedule) {
+    const { strategy, depth, steps } = c.schedule;
+    if (strategy !== 'pct') throw new ConfigError(`unknown schedule ${JSON.stringify(strategy)} (known: pct)`);
+    if (!Number.isSafeInteger(depth) || depth < 1 || depth > 16) throw new ConfigError('PCT depth must be an integer from 1 to 16');
+    if (!Number.isSafeInteger(steps) || steps < 1 || steps > 1e9) throw new ConfigError('PCT steps must be a positive integer');
+  }
   return c;
 }
 
 export function variantsOf(c: SimConfig): Variants {
   return { ...DEFAULT_VARIANTS, ...c.variants };
-}
-
-/** The race workload delays the device-IOTLB invalidation by one device pass unless told otherwise. */
-export function defaultFaults(workload: WorkloadName, path: PathName): Fault[] {
-  return workload === 'remap' && (path === 'iommu' || path === 'iommu-lazy') ? [{ kind: 'delay-invalidate', arg: 1 }] : [];
 }

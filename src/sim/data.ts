@@ -24,10 +24,20 @@ export function opBytes(key: number, tag: number, op: number, from: number, len:
 export function opBytesInto(out: Uint8Array, at: number, key: number, tag: number, op: number, from: number, len: number): void {
   const base = mix(key ^ mix(op * 4 + tag));
   let i = 0;
-  // aligned 4-byte words, so a piece starting anywhere sees the same bytes as the whole buffer
-  while (i < len) {
-    const pos = from + i;
-    const word = mix(base ^ (pos >>> 2));
-    for (let b = pos & 3; b < 4 && i < len; b++, i++) out[at + i] = (word >>> (8 * b)) & 0xff;
+  // aligned 4-byte words, so a piece starting anywhere sees the same bytes as the whole buffer:
+  // the partial word at the start, then whole words (the hot loop: most payloads are kilobytes),
+  // then the partial word at the end
+  for (let pos = from; i < len && pos & 3; pos++, i++) out[at + i] = (mix(base ^ (pos >>> 2)) >>> (8 * (pos & 3))) & 0xff;
+  for (let w = (from + i) >>> 2; i + 4 <= len; w++, i += 4) {
+    const word = mix(base ^ w);
+    const o = at + i;
+    out[o] = word & 0xff;
+    out[o + 1] = (word >>> 8) & 0xff;
+    out[o + 2] = (word >>> 16) & 0xff;
+    out[o + 3] = word >>> 24;
+  }
+  if (i < len) {
+    const word = mix(base ^ ((from + i) >>> 2));
+    for (let b = 0; i < len; b++, i++) out[at + i] = (word >>> (8 * b)) & 0xff;
   }
 }

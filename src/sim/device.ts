@@ -73,8 +73,11 @@ function runPass(p: Pass): boolean {
   }
   const oldUsed = r.usedIdx;
   let completed = 0;
+  // vhost_exceeds_weight: after `weight` chains the handler requeues itself and ends the pass (the
+  // rest stays available, so the worker stays runnable)
+  const weight = sim.config.knobs?.passChains ?? Infinity;
   if (r.packed) {
-    for (;;) {
+    while (completed < weight) {
       const avail = packedAvailable(p);
       if (avail < 0) return false;
       if (!avail) break;
@@ -85,7 +88,7 @@ function runPass(p: Pass): boolean {
     const availIdx = ringU16(p, r.avail + 2n);
     if (availIdx < 0) return false;
     if (((availIdx - r.lastAvail) & 0xffff) > r.num) return vqError(p, `Guest moved used index from ${r.lastAvail} to ${availIdx}`);
-    for (let last = r.lastAvail; last !== availIdx; last = (last + 1) & 0xffff) {
+    for (let last = r.lastAvail; last !== availIdx && completed < weight; last = (last + 1) & 0xffff) {
       const head = ringU16(p, r.avail + BigInt(4 + 2 * (last % r.num)));
       if (head < 0) return false;
       if (head >= r.num) return vqError(p, `Guest says index ${head} > ${r.num} is available`);
@@ -93,7 +96,9 @@ function runPass(p: Pass): boolean {
       completed++;
     }
   }
+  const requeued = completed >= weight && r.lastAvail !== r.availIdx;
   if (completed && !signal(p, oldUsed)) return false;
+  if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
     const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO');

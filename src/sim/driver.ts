@@ -27,9 +27,15 @@ const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 0x40000 + 
 // The scheduler asks driverRunnable before every step and driverStep runs it: plain loops, no
 // closures or spread copies (this is per step).
 
-/** The device's first queue, or its second for tx. */
-export function queueFor(sim: Sim, dev: number, what: string): RingState | undefined {
-  const want = what === 'tx' ? 1 : 0;
+/**
+ * The queue of the guest's next operation: virtio-net's rx or tx queue of a pair, virtio-blk's
+ * request queue; with several (knob queues) the operations go round-robin over them, as flows and
+ * CPUs spread over queue pairs (XPS) and blk-mq hardware queues.
+ */
+export function queueFor(sim: Sim, dev: number, what: string, op: number): RingState | undefined {
+  const n = sim.config.knobs?.queues ?? 1;
+  const pair = n > 1 ? op % n : 0;
+  const want = sim.world.devices.get(dev)?.name === 'virtio-net' ? 2 * pair + (what === 'tx' ? 1 : 0) : pair;
   let i = 0;
   for (const r of sim.world.rings) if (r.dev === dev && i++ === want) return r;
   return undefined;
@@ -73,7 +79,7 @@ function hasUsed(sim: Sim, r: RingState): boolean {
 function canSubmit(sim: Sim): boolean {
   const w = sim.world;
   const req = sim.request(w.guest.ops);
-  const r = queueFor(sim, req.dev, req.what);
+  const r = queueFor(sim, req.dev, req.what, w.guest.ops);
   if (!r || r.broken || !w.devices.get(r.dev)!.probed) return true; // it will fail at once
   if (sim.workload.maxInflight === 1) for (const x of w.rings) if (x.extra.size > 0) return false;
   if (r.extra.size >= sim.workload.maxInflight) return false;
@@ -106,7 +112,7 @@ function submit(sim: Sim): void {
   const req = sim.request(op);
   const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs });
   const d = w.devices.get(req.dev);
-  const r = queueFor(sim, req.dev, req.what);
+  const r = queueFor(sim, req.dev, req.what, op);
   if (!d || !d.probed || !r || r.broken) return; // the driver has no such queue: the request fails
   // the guest fills what the device will read
   const sg: Seg[] = [];

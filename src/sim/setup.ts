@@ -57,7 +57,7 @@ export function setup(sim: Sim): void {
       continue;
     }
     const d = sim.world.devices.get(c.dev)!;
-    const queues = c.name === 'virtio-net' ? 2 : 1;
+    const queues = (c.name === 'virtio-net' ? 2 : 1) * (config.knobs?.queues ?? 1); // rx/tx pairs, or request queues
     for (let i = 0; i < queues; i++, q++) {
       const lay = vringLayout(config.ringNum);
       const bytes = packed ? packedRingBytes(config.ringNum) : lay.size;

@@ -1,28 +1,26 @@
 // The simulation: a scheduler that runs one actor step at a time (the guest CPU, one worker per
-// virtqueue, the VMM) and the emit path every model transition goes through. An event is applied to
-// the world the moment it is emitted, handed to the sink (the recorder or the replay verifier), then
-// judged by the checkers. Actor progress lives in the world, and the RNG states and fault counters
-// in SimState, so a run can resume from any checkpoint.
-import { runPostCheckers, runPreCheckers } from '../check/index.js';
+// virtqueue, the VMM). Every model transition is emitted as an event through the engine's pipeline
+// (src/engine/pipeline.ts): applied to the world the moment it is emitted, handed to the sink (the
+// recorder or the replay verifier), then judged by the checkers, whose findings are events of the
+// recorded stream too. Actor progress lives in the world, and the RNG states and fault counters in
+// SimState, so a run can resume from any checkpoint.
+import { JUDGE } from '../check/index.js';
 import type { Actor, DmaEvent, NewEvent } from '../events/schema.js';
-import { mutate } from '../engine/apply.js';
-import { emptyWorld, type World } from '../model/world.js';
+import { Pipeline, QUIESCENT } from '../engine/pipeline.js';
+import type { SimState } from '../engine/snapshot.js';
+import type { World } from '../model/world.js';
 import type { Fault, FaultKind, SimConfig } from './config.js';
 import { seedKey } from './data.js';
 import { deviceRunnable, devicePass } from './device.js';
 import { driverRunnable, driverStep } from './driver.js';
 import { Rng, type RngState } from './rng.js';
+import { pctPick } from './schedule.js';
 import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
 import { dmaUnmap, flushQueue } from './dma-api.js';
-import { liveness, QUIESCENT } from '../check/liveness.js';
 
-/** What besides the world a run needs to resume: the scheduler's RNG state and the fault counters. */
-export interface SimState {
-  rng: RngState;
-  counters: Record<string, number>;
-}
+export type { SimState } from '../engine/snapshot.js';
 
 export interface SimSink {
   event(ev: DmaEvent): void;
@@ -41,16 +39,14 @@ const STEPS_PER_OP = 256;
 const VQ_ACTORS: readonly Actor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 
 export class Sim {
-  world: World;
+  readonly world: World;
   /** the scheduler's stream */
   rng: Rng;
-  seq: number;
   readonly dataKey: number;
   readonly workload: Workload;
   counters: Record<string, number>;
-  /** pages this run owns (copied since the last checkpoint): written in place, never shared */
-  owned = new Set<Uint8Array>();
   private readonly resumed: boolean;
+  private readonly pipe: Pipeline;
 
   constructor(
     readonly config: SimConfig,
@@ -59,13 +55,21 @@ export class Sim {
     readonly checkpointEvery = 0,
     resume?: Resume,
   ) {
-    this.world = resume ? resume.world : emptyWorld();
-    this.rng = new Rng(seed, resume?.state.rng);
+    this.rng = new Rng(seed, resume?.state.rng as RngState | undefined);
     this.counters = resume ? { ...resume.state.counters } : {};
-    this.seq = resume ? resume.seq : 0;
+    this.pipe = new Pipeline({
+      judge: JUDGE,
+      mode: 'emit',
+      world: resume?.world,
+      seq: resume?.seq ?? 0,
+      event: sink.event.bind(sink),
+      checkpoint: (seq, w) => sink.checkpoint?.(seq, w, this.state()),
+      checkpointEvery,
+    });
+    this.world = this.pipe.world;
     this.resumed = !!resume;
     this.dataKey = seedKey(seed);
-    this.workload = workloadFor(config.workload, config.script, config.scriptInflight);
+    this.workload = workloadFor(config.workload, config.script, config.scriptInflight, config.knobs);
   }
 
   private nextReq: { op: number; req: Request } | null = null;
@@ -101,16 +105,13 @@ export class Sim {
     return f.arg === 0 || n === f.arg;
   }
 
+  /** seq of the last event emitted */
+  get seq(): number {
+    return this.pipe.seq;
+  }
+
   emit(e: NewEvent): number {
-    const ev = e as DmaEvent;
-    ev.seq = ++this.seq;
-    const pre = ev.kind === 'finding' ? null : runPreCheckers(this.world, ev);
-    mutate(this.world, ev, this.owned);
-    this.sink.event(ev);
-    if (ev.kind === 'finding') return ev.seq;
-    if (pre) for (const f of pre) this.emit(f);
-    for (const f of runPostCheckers(this.world, ev)) this.emit(f);
-    return ev.seq;
+    return this.pipe.emit(e);
   }
 
   state(): SimState {
@@ -119,20 +120,15 @@ export class Sim {
 
   run(): void {
     if (!this.resumed) setup(this);
-    const every = this.checkpointEvery;
-    let nextCheckpoint = every ? (Math.floor(this.seq / every) + 1) * every : Infinity;
+    this.pipe.restartCheckpoints();
     const maxSteps = (this.config.ops + 8) * STEPS_PER_OP;
     for (let steps = 0; ; steps++) {
-      if (this.seq >= nextCheckpoint) {
-        this.sink.checkpoint?.(this.seq, this.world, this.state());
-        this.owned = new Set();
-        nextCheckpoint = (Math.floor(this.seq / every) + 1) * every;
-      }
+      this.pipe.maybeCheckpoint(); // at actor-step boundaries only: a run resumes between steps
       const runnable = this.runnableActors();
       if (runnable.length === 0 || steps > maxSteps) break;
-      let pick = runnable[0]!;
+      // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
+      const pick = this.config.schedule ? pctPick(this, this.config.schedule, runnable) : runnable.length > 1 ? runnable[this.rng.int(runnable.length)]! : runnable[0]!;
       if (runnable.length > 1) {
-        pick = runnable[this.rng.int(runnable.length)]!;
         this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: runnable.join(',') });
       }
       this.step(pick);
@@ -147,7 +143,7 @@ export class Sim {
     this.world.rings.forEach((r) => {
       if (deviceRunnable(this, r.q)) out.push(VQ_ACTORS[r.q] ?? (`vq${r.q}` as Actor));
     });
-    if (vmmRunnable(this)) out.push('vmm');
+    if (vmmRunnable(this, out.length === 0)) out.push('vmm');
     return out;
   }
 
@@ -157,10 +153,10 @@ export class Sim {
     else devicePass(this, Number(a.slice(2)));
   }
 
-  // Nothing can run: report what is stuck, then the driver is unbound (rings freed, leaks reported).
+  // Nothing can run: the marker (the pipeline judges liveness there), then the driver is unbound
+  // (rings freed, leaks reported).
   private finish(): void {
     this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest' });
-    for (const f of liveness(this.world)) this.emit(f);
     for (const d of this.world.devices.values()) {
       if (!d.probed) continue;
       // remove: reset the device, detach the buffers it never used (virtqueue_detach_unused_buf), free the rings

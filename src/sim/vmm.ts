@@ -11,9 +11,12 @@ import { iommuTranslate } from '../model/viommu.js';
 import type { DeviceState } from '../model/world.js';
 import type { Sim } from './sim.js';
 
-export function vmmRunnable(sim: Sim): boolean {
+/** `alone`: no other actor can run (a miss left unread for the latency knob is read then). */
+export function vmmRunnable(sim: Sim, alone = true): boolean {
   const w = sim.world;
-  return w.vmm.toRead.length > 0 || w.vmm.invals.some((i) => i.due <= w.passes) || staleShadow(sim) !== null;
+  const lat = sim.config.knobs?.missLatency ?? 0;
+  const miss = w.vmm.toRead.length > 0 && (alone || lat === 0 || sim.seq - w.vmm.toRead[0]! >= lat);
+  return miss || w.vmm.invals.some((i) => i.due <= w.passes) || staleShadow(sim) !== null;
 }
 
 /** A shadow (vfio) device whose shadow lacks a mapping the IOMMU has: the replay half of an unmap-all resync. */

@@ -3,7 +3,7 @@
 // same seed gives the same intents under every DMA path (what bisect compares).
 import type { Seg } from '../events/schema.js';
 import type { Rng } from './rng.js';
-import { BLK, NET, type ScriptOp, type WorkloadName } from './config.js';
+import { BLK, type Knobs, NET, type ScriptOp, type WorkloadName } from './config.js';
 
 /** Buffer pages: the first half below 4 GiB, the second above (bounced for a 32-bit dma_mask). */
 export const POOL_LOW = 0x1000_0000n;
@@ -71,20 +71,20 @@ const mixed: Workload = {
 };
 // The race workload: one request at a time, each one page-resident buffer from another page, so the
 // IOVA the guest just unmapped is handed out again for another GPA (top-down IOVA reuse).
-const remap: Workload = {
+const remap = (pages: number): Workload => ({
   maxInflight: 1,
   next(rng) {
-    const gpa = poolPage(rng.int(16)) + BigInt(rng.int(64) * 16);
+    const gpa = poolPage(rng.int(pages)) + BigInt(rng.int(64) * 16);
     const len = rng.range(64, 2048);
     const write = rng.int(2);
     return { dev: NET, what: write ? 'rx' : 'tx', sector: 0n, segs: [{ gpa, len, write }] };
   },
-};
+});
 
-export function workloadFor(name: WorkloadName, script?: ScriptOp[], scriptInflight = 1): Workload {
+export function workloadFor(name: WorkloadName, script?: ScriptOp[], scriptInflight = 1, knobs?: Knobs): Workload {
   switch (name) {
     case 'remap':
-      return remap;
+      return remap(knobs?.remapPages ?? 16);
     case 'net-tx':
       return netTx;
     case 'net-rx':

@@ -42,7 +42,7 @@ describe('bisect', () => {
     expect(late.seq).toBeGreaterThan(access.seq);
   });
 
-  it('is silent on a clean pair, and the CLI exits 0 / 1 / 3', () => {
+  it('is silent on a clean pair, and the CLI exits 0 / 4 / 3', () => {
     const dir = tempDir();
     const db = join(dir, 'b.db');
     const clean = bisectRun({ db, seed: '7', base: { workload: 'remap', ops: 12, ringNum: 16, faults: [] }, pathA: 'direct', pathB: 'iommu' });
@@ -50,7 +50,7 @@ describe('bisect', () => {
     expect(cli(['bisect', String(clean.traces[0]), String(clean.traces[1]), '--db', db]).code).toBe(0);
     const bad = bisectRun({ db, seed: '7', base: { workload: 'remap', ops: 12, ringNum: 16, faults: [{ kind: 'delay-invalidate', arg: 1 }] }, pathA: 'direct', pathB: 'iommu' });
     const c = cli(['bisect', String(bad.traces[0]), String(bad.traces[1]), '--db', db, '--json']);
-    expect(c.code).toBe(1);
+    expect(c.code).toBe(4);
     const j = JSON.parse(c.stdout);
     for (const k of ['diverged', 'op', 'probes', 'a', 'b', 'bytes', 'chain']) expect(j).toHaveProperty(k);
     const other = record({ db, seed: '8', config: { workload: 'remap', path: 'iommu', ops: 12, ringNum: 16, faults: [] } });

@@ -11,7 +11,7 @@ let exported: string;
 beforeAll(() => {
   dir = tempDir();
   simDb = join(dir, 'sim.db');
-  const r = cli(['record', '--ops', '20', '--db', simDb]);
+  const r = cli(['record', '--ops', '20', '--fault', 'delay-invalidate=1', '--db', simDb]);
   expect(r.code, r.stderr).toBe(0);
   const e = cli(['export', '1', '--db', simDb]);
   expect(e.code, e.stderr).toBe(0);

@@ -2,7 +2,7 @@
 // Crafted event sequences are folded through the same checkers a recording runs; the scenarios
 // that need the whole simulation come from running it.
 import { describe, expect, it } from 'vitest';
-import { FINDING_CLASSES } from '../../src/check/index.js';
+import { FINDING_CLASSES, JUDGE } from '../../src/check/index.js';
 import { chunksOf } from '../../src/engine/chunks.js';
 import { fold } from '../../src/engine/replay.js';
 import type { DmaEvent, NewEvent } from '../../src/events/schema.js';
@@ -16,7 +16,7 @@ type E = Omit<NewEvent, 'actor' | 'cause'> & { actor?: string; cause?: number };
 
 function classesOf(list: E[]): string[] {
   const events = list.map((e, i) => ({ actor: 'cpu0', cause: 0, ...e, seq: i + 1 }) as DmaEvent);
-  return fold(chunksOf(events)).findings.map((f) => (f as { cls: string }).cls);
+  return fold(chunksOf(events), JUDGE).findings.map((f) => (f as { cls: string }).cls);
 }
 
 const setup = (path = 'dma-direct', prot = 0): E[] => [
@@ -106,7 +106,7 @@ describe('device access checks', () => {
   });
   it('dmar-fault names the device, address and reason', () => {
     const events = [...setup('iommu'), { kind: 'iommu.fault', actor: 'iommu', dev: 0x10, iova: 0x1234_0000n, write: 0, reason: 6 } as E].map((e, i) => ({ actor: 'cpu0', cause: 0, ...e, seq: i + 1 }) as DmaEvent);
-    const f = fold(chunksOf(events)).findings[0] as { cls: string; message: string };
+    const f = fold(chunksOf(events), JUDGE).findings[0] as { cls: string; message: string };
     expect(f.cls).toBe('dmar-fault');
     expect(f.message).toMatch(/00:02.0|0x10/);
     expect(f.message).toContain('0x12340000');

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { record } from '../../src/app/record.js';
 import { stateAt } from '../../src/app/state.js';
 import { apply } from '../../src/engine/apply.js';
+import { JUDGE } from '../../src/check/index.js';
 import { fold } from '../../src/engine/replay.js';
 import { stateHash, worldToPlain } from '../../src/engine/snapshot.js';
 import type { DmaEvent } from '../../src/events/schema.js';
@@ -22,7 +23,7 @@ describe('seek', () => {
     const positions = [1, 63, 64, 65, 200, 333, r.events - 1, r.events];
     for (const at of positions) {
       const s = stateAt(db, String(r.trace), { at });
-      const full = fold(readChunks(h, trace, 1, at), { to: at }).world;
+      const full = fold(readChunks(h, trace, 1, at), JUDGE, { to: at }).world;
       expect(stateHash(s.world)).toBe(stateHash(full));
       expect(s.plain).toEqual(worldToPlain(full));
       if (at > 70) expect(s.fromCheckpoint).toBeGreaterThan(0);

@@ -64,7 +64,7 @@ describe('real excerpts (traces/real): clean runs give no finding', () => {
     expect(f.iova).toBe('0x12340000');
     expect(f.message).toMatch(/^DMAR fault: read by device 00:02\.0 \(sid 0x10, e1000\) at IOVA 0x12340000, fault reason 6 \(PTE Read access is not set\)$/);
     const s = traceStats(r.db, String(r.trace));
-    expect(s.faults).toEqual([{ device: '00:02.0', reason: 6, write: false, count: 16, firstSeq: f.seq, firstIova: '0x12340000' }]);
+    expect(s.faults).toEqual([{ device: '00:02.0', reason: 6, write: false, count: 16, firstSeq: f.cause, firstIova: '0x12340000' }]);
   });
 });
 

@@ -1,0 +1,148 @@
+// Explore throughput: seeds per second per core on a ~1k-event workload (net-tx under the IOMMU,
+// 8 guest operations: about 870 events a seed), and the speed-up of --jobs 2 over --jobs 1, all
+// measured in this one process, one after the other:
+// - baseline: the blocks run on this thread, no pool, no database (runBlock only);
+// - explore --jobs 1 and --jobs 2: the app (src/app/explore.ts) with its piscina workers and the
+//   database writes, each into a fresh database, --reps times, median reported: once as a user runs
+//   it (the pool starts and its workers compile the sim as they go), once on a warm pool (its
+//   workers ran 1000 seeds each first: the steady state of a long campaign).
+// Wall-clock figures depend on what else runs on the machine (the load average is reported);
+// CPU time (process.cpuUsage: user+sys of every thread of the process) does much less, so
+// seeds per CPU-second is the per-core figure, and the speed-up is given both ways.
+//
+//   node dist/bench/explore.js [--seeds N] [--reps N] [--json]      (npm run bench runs it too)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBlock, runOne } from '../src/analysis/explore.js';
+import type { Campaign } from '../src/analysis/explore-plan.js';
+import { explore } from '../src/app/explore.js';
+import { createRunner, workersAvailable } from '../src/app/explore-pool.js';
+import type { SimConfig } from '../src/sim/config.js';
+
+const TARGET_SEEDS_PER_CORE = 1000;
+const TARGET_SPEEDUP = 1.7;
+
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+function parseArgs(argv: string[]): { seeds: number; reps: number; json: boolean } {
+  const a = { seeds: 8000, reps: 3, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    if (k === '--json') a.json = true;
+    else if (k === '--seeds' || k === '--reps') {
+      const v = Number(argv[++i]);
+      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${k} needs a positive integer`);
+      a[k === '--seeds' ? 'seeds' : 'reps'] = v;
+    } else throw new Error(`unknown argument ${k} (known: --seeds N, --reps N, --json)`);
+  }
+  return a;
+}
+
+const log = (s: string) => process.stderr.write(`[bench:explore] ${s}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (v: number, d = 0) => Math.round(v * 10 ** d) / 10 ** d;
+
+async function timed(fn: () => Promise<unknown> | unknown): Promise<Timing> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await fn();
+  const c = process.cpuUsage(c0);
+  return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!workersAvailable()) throw new Error('run the compiled bench (dist/bench/explore.js): the workers are compiled files');
+  const base: SimConfig = { workload: 'net-tx', path: 'iommu', ops: 8, ringNum: 256, faults: [], variants: {}, packed: false, eventIdx: true, indirect: true };
+  const campaign: Campaign = { base, strategy: 'random', block: 250 };
+  const dir = mkdtempSync(join(tmpdir(), 'dmareplay-bench-explore-'));
+  const load0 = loadavg()[0]!;
+  try {
+    // events per seed, and the JIT warmed on this thread
+    const warmUp = runBlock({ campaign, lo: 1, hi: 300, verifyEvery: 0 });
+    log(`warm-up: ${warmUp.runs} seeds, ${warmUp.failing} failing`);
+    const baseline: Timing[] = [];
+    for (let r = 0; r < args.reps; r++)
+      baseline.push(await timed(() => {
+        for (let lo = 1; lo <= args.seeds; lo += 250) runBlock({ campaign, lo, hi: Math.min(lo + 249, args.seeds), verifyEvery: 0 });
+      }));
+    let events = 0;
+    for (let seed = 1; seed <= 100; seed++) events += runOne(base, String(seed)).events;
+    events = Math.round(events / 100);
+    const jobs: Record<number, Timing[]> = { 1: [], 2: [] };
+    const warm: Record<number, Timing[]> = { 1: [], 2: [] };
+    let k = 0;
+    for (let r = 0; r < args.reps; r++)
+      for (const j of [1, 2]) {
+        // as a user runs it: the pool starts, its workers compile the sim as they go
+        const db = join(dir, `e${k++}.db`);
+        jobs[j]!.push(await timed(() => explore({ db, campaign, from: 1, to: args.seeds, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0 })));
+        log(`--jobs ${j} rep ${r + 1}: ${round(jobs[j]!.at(-1)!.wallMs)} ms wall, ${round(jobs[j]!.at(-1)!.cpuMs)} ms CPU`);
+        // steady state, as in a long campaign: the same seeds on a pool whose workers ran 1000 seeds each first
+        const runner = createRunner(j);
+        try {
+          await explore({ db: join(dir, `w${k}.db`), campaign, from: 1_000_000, to: 1_000_000 + 1000 * j - 1, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0, runner });
+          warm[j]!.push(await timed(() => explore({ db: join(dir, `x${k}.db`), campaign, from: 1, to: args.seeds, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0, runner })));
+        } finally {
+          await runner.close();
+        }
+        log(`--jobs ${j} rep ${r + 1}, warm pool: ${round(warm[j]!.at(-1)!.wallMs)} ms wall, ${round(warm[j]!.at(-1)!.cpuMs)} ms CPU`);
+      }
+    const w = (xs: Timing[]) => median(xs.map((t) => t.wallMs));
+    const c = (xs: Timing[]) => median(xs.map((t) => t.cpuMs));
+    const perCpu = (xs: Timing[]) => args.seeds / (c(xs) / 1000);
+    const perWall = (xs: Timing[]) => args.seeds / (w(xs) / 1000);
+    const result = {
+      seeds: args.seeds,
+      events_per_seed: events,
+      baseline_seeds_per_s: round(perWall(baseline)),
+      baseline_seeds_per_cpu_s: round(perCpu(baseline)),
+      jobs1_seeds_per_s: round(perWall(jobs[1]!)),
+      jobs1_seeds_per_cpu_s: round(perCpu(jobs[1]!)),
+      jobs2_seeds_per_s: round(perWall(jobs[2]!)),
+      jobs2_seeds_per_cpu_s: round(perCpu(jobs[2]!)),
+      jobs1_wall_ms: round(w(jobs[1]!)),
+      jobs1_cpu_ms: round(c(jobs[1]!)),
+      jobs2_wall_ms: round(w(jobs[2]!)),
+      jobs2_cpu_ms: round(c(jobs[2]!)),
+      warm_jobs1_seeds_per_s: round(perWall(warm[1]!)),
+      warm_jobs1_seeds_per_cpu_s: round(perCpu(warm[1]!)),
+      warm_jobs2_seeds_per_s: round(perWall(warm[2]!)),
+      warm_jobs2_seeds_per_cpu_s: round(perCpu(warm[2]!)),
+      warm_speedup_jobs2_wall: round(w(warm[1]!) / w(warm[2]!), 2),
+      warm_jobs2_cpu_per_core_ratio: round(c(warm[2]!) / c(warm[1]!), 2),
+      speedup_jobs2_wall: round(w(jobs[1]!) / w(jobs[2]!), 2),
+      /** wall speed-up if each job had had a core to itself: jobs 2's CPU spread over 2 cores */
+      jobs2_cpu_per_core_ratio: round(c(jobs[2]!) / c(jobs[1]!), 2),
+      explore_vs_baseline_cpu: round(perCpu(jobs[1]!) / perCpu(baseline), 2),
+      pass: { seeds_per_core: perCpu(jobs[1]!) >= TARGET_SEEDS_PER_CORE, speedup: w(jobs[1]!) / w(jobs[2]!) >= TARGET_SPEEDUP },
+      reps: args.reps,
+      cores: availableParallelism(),
+      loadavg_start: round(load0, 2),
+      loadavg_end: round(loadavg()[0]!, 2),
+    };
+    if (args.json) return void process.stdout.write(JSON.stringify(result) + '\n');
+    const row = (name: string, v: string, note = '') => `  ${name.padEnd(38)} ${v.padStart(14)}  ${note}\n`;
+    process.stdout.write(
+      `\nexplore: ${args.seeds} seeds of net-tx/iommu, about ${events} events a seed, median of ${args.reps}\n` +
+        row('baseline (this thread, no pool, no db)', `${result.baseline_seeds_per_s} seeds/s`, `${result.baseline_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('explore --jobs 1', `${result.jobs1_seeds_per_s} seeds/s`, `${result.jobs1_seeds_per_cpu_s} seeds/CPU-s  (${result.explore_vs_baseline_cpu}x baseline per CPU-s)`) +
+        row('explore --jobs 2', `${result.jobs2_seeds_per_s} seeds/s`, `${result.jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('speed-up --jobs 2 / --jobs 1 (wall)', `${result.speedup_jobs2_wall}x`, `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}`) +
+        row('CPU time --jobs 2 / --jobs 1', `${result.jobs2_cpu_per_core_ratio}x`, '(1.0 = no extra work for the second worker)') +
+        row('warm pool --jobs 1', `${result.warm_jobs1_seeds_per_s} seeds/s`, `${result.warm_jobs1_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('warm pool --jobs 2', `${result.warm_jobs2_seeds_per_s} seeds/s`, `${result.warm_jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
+        row('warm speed-up --jobs 2 / --jobs 1 (wall)', `${result.warm_speedup_jobs2_wall}x`, `CPU time ratio ${result.warm_jobs2_cpu_per_core_ratio}x`) +
+        row('seeds per core (--jobs 1, per CPU-s)', `${round(perCpu(jobs[1]!))}`, `target ${TARGET_SEEDS_PER_CORE}: ${result.pass.seeds_per_core ? 'PASS' : 'FAIL'}`) +
+        `  cores ${result.cores}, load average ${result.loadavg_start} → ${result.loadavg_end}${result.loadavg_start > 0.5 ? ' (a loaded machine: the wall figures understate)' : ''}\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,28 @@
+// The entry point of an explore worker thread (a piscina task function): run one block of seeds, or
+// re-run one seed for the determinism self-check. Pure computation: the main thread stores results.
+import { threadId } from 'node:worker_threads';
+import type { FaultKind, SimConfig } from '../sim/config.js';
+import { type BlockResult, type BlockTask, encodedRun, minimizeFor, runBlock } from './explore.js';
+
+export type WorkerTask =
+  | { type: 'block'; block: BlockTask }
+  | { type: 'verify'; config: SimConfig; seed: string; avoid: number }
+  | { type: 'minimize'; config: SimConfig; seed: string; sig: string; sweep?: FaultKind };
+
+export interface WorkerReply {
+  /** the thread that ran the task (a verification must run on another one than the original) */
+  threadId: number;
+  block?: BlockResult;
+  /** null: this is the thread the original ran on, ask again */
+  verify?: { hash: string; bytes: Uint8Array } | null;
+  /** null: the scripted form does not keep the signature */
+  minimized?: { config: SimConfig; events: number } | null;
+}
+
+export default function handle(task: WorkerTask): WorkerReply {
+  if (task.type === 'block') return { threadId, block: runBlock(task.block) };
+  if (task.type === 'minimize') return { threadId, minimized: minimizeFor(task.config, task.seed, task.sig, task.sweep) };
+  if (task.avoid === threadId) return { threadId, verify: null };
+  const { hash, bytes } = encodedRun(task.config, task.seed);
+  return { threadId, verify: { hash, bytes } };
+}

@@ -1,0 +1,36 @@
+// Where explore's blocks run: worker threads from a piscina pool (one per --jobs), or, when the
+// compiled worker is not there (the test runner works on sources), this thread.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import handle, { type WorkerReply, type WorkerTask } from '../analysis/explore-worker.js';
+
+export interface TaskRunner {
+  threads: number;
+  run(task: WorkerTask): Promise<WorkerReply>;
+  close(): Promise<void>;
+}
+
+const WORKER_URL = new URL('../analysis/explore-worker.js', import.meta.url);
+
+export function workersAvailable(): boolean {
+  return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
+}
+
+export function createRunner(jobs: number): TaskRunner {
+  if (!workersAvailable()) return inlineRunner();
+  const pool = new Piscina<WorkerTask, WorkerReply>({
+    filename: WORKER_URL.href,
+    minThreads: jobs,
+    maxThreads: jobs,
+    // one block at a time per worker: the pool's queue, not the worker's, holds the rest
+    concurrentTasksPerWorker: 1,
+    idleTimeout: 60_000,
+  });
+  return { threads: jobs, run: (t) => pool.run(t), close: () => pool.destroy() };
+}
+
+/** Runs every task on this thread (a single "worker"). */
+export function inlineRunner(): TaskRunner {
+  return { threads: 1, run: async (t) => handle(t), close: async () => {} };
+}

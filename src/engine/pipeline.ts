@@ -1,0 +1,202 @@
+// The one place an event is stepped, whoever produced it: the simulation recording (record, replay
+// re-execution, catalog, minimize, perturb), a stored or exported trace being folded (replay of an
+// imported trace, JSONL import, the catalog, seek), or a log being imported. Each event:
+//   1. pre-checks: the judge looks at the world before the event (an unmap against the entry it frees);
+//   2. apply: the event's rule (src/model/rules) changes the world;
+//   3. sink: the event goes to whoever records or verifies the stream;
+//   4. post-checks: the judge looks at the world after it;
+//   5. at the QUIESCENT marker (or the end): liveness, what is stuck for good;
+// and checkpoints are taken on the every-K boundary the driver asks for.
+//
+// The judge (which checkers run on which kind) is given by the caller: checkers sit above the
+// engine (src/check), so the engine never imports them.
+//
+// Findings are numbered the same way whatever the source. A finding is an event inserted right after
+// the event it judges (pre-check findings first, then post-check findings, then liveness at the
+// QUIESCENT marker); its number is its seq in that stream.
+// - 'emit' mode (record, log import): the pipeline gives every event its seq and inserts the
+//   findings as events, so the number is the inserted event's seq.
+// - 'fold' mode (a trace read back): the trace carries the findings it was recorded with, right
+//   where the judge produces them again; each judged finding is matched with the recorded one that
+//   follows its event (same class and message) and takes its seq. A finding the trace does not carry
+//   (a hand-written trace, or a model that changed since) is numbered with the seq of the event it judges.
+import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
+import { emptyWorld, type World } from '../model/world.js';
+import { mutate } from './apply.js';
+
+/** The marker a simulated run emits when nothing can run any more: liveness is judged there. */
+export const QUIESCENT = 'quiescent';
+
+/** The checkers, as the pipeline sees them. */
+export interface Judge {
+  /** before the event is applied; null or [] when nothing is wrong */
+  pre(w: World, ev: DmaEvent): NewEvent[] | null;
+  /** after the event is applied */
+  post(w: World, ev: DmaEvent): NewEvent[] | null;
+  /** when nothing can run any more (the QUIESCENT marker, or the end of a trace without one) */
+  liveness(w: World): NewEvent[];
+  /** kinds whose checkers keep state in the world: seek steps them even when their rule changes nothing */
+  readonly stateful: ReadonlySet<Kind>;
+}
+
+export type Finding = EventOf<'finding'>;
+
+export interface PipelineOptions {
+  judge: Judge | null;
+  mode: 'emit' | 'fold';
+  /** start from this world (a checkpoint's copy, owned by the pipeline from now on) after event `seq` */
+  world?: World;
+  seq?: number;
+  /** every event of the stream: the input's, and in emit mode the inserted findings */
+  event?: (ev: DmaEvent, w: World) => void;
+  /** every judged finding, with its number as seq */
+  finding?: (f: Finding) => void;
+  checkpoint?: (seq: number, w: World) => void;
+  checkpointEvery?: number;
+  /** judge liveness at the QUIESCENT marker (default true) */
+  liveness?: boolean;
+}
+
+interface Judged {
+  f: Finding;
+  /** the event it judges */
+  at: number;
+}
+
+export class Pipeline {
+  readonly world: World;
+  /** seq of the last event stepped */
+  seq: number;
+  /** pages this working world owns (copied since the last checkpoint): written in place */
+  owned = new Set<Uint8Array>();
+  private livenessDone: boolean;
+  private readonly judge: Judge | null;
+  private readonly emitMode: boolean;
+  private readonly onEvent: ((ev: DmaEvent, w: World) => void) | undefined;
+  private readonly onFinding: ((f: Finding) => void) | undefined;
+  private readonly onCheckpoint: ((seq: number, w: World) => void) | undefined;
+  private readonly every: number;
+  private nextCheckpoint: number;
+  /** fold mode: judged findings of the last event, waiting for their recorded copies */
+  private pending: Judged[] = [];
+
+  constructor(opts: PipelineOptions) {
+    this.world = opts.world ?? emptyWorld();
+    this.seq = opts.seq ?? 0;
+    this.judge = opts.judge;
+    this.emitMode = opts.mode === 'emit';
+    this.onEvent = opts.event;
+    this.onFinding = opts.finding;
+    this.onCheckpoint = opts.checkpoint;
+    this.livenessDone = opts.liveness === false;
+    this.every = opts.checkpointEvery ?? 0;
+    this.nextCheckpoint = this.every ? (Math.floor(this.seq / this.every) + 1) * this.every : Infinity;
+  }
+
+  /** Emit mode: gives the event the next seq and steps it; returns the seq. */
+  emit(e: NewEvent): number {
+    const ev = e as DmaEvent;
+    ev.seq = ++this.seq;
+    const w = this.world;
+    if (ev.kind === 'finding') {
+      mutate(w, ev, this.owned);
+      this.onEvent?.(ev, w);
+      this.onFinding?.(ev);
+      return ev.seq;
+    }
+    const judge = this.judge;
+    const pre = judge ? judge.pre(w, ev) : null;
+    mutate(w, ev, this.owned);
+    this.onEvent?.(ev, w);
+    if (!judge) return ev.seq;
+    const at = ev.seq;
+    if (pre) for (const f of pre) this.insert(f, at);
+    const post = judge.post(w, ev);
+    if (post) for (const f of post) this.insert(f, at);
+    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone) {
+      this.livenessDone = true;
+      for (const f of judge.liveness(w)) this.insert(f, at);
+    }
+    return at;
+  }
+
+  private insert(f: NewEvent, at: number): void {
+    if (f.cause === 0) f.cause = at;
+    this.emit(f);
+  }
+
+  /** Fold mode: steps an event of the input, which carries its seq. */
+  put(ev: DmaEvent): void {
+    this.seq = ev.seq;
+    const w = this.world;
+    if (ev.kind === 'finding') {
+      // a finding recorded with the trace: the recorded copy of the finding judged just before?
+      mutate(w, ev, this.owned);
+      this.onEvent?.(ev, w);
+      const p = this.pending[0];
+      if (p && p.f.cls === ev.cls && p.f.message === ev.message) {
+        this.pending.shift();
+        this.report(p.f, ev.seq);
+      }
+      return;
+    }
+    if (this.pending.length) this.settle();
+    const judge = this.judge;
+    const pre = judge ? judge.pre(w, ev) : null;
+    mutate(w, ev, this.owned);
+    this.onEvent?.(ev, w);
+    if (!judge) return;
+    const at = ev.seq;
+    if (pre) for (const f of pre) this.judged(f, at);
+    const post = judge.post(w, ev);
+    if (post) for (const f of post) this.judged(f, at);
+    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone) {
+      this.livenessDone = true;
+      for (const f of judge.liveness(w)) this.judged(f, at);
+    }
+  }
+
+  private judged(f: NewEvent, at: number): void {
+    if (f.kind !== 'finding') return;
+    if (f.cause === 0) f.cause = at;
+    this.pending.push({ f: f as Finding, at });
+  }
+
+  /** Judged findings no recorded finding followed: numbered at the event they judge. */
+  private settle(): void {
+    for (const p of this.pending) this.report(p.f, p.at);
+    this.pending = [];
+  }
+
+  private report(f: Finding, seq: number): void {
+    if (!this.onFinding) return;
+    f.seq = seq;
+    this.onFinding(f);
+  }
+
+  /** Counts the every-K boundaries from now (the simulation's set-up is never checkpointed mid-way). */
+  restartCheckpoints(): void {
+    this.nextCheckpoint = this.every ? (Math.floor(this.seq / this.every) + 1) * this.every : Infinity;
+  }
+
+  /** Takes a checkpoint if the every-K boundary has been passed (the driver says when it may). */
+  maybeCheckpoint(): void {
+    if (this.seq < this.nextCheckpoint) return;
+    this.onCheckpoint?.(this.seq, this.world);
+    this.owned = new Set();
+    this.nextCheckpoint = (Math.floor(this.seq / this.every) + 1) * this.every;
+  }
+
+  /** End of the input: the findings still open, and liveness if no QUIESCENT marker judged it (unless `liveness` is false). */
+  end(liveness = true): void {
+    if (this.pending.length) this.settle();
+    if (!liveness || this.livenessDone || !this.judge) return;
+    this.livenessDone = true;
+    const at = this.seq;
+    for (const f of this.judge.liveness(this.world)) {
+      if (this.emitMode) this.insert(f, at);
+      else this.judged(f, at);
+    }
+    if (this.pending.length) this.settle();
+  }
+}

@@ -1,0 +1,53 @@
+// Rules for vhost's device IOTLB (drivers/vhost/vhost.c, iotlb.c; see ../device-iotlb.ts): a MISS
+// parks the vq, an UPDATE inserts an entry and wakes the misses it covers, an INVALIDATE deletes
+// every overlapping entry; both reset the ring metadata cache.
+import { addRange, delRange, wakeCovered } from '../device-iotlb.js';
+import { deviceOf, ringOf } from '../world.js';
+import { resetMeta } from './ring.js';
+import type { RulesFor } from './rule.js';
+import { markRead } from './vmm.js';
+
+const U64 = (1n << 64n) - 1n;
+
+export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invalidate' | 'iotlb.batch'> = {
+  'iotlb.miss': {
+    models: 'vhost_iotlb_miss: VHOST_IOTLB_MISS queued for the VMM, the vq parked on the pending list',
+    evolve(w, ev) {
+      deviceOf(w, ev.dev, ev.seq).iotlb.pending.push({ q: ev.q, iova: ev.iova, perm: ev.perm, seq: ev.seq });
+      w.vmm.toRead.push(ev.seq);
+      ringOf(w, ev.q, ev.seq).parked = true;
+    },
+  },
+  'iotlb.update': {
+    models: 'vhost_process_iotlb_msg VHOST_IOTLB_UPDATE: vhost_iotlb_add_range, vhost_vq_meta_reset, vhost_iotlb_notify_vq',
+    evolve(w, ev) {
+      markRead(w, ev.cause);
+      const held = w.vmm.held.findIndex((h) => h.miss === ev.cause);
+      if (held >= 0) w.vmm.held.splice(held, 1);
+      if (ev.result !== 'ok') return;
+      const d = deviceOf(w, ev.dev, ev.seq);
+      resetMeta(w, ev.dev);
+      addRange(d.iotlb, { start: ev.iova, last: (ev.iova + ev.size - 1n) & U64, uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
+      // vhost_iotlb_notify_vq: wake each pending miss the entry covers ('gt': the off-by-one before the fix, B2)
+      const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
+      for (const m of wakeCovered(d.iotlb, ev.iova, last - ev.iova + 1n))
+        if (!d.iotlb.pending.some((p) => p.q === m.q)) ringOf(w, m.q, ev.seq).parked = false;
+    },
+  },
+  'iotlb.invalidate': {
+    models: 'vhost_process_iotlb_msg VHOST_IOTLB_INVALIDATE: vhost_iotlb_del_range (whole entries), vhost_vq_meta_reset',
+    evolve(w, ev) {
+      const at = w.vmm.invals.findIndex((i) => i.req === ev.cause);
+      if (at >= 0) w.vmm.invals.splice(at, 1);
+      if (ev.result !== 'ok') return;
+      resetMeta(w, ev.dev);
+      delRange(deviceOf(w, ev.dev, ev.seq).iotlb, ev.iova, (ev.iova + ev.size - 1n) & U64);
+    },
+  },
+  'iotlb.batch': {
+    models: 'VHOST_IOTLB_BATCH_BEGIN / BATCH_END (vhost_vdpa_process_iotlb_msg)',
+    evolve(w, ev) {
+      if (ev.result === 'ok') deviceOf(w, ev.dev, ev.seq).inBatch = !!ev.begin;
+    },
+  },
+};
