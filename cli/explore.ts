@@ -6,6 +6,7 @@ import { UsageError } from '../src/errors.js';
 import type { FaultKind } from '../src/sim/config.js';
 import { pctBound, pctStepsFor } from '../src/sim/schedule.js';
 import { bold, type CommonOpts, dbPath, dim, out, parseCount, printJson, red, withCommon, yellow } from './common.js';
+import { progressBar, progressEnabled } from './progress.js';
 import { addSimOptions, type SimOpts, simConfigOf } from './sim-options.js';
 
 interface Opts extends CommonOpts, SimOpts {
@@ -42,27 +43,22 @@ export function parseDuration(v: string): number {
 
 const secs = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 1000).toFixed(1)} s`);
 
-/** A progress line: redrawn in place on a terminal (at most 4 per second), one line a minute otherwise. */
-function progressPrinter(): { update(p: Progress): void; end(): void } {
-  const tty = !!process.stderr.isTTY;
-  let last = tty ? 0 : Date.now();
-  let drawn = false;
+/** Progress: a bar on a terminal (cli/progress.ts), else one line a minute on stderr. */
+function progressPrinter(o: { json?: boolean }): { update(p: Progress): void; end(): void } {
+  const bar = progressBar(o, 'explore', 'seeds');
+  const tty = progressEnabled(o);
+  let last = Date.now();
   return {
     update(p) {
-      const now = Date.now();
-      if (now - last < (tty ? 250 : 60_000)) return;
-      last = now;
       const rate = p.seeds / Math.max(p.elapsedMs / 1000, 1e-3);
       const left = p.budgetMs !== null ? Math.max(0, p.budgetMs - p.elapsedMs) : p.seedsLeft !== null && rate > 0 ? (p.seedsLeft / rate) * 1000 : null;
-      const line = `${p.seeds} seeds, ${rate.toFixed(0)} seeds/s, ${p.failing} failing runs, ${p.signatures} signatures${left !== null ? `, ETA ${secs(left)}` : ''}`;
-      if (tty) {
-        process.stderr.write(`\r\x1b[K${line}`);
-        drawn = true;
-      } else process.stderr.write(`explore: ${line}\n`);
+      const what = `${rate.toFixed(0)} seeds/s, ${p.failing} failing runs, ${p.signatures} signatures${left !== null ? `, ETA ${secs(left)}` : ''}`;
+      if (tty) return bar.update(p.seeds, p.seedsLeft !== null ? p.seeds + p.seedsLeft : 0, `(${what})`);
+      if (Date.now() - last < 60_000) return;
+      last = Date.now();
+      process.stderr.write(`explore: ${p.seeds} seeds, ${what}\n`);
     },
-    end() {
-      if (drawn) process.stderr.write('\r\x1b[K');
-    },
+    end: () => bar.stop(),
   };
 }
 
@@ -82,7 +78,7 @@ export function exploreCommand(program: Command): void {
       if (cmd.getOptionValueSource('seed') === 'cli') throw new UsageError('explore takes --seeds A..B, not --seed');
       const strategy = o.strategy as Strategy;
       if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new UsageError(`unknown strategy ${JSON.stringify(o.strategy)} (known: ${STRATEGIES.join(', ')})`);
-      if (o.pctDepth !== undefined && strategy !== 'pct') throw new UsageError('--pct-depth needs --strategy pct');
+      if ((o.pctDepth !== undefined || o.pctSteps !== undefined) && strategy !== 'pct') throw new UsageError('--pct-depth and --pct-steps need --strategy pct');
       const { config } = simConfigOf({ ...o, seed: '0', pctDepth: undefined, pctSteps: undefined });
       if (o.sweep !== undefined && !(SWEEPABLE as readonly string[]).includes(o.sweep))
         throw new UsageError(`--sweep: ${JSON.stringify(o.sweep)} has no injection points to walk (sweepable: ${SWEEPABLE.join(', ')})`);
@@ -109,7 +105,7 @@ export function exploreCommand(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      const progress = progressPrinter();
+      const progress = progressPrinter(o);
       let report: ExploreReport;
       try {
         report = await explore({ db, campaign, from, to, shard, jobs, verifyEvery, minimize: o.minimize !== false, budgetMs, stop, onProgress: (p) => progress.update(p) });

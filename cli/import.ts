@@ -57,6 +57,9 @@ export function importCommand(program: Command): void {
         if (a.phases.length > 40) out(dim(`    … ${a.phases.length - 40} more phases (--json lists them all)`));
         out(dim(`  ${a.note}`));
       }
+      const ord = r.alignment?.order;
+      if (ord && ord.translations) out(`  order: ${ord.insideLiveMapping} of ${ord.translations} host translations (${((100 * ord.insideLiveMapping) / ord.translations).toFixed(1)}%) placed inside a live guest mapping; the causality repair acted ${ord.repaired} times`);
+      for (const n of r.notes) out(yellow(`  note: ${n}`));
       if (!r.findings.length) out('no findings');
       for (const f of r.findings.slice(0, 10)) printFinding(f, red);
       if (r.findings.length > 10) out(`… ${r.findings.length - 10} more (dmareplay log ${r.trace} --kind finding)`);

@@ -4,6 +4,7 @@ import { DmaReplayError, EXIT } from '../src/errors.js';
 import { printable } from './common.js';
 import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
 import { bisectCommand } from './bisect.js';
+import { captureCommand } from './capture.js';
 import { catalogCommand } from './catalog.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
@@ -41,6 +42,7 @@ const program = new Command('dmareplay')
   .configureOutput({ outputError: () => {} });
 
 for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, sqlCommand, reportCommand]) add(program);
+captureCommand(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
 // `dmareplay log 1 | head` closes the pipe early: that is not an error.

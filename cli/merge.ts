@@ -24,7 +24,8 @@ export function mergeCommand(program: Command): void {
       for (const i of r.inputs) out(`${i.db}: ${i.blocks} blocks (${i.added} new), ${i.reproducers} reproducers taken`);
       for (const c of r.campaigns) {
         out(`${bold('campaign ' + c.campaign)}: ${c.seeds} seeds (${c.passing} passing), ${c.runs} runs (${c.failing} failing), ${c.signatures.length} signatures`);
-        for (const s of c.signatures) out(`  ${s.sig} ${s.class.padEnd(24)} ${String(s.count).padStart(7)}  first seed ${s.firstSeed}`);
+        for (const s of c.signatures)
+          out(`  ${s.sig} ${s.class.padEnd(24)} ${String(s.count).padStart(7)}  first seed ${s.firstSeed}${s.repro ? `  smallest: ${s.repro.replay} (${s.repro.events} events)` : ''}`);
       }
     });
 }

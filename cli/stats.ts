@@ -26,9 +26,17 @@ export function statsCommand(program: Command): void {
         out(`  swiotlb: ${s.swiotlb.bounces} bounces, ${BigInt(s.swiotlb.bytes)} bytes`);
         for (const d of s.swiotlb.byDevice) out(`    ${d.device}: ${d.bounces} bounces, ${BigInt(d.bytes)} bytes; by size: ${list(d.bySize)}`);
       }
+      const t = s.deviceIotlb;
+      if (t.misses || t.invalidations || Object.keys(t.updates).length)
+        out(`  device IOTLB (vhost): ${t.misses} misses (${list(t.byDevice)}), UPDATEs ${list(t.updates)}, ${t.invalidations} INVALIDATEs`);
+      if (s.order) out(`  order: ${s.order.insideLiveMapping} of ${s.order.translations} host translations (${(s.order.share * 100).toFixed(1)}%) placed inside a live guest mapping of their IOVA and GPA`);
+      if (Object.keys(s.blocked).length) out(`  blocked (no mapping, no fault raised): ${list(s.blocked)}`);
+      for (const n of s.notes) out(yellowNote(n));
       const phases = s.markers.filter((x) => x.side === 'host' || s.markers.every((y) => y.side === 'guest'));
       if (phases.length) out(`  markers: ${phases.map((x) => (x.name ? `${x.n} ${x.name}` : String(x.n))).join(', ')}`);
       if (Object.keys(s.opaqueByEvent).length) out(dim(`  opaque: ${list(s.opaqueByEvent)}`));
       out(`  findings: ${list(s.findingsByClass)}`);
     });
 }
+
+const yellowNote = (n: string): string => `  note: ${n}`;

@@ -4,6 +4,6 @@
 #SBATCH --job-name=dmareplay-explore
 #SBATCH --cpus-per-task=8
 #SBATCH --time=01:00:00
-npx dmareplay explore --workload remap --path iommu --strategy pct --seeds 1..1600000 --time 55m \
+npx dmareplay explore --workload remap --path iommu --variant asyncInvalidate=true --strategy pct --seeds 1..1600000 --time 55m \
   --db "results/shard-${SLURM_ARRAY_TASK_ID}.db"
 # afterwards: npx dmareplay merge results/shard-*.db --into results/all.db

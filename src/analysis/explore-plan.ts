@@ -1,7 +1,7 @@
 // An explore campaign: the base configuration (from the command line), the strategy and the block
 // size, and what a seed expands into. A seed's configuration depends on the campaign and the seed
 // alone (never on --jobs, --shard or the order seeds run in), and is a plain SimConfig: it is stored
-// with the trace and `record` with the printed options reproduces it exactly.
+// with the trace and `record` with the printed options (src/app/sim-args.ts) reproduces it exactly.
 import { createHash } from 'node:crypto';
 import { type Fault, FAULT_KINDS, type FaultKind, type SimConfig } from '../sim/config.js';
 import { swarmConfig } from './explore-swarm.js';
@@ -69,28 +69,4 @@ export function* shardBlocks(size: number, from: number, to: number, index: numb
     const r = blockRange(b, size, from, to);
     if (r) yield { b, ...r };
   }
-}
-
-/** The `dmareplay record` arguments that reproduce `config` with `seed` exactly (see cli/sim-options.ts). */
-export function recordArgs(config: SimConfig, seed: string): string[] {
-  const a = ['record', '--workload', config.workload, '--path', config.path, '--seed', seed, '--ops', String(config.ops), '--ring', String(config.ringNum)];
-  if (!config.faults.length) a.push('--fault', 'none');
-  for (const f of config.faults) a.push('--fault', `${f.kind}=${f.arg}`);
-  for (const [k, v] of Object.entries(config.variants ?? {})) a.push('--variant', `${k}=${String(v)}`);
-  if (config.packed) a.push('--packed');
-  if (config.eventIdx === false) a.push('--no-event-idx');
-  if (config.indirect === false) a.push('--no-indirect');
-  const d = config.devices?.[0];
-  if (d?.translate) a.push('--translate', d.translate);
-  if (d?.backend && d.backend !== 'vhost') a.push('--backend', d.backend);
-  if (d?.accessPlatform === false) a.push('--no-access-platform');
-  if (config.protected) a.push('--protected');
-  for (const [k, v] of Object.entries(config.knobs ?? {})) a.push('--knob', `${k}=${String(v)}`);
-  if (config.schedule) a.push('--pct-depth', String(config.schedule.depth), '--pct-steps', String(config.schedule.steps));
-  return a;
-}
-
-/** A shell command line: arguments quoted where they need it. */
-export function shellLine(args: readonly string[]): string {
-  return args.map((s) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)).join(' ');
 }

@@ -145,6 +145,16 @@ export interface BlockResult {
   verify: { seed: number; point: number; hash: string; bytes: Uint8Array }[];
 }
 
+/** A run that throws is a dmareplay bug: say which seed (the app adds the command that reproduces it). */
+export const SIM_FAILED = /^the simulation failed on seed ([0-9]+)(?: point ([0-9]+))?: /;
+function guarded<T>(seed: number, point: number, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new Error(`the simulation failed on seed ${seed}${point ? ` point ${point}` : ''}: ${(e as Error).message}`);
+  }
+}
+
 export function runBlock(t: BlockTask): BlockResult {
   const c = t.campaign;
   const res: BlockResult = { lo: t.lo, hi: t.hi, seeds: 0, runs: 0, failing: 0, passing: 0, sigs: [], info: [], candidates: [], verify: [] };
@@ -166,7 +176,7 @@ export function runBlock(t: BlockTask): BlockResult {
       if (!b || r.events < b.events) best.set(sig.id, { seed, point, events: r.events });
     }
     if (t.verifyEvery > 0 && seed % t.verifyEvery === 0) {
-      const e = encodedRun(config, String(seed));
+      const e = guarded(seed, point, () => encodedRun(config, String(seed)));
       res.verify.push({ seed, point, hash: e.hash, bytes: e.bytes });
     }
   };
@@ -175,14 +185,14 @@ export function runBlock(t: BlockTask): BlockResult {
     seedFailed = false;
     if (!c.sweep) {
       const config = configFor(c, seed);
-      count(seed, 0, config, runOne(config, String(seed)));
+      count(seed, 0, config, guarded(seed, 0, () => runOne(config, String(seed))));
       if (!seedFailed) res.passing++;
       continue;
     }
     // fail_nth: the kth occurrence of the fault, k = 1, 2, … until a run no longer reaches point k
     for (let k = 1; k <= MAX_SWEEP_POINTS; k++) {
       const config = configFor(c, seed, k);
-      const r = runOne(config, String(seed), c.sweep);
+      const r = guarded(seed, k, () => runOne(config, String(seed), c.sweep));
       if (r.reached < k) break;
       count(seed, k, config, r);
     }
@@ -191,7 +201,7 @@ export function runBlock(t: BlockTask): BlockResult {
   res.sigs = [...bySig.values()];
   for (const [sig, f] of best) {
     const config = configFor(c, f.seed, f.point);
-    const e = encodedRun(config, String(f.seed));
+    const e = guarded(f.seed, f.point, () => encodedRun(config, String(f.seed)));
     res.candidates.push({ sig, seed: f.seed, point: f.point, config, events: e.events, hash: e.hash });
   }
   return res;

@@ -2,7 +2,7 @@
 // operation whose observable outcome differs, and why.
 import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../analysis/bisect.js';
 import { project } from '../analysis/projection.js';
-import { DmaReplayError } from '../errors.js';
+import { DmaReplayError, UsageError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
 import { deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
 import { loadProjections, saveProjections } from '../store/projections.js';
@@ -66,6 +66,18 @@ function cacheProjections(dbPath: string, fresh: Map<number, OpHash[]>): void {
   }
 }
 
+/**
+ * Bisect pairs guest operations by their intent (what the guest asked for, from the seed): a trace
+ * imported from real logs (QEMU log, ftrace) has none, so there is nothing to pair and a comparison
+ * would only say "agree on all 0 operations" or "diverge at op 0". Refused, naming what to use instead.
+ */
+function refuseWithoutIntents(t: TraceRow, intents: number): void {
+  if (intents > 0) return;
+  if (t.source === 'import')
+    throw new UsageError(`trace ${t.id} was imported from real logs, which carry no guest intents to pair operations by: bisect compares simulated or replayed traces (use findings, stats or log on imported ones)`);
+  throw new UsageError(`trace ${t.id} has no guest operations (no intent events): nothing to bisect`);
+}
+
 export function bisectTraces(dbPath: string, idA: string, idB: string, progress?: ProgressFn): BisectReport {
   const fresh = new Map<number, OpHash[]>();
   const report = bisectReadOnly(dbPath, idA, idB, fresh, progress);
@@ -82,6 +94,8 @@ function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<num
     const tb = getTrace(db, b);
     const ia = intentsOf(readChunks(db, ta));
     const ib = intentsOf(readChunks(db, tb));
+    refuseWithoutIntents(ta, ia.length);
+    refuseWithoutIntents(tb, ib.length);
     // The same intents, or one trace's intents a prefix of the other's (a run that stopped early, e.g. a
     // device that broke, is comparable up to where it stopped; the first missing operation diverges).
     const common = Math.min(ia.length, ib.length);

@@ -5,8 +5,9 @@
 // read here, for the budget and the progress line; it never reaches a run.
 import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
-import { type BlockResult, type Candidate, encodedRun, firstDifference } from '../analysis/explore.js';
-import { type Campaign, campaignKey, configFor, recordArgs, shardBlocks, shellLine } from '../analysis/explore-plan.js';
+import { type BlockResult, type Candidate, encodedRun, firstDifference, SIM_FAILED } from '../analysis/explore.js';
+import { type Campaign, campaignKey, configFor, shardBlocks } from '../analysis/explore-plan.js';
+import { recordCommandLine, shellQuote } from './sim-args.js';
 import { defaultDevices, type SimConfig } from '../sim/config.js';
 import { pctBound } from '../sim/schedule.js';
 import { Sim } from '../sim/sim.js';
@@ -269,9 +270,16 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       }
       progress();
     }
-    if (failure) throw failure;
+    if (failure) {
+      // a run that threw: name the command that reproduces it
+      const m = failure instanceof Error ? SIM_FAILED.exec(failure.message) : null;
+      const line = m ? recordCommandLine(configFor(c, Number(m[1]), Number(m[2] ?? 0)), m[1]!) : null;
+      if (line) (failure as Error).message += ` (reproduce: ${line})`;
+      throw failure;
+    }
     const total = blockTotals(db, key);
-    const cmd = (args: string[]) => shellLine(['dmareplay', ...args, '--db', req.db]);
+    const replayLine = (trace: number) => `npx dmareplay replay ${trace} --db ${shellQuote(req.db)}`;
+    const recordLine = (config: SimConfig, seed: number) => recordCommandLine(config, String(seed), req.db) ?? '';
     const signatures = signatureTotals(db, key).map((s: SignatureTotal): SignatureReport => {
       const rp = s.repro;
       return {
@@ -283,7 +291,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
         count: s.count,
         firstSeed: s.first_seed,
         firstPoint: s.first_point,
-        firstRecord: cmd(recordArgs(configFor(c, s.first_seed, s.first_point), String(s.first_seed))),
+        firstRecord: recordLine(configFor(c, s.first_seed, s.first_point), s.first_seed),
         repro: rp
           ? {
               trace: rp.trace,
@@ -293,8 +301,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
               point: rp.point,
               origEvents: rp.orig_events,
               origHash: rp.orig_hash,
-              replay: cmd(['replay', String(rp.trace)]),
-              record: cmd(recordArgs(JSON.parse(rp.orig_config) as SimConfig, String(rp.seed))),
+              replay: replayLine(rp.trace),
+              record: recordLine(JSON.parse(rp.orig_config) as SimConfig, rp.seed),
             }
           : null,
       };

@@ -18,8 +18,9 @@ import { VARIANT_CHOICES } from '../model/variants.js';
 import type { DmaEvent, EventOf, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { detectFormat } from '../import/detect.js';
+import { untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
-import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, singleStream, type PhaseStat } from '../import/merge.js';
+import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
 import { withWriteTransaction } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
@@ -67,6 +68,8 @@ export interface ImportResult {
   truncated: { file: string; reason: string }[];
   mode?: DmaMode;
   alignment?: Omit<Alignment, 'boundaries'> & { boundaries: { n: number; name: string }[] };
+  /** what was not judged and why (a cut log), and translations the vIOMMU blocked without a fault */
+  notes: string[];
   findings: ImportFinding[];
 }
 
@@ -285,6 +288,7 @@ async function importJsonl(opts: ImportOptions, file: string): Promise<ImportRes
     malformed: 0,
     malformedLines: [],
     truncated: [],
+    notes: [],
     findings: check.findings,
   };
 }
@@ -295,7 +299,8 @@ async function importJsonl(opts: ImportOptions, file: string): Promise<ImportRes
 function deviceEvents(mode: DmaMode, guest: GuestScan | null, host: HostScan | null): NewEvent[] {
   const iommu = mode.path === 'iommu' || mode.path === 'iommu-lazy';
   const devs = new Map<number, string>();
-  if ((guest?.iommuMaps ?? 0) > 0 || iommu) devs.set(DEV_UNKNOWN, "the guest's IOMMU domains (iommu:map/unmap do not name the device)");
+  if ((guest?.iommuMaps ?? 0) > 0 || iommu) devs.set(DEV_UNKNOWN, `the guest's ${host?.amd ? 'AMD-Vi ' : ''}IOMMU domains (iommu:map/unmap do not name the device)`);
+  if ((host?.vdpa ?? 0) > 0 && !devs.has(DEV_UNKNOWN)) devs.set(DEV_UNKNOWN, 'the vhost-vdpa device (vhost_vdpa_dma_map/unmap name no PCI function)');
   for (const [sid, name] of host?.devices ?? []) devs.set(sid, name);
   for (const [sid, name] of guest?.devices ?? []) if (!devs.get(sid)) devs.set(sid, name);
   return [...devs]
@@ -344,6 +349,8 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
   const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`) })) : null;
   for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
+  // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
+  if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
   const mode = dmaMode(gScan, hScan);
   const alignment = gScan && hScan ? planAlignment(gScan, hScan) : null;
   const phases: PhaseStat[] = [];
@@ -373,12 +380,14 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   // pass 2: convert, merge, fold and store, in one transaction
   const unknown = new Map<string, number>();
+  let blockedCount = 0;
   let folder: Folder | null = null;
   const trace = await writeTrace(opts.db, async (db) => {
     const rec = new Recorder(db, { name, source: 'import', seed: null, config, checkpointEvery: every });
     const f = new Folder((ev) => {
       rec.event(ev);
       if (ev.kind === 'opaque') unknown.set(ev.event, (unknown.get(ev.event) ?? 0) + 1);
+      else if (ev.kind === 'iommu.translate' && ev.cache === 'fault') blockedCount++;
     }, (seq, w) => rec.checkpoint(seq, w, null), every, true);
     folder = f;
     for (const ev of deviceEvents(mode, gScan, hScan)) f.put(ev);
@@ -414,8 +423,15 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     malformedLines: scans.flatMap((s) => s.malformedLines),
     truncated: scans.filter((s) => s.truncated).map((s) => ({ file: s.file, reason: s.truncated! })),
     mode,
+    notes: [],
     findings: fo.findings,
   };
+  if (gScan?.truncated && hScan)
+    result.notes.push(`the guest log ${gScan.file} was cut off: host events after its end (less ${REPAIR_US / 1000} ms) are not judged against the guest's mappings`);
+  if (hScan && hScan.untimed > 0) result.notes.push(`${hScan.untimed} lines of ${hScan.file} have no timestamp (QEMU without -msg timestamp=on): host events are in line order, which is all a host log alone needs; to merge it with a guest log, rerun with -msg timestamp=on`);
+  if (hScan?.truncated && gScan) result.notes.push(`the host log ${hScan.file} was cut off: guest unmaps after its end are not judged`);
+  const blocked = fo.byKind.get('iommu.translate') ? blockedCount : 0;
+  if (blocked) result.notes.push(`${blocked} translation${blocked === 1 ? '' : 's'} found no mapping and raised no fault (QEMU amd-iommu returns address 0 with no permission): blocked DMA, counted by stats, not a dmar-fault`);
   if (alignment) result.alignment = { ...alignment, boundaries: alignment.boundaries.map((b) => ({ n: b.n, name: b.name })) };
   return result;
 }

@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
+import { shellQuote } from './sim-args.js';
 import { closeWritable, openDb } from '../store/db.js';
 import {
   blockTotals,
@@ -29,7 +30,15 @@ import {
 export interface MergeReport {
   into: string;
   inputs: { db: string; campaigns: number; blocks: number; added: number; reproducers: number }[];
-  campaigns: { campaign: string; blocks: number; seeds: number; passing: number; runs: number; failing: number; signatures: { sig: string; class: string; count: number; firstSeed: number }[] }[];
+  campaigns: {
+    campaign: string;
+    blocks: number;
+    seeds: number;
+    passing: number;
+    runs: number;
+    failing: number;
+    signatures: { sig: string; class: string; count: number; firstSeed: number; repro: { trace: number; events: number; seed: number; replay: string } | null }[];
+  }[];
 }
 
 export function merge(inputs: string[], into: string): MergeReport {
@@ -71,7 +80,13 @@ export function merge(inputs: string[], into: string): MergeReport {
         report.campaigns.push({
           campaign,
           ...t,
-          signatures: signatureTotals(dst, campaign).map((s) => ({ sig: s.sig, class: s.class, count: s.count, firstSeed: s.first_seed })),
+          signatures: signatureTotals(dst, campaign).map((s) => ({
+            sig: s.sig,
+            class: s.class,
+            count: s.count,
+            firstSeed: s.first_seed,
+            repro: s.repro ? { trace: s.repro.trace, events: s.repro.events, seed: s.repro.seed, replay: `npx dmareplay replay ${s.repro.trace} --db ${shellQuote(into)}` } : null,
+          })),
         });
       }
       return report;

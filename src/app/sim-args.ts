@@ -42,6 +42,8 @@ export function recordArgs(c: SimConfig, seed: string): string[] | null {
     if (d0.accessPlatform === false) args.push('--no-access-platform');
   }
   if (c.protected) args.push('--protected');
+  for (const [k, v] of Object.entries(c.knobs ?? {})) args.push('--knob', `${k}=${String(v)}`);
+  if (c.schedule) args.push('--pct-depth', String(c.schedule.depth), '--pct-steps', String(c.schedule.steps));
   return args;
 }
 
@@ -69,5 +71,7 @@ export function traceName(c: SimConfig, seed: string): string {
   if (d0?.backend && d0.backend !== 'vhost') parts.push(`backend=${d0.backend}`);
   if (d0?.accessPlatform === false) parts.push('no-access-platform');
   if (c.protected) parts.push('protected');
+  for (const [k, v] of Object.entries(c.knobs ?? {})) parts.push(`knob=${k}=${String(v)}`);
+  if (c.schedule) parts.push(`pct=${c.schedule.depth}/${c.schedule.steps}`);
   return parts.join(' ');
 }

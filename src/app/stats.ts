@@ -6,6 +6,7 @@ import { decodeAt, sizeAt } from '../events/binary.js';
 import { bdf } from '../events/format.js';
 import { hex } from '../events/json.js';
 import { readChunks } from '../store/db.js';
+import { LiveMappings } from '../import/merge.js';
 import { withTrace } from './load.js';
 
 export interface TraceStats {
@@ -30,7 +31,18 @@ export interface TraceStats {
     bytes: string;
     byDevice: { device: string; bounces: number; bytes: string; bySize: Record<string, number> }[];
   };
+  /** the vhost device IOTLB: misses, UPDATEs by result, INVALIDATEs, by device */
+  deviceIotlb: { misses: number; updates: Record<string, number>; invalidations: number; byDevice: Record<string, number> };
   markers: { seq: number; side: string; n: number; name: string }[];
+  /**
+   * Imported guest + host traces: how many host translations (of IOVA pages the guest log maps) sit,
+   * in the stored order, where the guest had a mapping of that page to that GPA live; null when
+   * there is nothing to judge. `blocked`: translations that found no mapping and raised no fault
+   * (QEMU amd-iommu returns address 0), by device. `notes`: what was not judged and why.
+   */
+  order: { translations: number; insideLiveMapping: number; share: number } | null;
+  blocked: Record<string, number>;
+  notes: string[];
   opaqueByEvent: Record<string, number>;
   findingsByClass: Record<string, number>;
 }
@@ -52,6 +64,10 @@ export function traceStats(dbPath: string, id: string): TraceStats {
     const faults = new Map<string, TraceStats['faults'][number]>();
     const bounces = new Map<number, { n: number; bytes: bigint; sizes: Map<string, number> }>();
     const markers: TraceStats['markers'] = [];
+    const tlbUpdates = new Map<string, number>();
+    const tlbDev = new Map<string, number>();
+    let tlbMisses = 0;
+    let tlbInvs = 0;
     let maps = 0;
     let unmaps = 0;
     let mapped = 0n;
@@ -59,6 +75,12 @@ export function traceStats(dbPath: string, id: string): TraceStats {
     let nb = 0;
     let bbytes = 0n;
     let events = 0;
+    const live = new LiveMappings();
+    let judged = 0;
+    let inside = 0;
+    let guest = false;
+    const blocked = new Map<string, number>();
+    const notes: string[] = [];
     for (const c of readChunks(db, trace)) {
       let off = 0;
       for (let i = 0; i < c.n; i++) {
@@ -70,17 +92,37 @@ export function traceStats(dbPath: string, id: string): TraceStats {
           case 'iommu.map':
             maps++;
             mapped += ev.size;
+            if (ev.actor === 'cpu0') guest = true;
+            live.apply(ev);
             break;
           case 'iommu.unmap':
             unmaps++;
+            live.apply(ev);
             break;
-          case 'iommu.translate':
+          case 'iommu.translate': {
             translations++;
             inc(byCache, ev.cache);
             inc(byDev, bdf(ev.dev));
+            if (ev.cache === 'fault') inc(blocked, bdf(ev.dev));
+            const r = guest ? live.judge(ev) : null;
+            if (r !== null) {
+              judged++;
+              if (r) inside++;
+            }
             break;
+          }
           case 'iommu.inv':
             inc(invs, ev.gran);
+            break;
+          case 'iotlb.miss':
+            tlbMisses++;
+            inc(tlbDev, bdf(ev.dev));
+            break;
+          case 'iotlb.update':
+            inc(tlbUpdates, ev.result);
+            break;
+          case 'iotlb.invalidate':
+            tlbInvs++;
             break;
           case 'iommu.fault': {
             const key = `${ev.dev}:${ev.reason}:${ev.write}`;
@@ -101,6 +143,8 @@ export function traceStats(dbPath: string, id: string): TraceStats {
           }
           case 'marker':
             if (markers.length < MAX_MARKERS) markers.push({ seq: ev.seq, side: ev.side, n: ev.n, name: ev.name });
+            if (ev.name === 'guest-log-cut-off') notes.push(`the guest log was cut off: from #${ev.seq} on, host events are not judged against the guest's mappings`);
+            if (ev.name === 'end-of-host-log') notes.push(`the host log ends at #${ev.seq}: guest unmaps after it are not judged`);
             break;
           case 'opaque':
             inc(opaque, `${ev.side}:${ev.event}`);
@@ -142,7 +186,11 @@ export function traceStats(dbPath: string, id: string): TraceStats {
             bySize: Object.fromEntries([...d.sizes].sort(([a], [b]) => Number(a) - Number(b))),
           })),
       },
+      deviceIotlb: { misses: tlbMisses, updates: sorted(tlbUpdates), invalidations: tlbInvs, byDevice: sorted(tlbDev) },
       markers,
+      order: judged ? { translations: judged, insideLiveMapping: inside, share: Math.round((inside / judged) * 10000) / 10000 } : null,
+      blocked: sorted(blocked),
+      notes,
       opaqueByEvent: sorted(opaque),
       findingsByClass: sorted(findings),
     };

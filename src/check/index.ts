@@ -2,15 +2,15 @@
 // record, replay, fold, import and seek alike: the engine's pipeline (src/engine/pipeline.ts) calls
 // them through JUDGE. Pre-checkers see the world before the event (an unmap is judged against the
 // entry it frees); post-checkers see it after. CHECKS says which checks each kind triggers.
-import type { Judge } from '../engine/pipeline.js';
+import type { Judge, KindChecks } from '../engine/pipeline.js';
 import { bdf } from '../events/format.js';
-import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
+import type { DmaEvent, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex } from './finding.js';
 import { liveness } from './liveness.js';
-import { checkFault, checkRealInv, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
+import { checkFault, checkRealInv, checkRealIotlbInvalidate, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
 import { checkBounce, checkCpuRead, checkMap } from './swiotlb.js';
 
@@ -60,18 +60,12 @@ export const FINDING_CLASSES = [
   'translate-gpa-mismatch',
   'reuse-without-invalidation',
   'missing-invalidation',
+  'iotlb-hit-after-invalidation',
+  'stale-translation',
+  'translate-before-map',
+  'double-unmap',
+  'device-iotlb-not-invalidated',
 ] as const;
-
-type Check<K extends Kind> = (w: World, ev: EventOf<K>) => NewEvent[] | null;
-
-interface KindChecks<K extends Kind> {
-  /** before the event is applied (an unmap is judged against the entry it frees) */
-  readonly pre?: Check<K>;
-  /** after it is applied */
-  readonly post?: Check<K>;
-  /** the checks keep state in the world (the real-trace judgement): seek must step this kind */
-  readonly keepsState?: true;
-}
 
 /** Which checks each event kind triggers. A kind that is not here is never judged. */
 export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
@@ -91,6 +85,7 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
   'iommu.translate': { post: checkRealTranslate, keepsState: true },
   marker: { post: checkRealMarker, keepsState: true },
   opaque: { post: checkRealOpaque, keepsState: true },
+  'iotlb.invalidate': { post: checkRealIotlbInvalidate, keepsState: true }, // nothing for a simulated trace
   'dev.probe_fail': { post: (w, ev) => [finding(ev.seq, 'probe-refused', `device ${bdf(ev.dev)} refused: ${ev.reason}`, [ev.seq])] },
   'iommu.inv': {
     keepsState: true,
@@ -104,32 +99,19 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
 };
 
 type AnyCheck = (w: World, ev: DmaEvent) => NewEvent[] | null;
-// by kind, in Maps: they are looked up for every event
-const PRE = new Map<string, AnyCheck>();
-const POST = new Map<string, AnyCheck>();
-for (const k of Object.keys(CHECKS) as Kind[]) {
-  const c = CHECKS[k] as { pre?: AnyCheck; post?: AnyCheck };
-  if (c.pre) PRE.set(k, c.pre);
-  if (c.post) POST.set(k, c.post);
-}
+const checksOf = (k: Kind) => CHECKS[k] as { pre?: AnyCheck; post?: AnyCheck } | undefined;
 
+/** The pre-checks of one event (outside the pipeline: tests, tools). */
 export function runPreCheckers(w: World, ev: DmaEvent): NewEvent[] | null {
-  const pre = PRE.get(ev.kind);
+  const pre = checksOf(ev.kind)?.pre;
   return pre ? pre(w, ev) : null;
 }
 
+/** The post-checks of one event (outside the pipeline: tests, tools). */
 export function runPostCheckers(w: World, ev: DmaEvent): NewEvent[] {
-  const post = POST.get(ev.kind);
+  const post = checksOf(ev.kind)?.post;
   return (post && post(w, ev)) || [];
 }
 
 /** Every checker, as the engine's pipeline calls them (record, replay, fold, import, seek). */
-export const JUDGE: Judge = {
-  pre: runPreCheckers,
-  post: (w, ev) => {
-    const post = POST.get(ev.kind);
-    return post ? post(w, ev) : null;
-  },
-  liveness,
-  stateful: new Set((Object.keys(CHECKS) as Kind[]).filter((k) => CHECKS[k]?.keepsState)),
-};
+export const JUDGE: Judge = { checks: CHECKS, liveness };

@@ -41,6 +41,8 @@ import { finding, hex } from './finding.js';
 const DEV_UNKNOWN = 0xffff;
 const MARKER_GUEST_END = 0xfffe;
 const MARKER_END = 0xffff;
+const MARKER_HOST_END = 0xfffd;
+const MARKER_GUEST_CUT = 0xfffc;
 
 const SHIFT = 12n;
 /** A map of more pages than this is kept as one range, not per page. */
@@ -69,6 +71,8 @@ const VTD_FAULT_REASONS: Record<number, string> = {
 
 interface Interval {
   gpa: bigint;
+  /** the invalidation clock when the guest unmapped it (0 while open) */
+  unmapClock?: number;
   mapSeq: number;
   mapPhase: number;
   unmapSeq: number;
@@ -154,6 +158,19 @@ interface RealState {
   flushPhases: Set<number>;
   lazyPending: Unmap[];
   faults: Set<string>;
+  /** host: the invalidation clock at the device's last IOTLB fill (a miss) of a page, by `dev:page` */
+  lastFill: Map<string, number>;
+  /** invalidations that certainly covered a device: global ones, a device's domain, a device's page */
+  certainGlobal: number;
+  devPageEpoch: Map<string, number>;
+  /** the guest log starts at boot (trace_event=iommu:* on its command line): a page it never mapped was never mapped */
+  guestFromBoot: boolean;
+  /** translations of pages the guest had never mapped (yet), by page: a later map of them is a use before the map */
+  early: Map<bigint, Translation[]>;
+  /** the host log ended before the guest's: guest unmaps after it are not judged */
+  hostEnded: boolean;
+  /** page invalidations of a device whose IOTLB vhost serves and holds an entry of: the INVALIDATE owed */
+  devTlbOwed: { dev: number; iova: bigint; size: bigint; seq: number; phase: number }[];
 }
 
 function newState(): RealState {
@@ -162,6 +179,7 @@ function newState(): RealState {
     pages: new Map(), big: [], pending: new Map(), bad: new Map(), hostLast: new Map(),
     clock: 0, globalEpoch: 0, devEpoch: new Map(), pageEpoch: new Map(), reuse: [], invSeen: false,
     strictPending: [], strictInvs: [], flushPhases: new Set(), lazyPending: [], faults: new Set(),
+    lastFill: new Map(), certainGlobal: 0, devPageEpoch: new Map(), guestFromBoot: false, early: new Map(), hostEnded: false, devTlbOwed: [],
   };
 }
 
@@ -196,6 +214,7 @@ function hist(s: RealState, page: bigint): PageHist {
 function close(s: RealState, h: PageHist, iv: Interval, seq: number): void {
   iv.unmapSeq = seq;
   iv.unmapPhase = s.phase;
+  iv.unmapClock = s.clock;
   h.closed.delete(iv.gpa); // re-insert: the map keeps the latest last
   h.closed.set(iv.gpa, iv);
   if (h.closed.size > MAX_CLOSED) {
@@ -209,6 +228,7 @@ function close(s: RealState, h: PageHist, iv: Interval, seq: number): void {
 export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
   const s = stateOf(w);
   if (!s) return [];
+  const out: NewEvent[] = [];
   s.guestMaps++;
   if (ev.actor === 'cpu0') s.guestSeen = true;
   const pages = (ev.size + 0xfffn) >> SHIFT;
@@ -222,6 +242,25 @@ export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
     const h = hist(s, page);
     h.live++;
     h.open.push({ gpa, mapSeq: ev.seq, mapPhase: s.phase, unmapSeq: 0, unmapPhase: Infinity, pre: false });
+    // a translation of this page from an earlier phase, before the guest had ever mapped it
+    const early = s.early.get(page);
+    if (early) {
+      s.early.delete(page);
+      for (const t of early)
+        if (samePage(t.gpa, gpa) && t.phase < s.phase && !s.guestEnded) {
+          s.bad.set(t.seq, t.phase);
+          out.push(
+            finding(
+              ev.seq,
+              'translate-before-map',
+              `${devName(w, t.dev)} ${t.cache === 'hit' ? 'got an IOTLB hit for' : 'translated'} IOVA ${hex(t.iova)} → GPA ${hex(t.gpa)} at #${t.seq} in ${phaseName(s, t.phase)}, but the guest, whose log covers the run from boot, mapped that IOVA only later, at #${ev.seq} in ${phaseName(s, s.phase)}: the device used an address before the driver handed it out`,
+              [t.seq, ev.seq],
+              t.iova,
+              t.gpa,
+            ),
+          );
+        }
+    }
     // a translation that came before this map in the merged order (same window) is explained now
     const waiting = s.pending.get(page);
     if (waiting) {
@@ -230,13 +269,38 @@ export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
       else s.pending.delete(page);
     }
   }
-  return [];
+  return out;
 }
 
 export function checkRealUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[] {
   const s = stateOf(w);
   if (!s) return [];
   const pages = (ev.size + 0xfffn) >> SHIFT;
+  const out: NewEvent[] = [];
+  // iommu_unmap of a range the guest had already unmapped and not mapped again (every page of it):
+  // the same IOVA freed twice (a double dma_unmap, or a use-after-free of the IOVA in the driver)
+  if (ev.actor === 'cpu0' && pages <= BIG_PAGES && !s.guestIncomplete && !s.guestEnded) {
+    let prev: Interval | null = null;
+    for (let i = 0n; i < pages; i++) {
+      const h = s.pages.get((ev.iova >> SHIFT) + i);
+      const last = h && h.live === 0 && h.open.length === 0 ? [...h.closed.values()].reduce<Interval | null>((a, b) => (!a || b.unmapSeq > a.unmapSeq ? b : a), null) : null;
+      if (!last || last.pre) {
+        prev = null;
+        break;
+      }
+      if (!prev || last.unmapSeq > prev.unmapSeq) prev = last;
+    }
+    if (prev && !s.big.some((b) => ev.iova >= b.iova && ev.iova < b.iova + b.size))
+      out.push(
+        finding(
+          ev.seq,
+          'double-unmap',
+          `the guest unmapped IOVA [${hex(ev.iova)}, ${hex(ev.iova + ev.size)}) at #${ev.seq} in ${phaseName(s, s.phase)}, but it had already unmapped it at #${prev.unmapSeq} (mapped to GPA ${hex(prev.gpa)} since #${prev.mapSeq}) and not mapped it again: the IOVA is freed twice`,
+          [prev.mapSeq, prev.unmapSeq, ev.seq],
+          ev.iova,
+        ),
+      );
+  }
   for (const b of s.big)
     if (b.unmapSeq === 0 && ev.iova <= b.iova && ev.iova + ev.size >= b.iova + b.size) {
       b.unmapSeq = ev.seq;
@@ -260,13 +324,13 @@ export function checkRealUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[]
   // the invalidation this unmap needs: a flush (domain/global) of host phase k-1 or k, whatever its
   // place in the merged order, or a page invalidation covering it, one per unmap
   const mode = modeOf(w);
-  if (mode === null || s.flushPhases.has(s.phase) || s.flushPhases.has(s.phase - 1)) return [];
+  if (mode === null || s.hostEnded || s.flushPhases.has(s.phase) || s.flushPhases.has(s.phase - 1)) return out;
   const u: Unmap = { seq: ev.seq, iova: ev.iova, size: ev.size, phase: s.phase };
   const at = s.strictInvs.findIndex((i) => i.phase >= s.phase - 1 && covers(i, u));
   if (at >= 0) s.strictInvs.splice(at, 1);
   else if (mode === 'strict') s.strictPending.push(u);
   else s.lazyPending.push(u);
-  return [];
+  return out;
 }
 
 const covers = (inv: { iova: bigint; size: bigint }, u: { iova: bigint; size: bigint }): boolean =>
@@ -278,6 +342,8 @@ const covers = (inv: { iova: bigint; size: bigint }, u: { iova: bigint; size: bi
 export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
   const s = stateOf(w);
   if (!s) return [];
+  // QEMU sends vhost the INVALIDATE while it processes the descriptor: by the next one it is late
+  const out = s.devTlbOwed.length ? devTlbNotInvalidated(w, s, ev.seq, Infinity) : [];
   s.invSeen = true;
   if (s.guestEnded) s.hostAfterGuestEnd = true;
   const clock = ++s.clock;
@@ -286,12 +352,16 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
   if (whole) {
     if (ev.gran === 'global' || ev.dev === DEV_UNKNOWN) s.globalEpoch = clock;
     else s.devEpoch.set(ev.dev, clock);
+    if (ev.gran === 'global') s.certainGlobal = clock;
     s.flushPhases.add(s.phase);
     // satisfies every unmap it can follow: guest phases >= phase-1 (all of them so far)
     s.strictPending = s.strictPending.filter((u) => u.phase < s.phase - 1);
     s.lazyPending = s.lazyPending.filter((u) => u.phase > s.phase + 1);
   } else {
-    for (let i = 0n; i < pages; i++) s.pageEpoch.set((ev.iova >> SHIFT) + i, clock);
+    for (let i = 0n; i < pages; i++) {
+      s.pageEpoch.set((ev.iova >> SHIFT) + i, clock);
+      if (ev.dev !== DEV_UNKNOWN) s.devPageEpoch.set(`${ev.dev}:${(ev.iova >> SHIFT) + i}`, clock);
+    }
     const inv: PageInv = { seq: ev.seq, iova: ev.iova, size: ev.size, phase: s.phase };
     const at = s.strictPending.findIndex((u) => u.phase >= s.phase - 1 && covers(inv, u));
     if (at >= 0) s.strictPending.splice(at, 1);
@@ -301,8 +371,53 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
       if (s.strictInvs.length > 65536) s.strictInvs.splice(0, 8192);
     }
     s.lazyPending = s.lazyPending.filter((u) => !covers(inv, u));
+    // hw/virtio/vhost.c vhost_iommu_unmap_notify: the vIOMMU's UNMAP notification of this range makes
+    // QEMU send vhost an INVALIDATE; while it has not come, the back-end may use its cached entry
+    const d = ev.dev === DEV_UNKNOWN ? undefined : w.devices.get(ev.dev);
+    const last = ev.iova + ev.size - 1n;
+    if (d && d.iotlb.entries.some((e) => e.start <= last && ev.iova <= e.last)) s.devTlbOwed.push({ dev: ev.dev, iova: ev.iova, size: ev.size, seq: ev.seq, phase: s.phase });
   }
+  return out;
+}
+
+/** An imported vhost INVALIDATE (iotlb.invalidate) pays what the page invalidations it overlaps owed. */
+export function checkRealIotlbInvalidate(w: World, ev: EventOf<'iotlb.invalidate'>): NewEvent[] {
+  const s = stateOf(w);
+  if (!s || !s.devTlbOwed.length) return [];
+  const last = ev.iova + ev.size - 1n;
+  s.devTlbOwed = s.devTlbOwed.filter((o) => !(o.dev === ev.dev && o.iova <= last && ev.iova <= o.iova + o.size - 1n));
   return [];
+}
+
+/**
+ * Invalidations owed to vhost from phases before `beforePhase` (QEMU sends the INVALIDATE in the same
+ * breath as it processes the descriptor: at the next descriptor or the next phase it is missing),
+ * where the device IOTLB still holds an entry of the range.
+ */
+function devTlbNotInvalidated(w: World, s: RealState, at: number, beforePhase: number): NewEvent[] {
+  const out: NewEvent[] = [];
+  s.devTlbOwed = s.devTlbOwed.filter((o) => {
+    if (o.phase >= beforePhase) return true;
+    const last = o.iova + o.size - 1n;
+    const e = w.devices.get(o.dev)?.iotlb.entries.find((x) => x.start <= last && o.iova <= x.last);
+    if (e)
+      out.push(
+        finding(
+          at,
+          'device-iotlb-not-invalidated',
+          `the vIOMMU invalidated IOVA [${hex(o.iova)}, ${hex(last)}] of ${devName(w, o.dev)} at #${o.seq}, but vhost, whose device IOTLB holds [${hex(e.start)}, ${hex(e.last)}] from UPDATE #${e.seq}, got no INVALIDATE for it: the back-end can keep using the old translation after the guest unmapped it`,
+          [e.seq, o.seq],
+          o.iova,
+        ),
+      );
+    return false;
+  });
+  return out;
+}
+
+/** An invalidation since `clock` that certainly dropped the device's IOTLB entries for the page. */
+function certainlyFlushedSince(s: RealState, dev: number, page: bigint, clock: number): boolean {
+  return s.certainGlobal > clock || (dev !== DEV_UNKNOWN && ((s.devEpoch.get(dev) ?? 0) > clock || (s.devPageEpoch.get(`${dev}:${page}`) ?? 0) > clock));
 }
 
 function flushedSince(s: RealState, dev: number, page: bigint, clock: number): boolean {
@@ -326,6 +441,24 @@ function candidates(s: RealState, iova: bigint, k: number): Interval[] {
 
 const samePage = (a: bigint, b: bigint): boolean => a >> SHIFT === b >> SHIFT;
 
+/**
+ * amd_iommu.c amdvi_page_walk prints `translated_addr = pte & page_mask`: for a large-page PTE (Linux
+ * maps an aligned 8 KiB+ chunk as one) that is the base of the large page, not the 4 KiB page holding
+ * the IOVA. True when `gpa` is the base of an aligned 2^k-page block that one guest map (the same
+ * chunk, so the same map seq) mapped contiguously around the IOVA.
+ */
+function largePageBase(s: RealState, iv: Interval, iova: bigint, gpa: bigint): boolean {
+  const page = iova >> SHIFT;
+  for (let k = 1n; k <= 9n; k++) {
+    const base = page & ~((1n << k) - 1n);
+    if (iv.gpa >> SHIFT !== (gpa >> SHIFT) + (page - base)) continue;
+    const hb = s.pages.get(base);
+    const at = hb && [...hb.open, ...hb.closed.values()].find((x) => x.mapSeq === iv.mapSeq);
+    if (at && samePage(at.gpa, gpa)) return true;
+  }
+  return false;
+}
+
 /** "phase 3 (after marker 3 blk-read-direct)" */
 function phaseName(s: RealState, k: number): string {
   return `phase ${k} (${s.phaseMarkers[k] ?? '?'})`;
@@ -334,20 +467,74 @@ function phaseName(s: RealState, k: number): string {
 export function checkRealTranslate(w: World, ev: EventOf<'iommu.translate'>): NewEvent[] {
   const s = stateOf(w);
   if (!s) return [];
-  if (ev.cache === 'fault') return fault(w, s, ev.seq, ev.dev, ev.iova, 0, -1, 'AMD-Vi translation found no mapping (QEMU returned GPA 0 with no permission; QEMU 7.2 raises no IO_PAGE_FAULT for it)');
-  if (ev.cache === 'pt') return [];
+  // amd_iommu.c amdvi_page_walk: a zero PTE returns with translated_addr 0 and IOMMU_NONE and raises
+  // no fault (no amdvi_page_fault, no event-log entry): the access was blocked, but nothing reported a
+  // fault, so it is not a dmar-fault; stats counts these translations (cache 'fault')
+  if (ev.cache === 'fault' || ev.cache === 'pt') return [];
   const t: Translation = { seq: ev.seq, dev: ev.dev, iova: ev.iova, gpa: ev.gpa, cache: ev.cache, phase: s.phase };
   const page = ev.iova >> SHIFT;
   // host order: the device's previous translation of this page, and invalidations since
   const key = `${ev.dev}:${page}`;
+  const out: NewEvent[] = [];
+  // vtd_do_iommu_translate / amdvi_do_translate: an invalidation drops the cached entry, so the next
+  // lookup of that page must miss (vtd_iotlb_page_update / amdvi_cache_update) before it can hit again
+  if (ev.cache === 'miss') s.lastFill.set(key, s.clock);
+  else if (ev.cache === 'hit') {
+    const fill = s.lastFill.get(key);
+    if (fill !== undefined && certainlyFlushedSince(s, ev.dev, page, fill)) {
+      s.bad.set(ev.seq, s.phase);
+      out.push(
+        finding(
+          ev.seq,
+          'iotlb-hit-after-invalidation',
+          `${devName(w, ev.dev)} got an IOTLB hit for IOVA ${hex(ev.iova)} → GPA ${hex(ev.gpa)} at #${ev.seq}, but an invalidation covering that page has been processed since the entry was filled, and no fill came in between: the vIOMMU served a translation it had been told to drop (a broken invalidation path)`,
+          [ev.seq],
+          ev.iova,
+          ev.gpa,
+        ),
+      );
+    }
+  }
+  // the stale-translation race inside one phase: the guest unmapped this IOVA → GPA, no invalidation
+  // of the page reached the vIOMMU since, the guest mapped the IOVA to another GPA, and the vIOMMU
+  // still returns the old GPA. The merge (src/import/merge.ts) keeps a translation inside the mapping
+  // it needs whenever the clocks allow that within REPAIR_US, so an order this far off is the trace's.
+  if (!s.guestEnded && !s.guestIncomplete && s.guestSeen && !out.length) {
+    const h = s.pages.get(page);
+    if (h && h.open.length && !h.open.some((iv) => samePage(iv.gpa, ev.gpa))) {
+      let old: Interval | null = null;
+      for (const iv of h.closed.values())
+        if (samePage(iv.gpa, ev.gpa) && iv.unmapPhase === s.phase && iv.unmapClock !== undefined && (!old || iv.unmapSeq > old.unmapSeq)) old = iv;
+      const remap = old ? h.open.find((iv) => iv.mapSeq > old!.unmapSeq) : undefined;
+      if (old && remap && !certainlyFlushedSince(s, ev.dev, page, old.unmapClock!) && !flushedSince(s, ev.dev, page, old.unmapClock!)) {
+        s.bad.set(ev.seq, s.phase);
+        out.push(
+          finding(
+            ev.seq,
+            'stale-translation',
+            `${devName(w, ev.dev)} ${ev.cache === 'hit' ? 'got an IOTLB hit for' : 'translated'} IOVA ${hex(ev.iova)} → GPA ${hex(ev.gpa)} at #${ev.seq}, ${phaseName(s, s.phase)}, but the guest unmapped that mapping at #${old.unmapSeq} and mapped the IOVA to GPA ${hex(remap.gpa)} at #${remap.mapSeq}, and no IOTLB invalidation of the page, its domain or everything reached the vIOMMU in between: the device still used the old GPA after the guest remapped the IOVA`,
+            [old.mapSeq, old.unmapSeq, remap.mapSeq, ev.seq],
+            ev.iova,
+            ev.gpa,
+          ),
+        );
+      }
+    }
+  }
   const last = s.hostLast.get(key);
   if (last && !samePage(last.gpa, ev.gpa) && !flushedSince(s, ev.dev, page, last.clock)) s.reuse.push({ t, prevSeq: last.seq, prevGpa: last.gpa });
   s.hostLast.set(key, { gpa: ev.gpa, clock: s.clock, seq: ev.seq });
+  if (out.length) return out;
   // against the guest's mappings: judged when the window closes, unless explained already
   // nothing to judge against: no guest log (a host log alone, or it has not begun yet), or it has ended
   if (!s.guestSeen || s.guestEnded) return [];
+  if (s.guestFromBoot && !s.pages.has(page) && !s.big.some((b) => ev.iova >= b.iova && ev.iova < b.iova + b.size)) {
+    const l = s.early.get(page);
+    if (!l) s.early.set(page, [t]);
+    else if (l.length < 8) l.push(t);
+  }
   const cands = candidates(s, ev.iova, s.phase);
-  if (cands.some((iv) => samePage(iv.gpa, ev.gpa))) return [];
+  if (cands.some((iv) => samePage(iv.gpa, ev.gpa) || largePageBase(s, iv, ev.iova, ev.gpa))) return [];
   // not explained (yet): the guest may still map it later in the window. One waiting translation per
   // page, GPA page and phase is enough (the judgment depends on nothing else).
   const list = s.pending.get(page);
@@ -385,17 +572,33 @@ export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
   if (ev.side === 'guest') {
     s.guestSeen = true;
     if (ev.n === MARKER_GUEST_END) s.guestEnded = true;
-    else s.lastGuestMarker = { n: ev.n, seq: ev.seq };
+    else if (ev.n === MARKER_GUEST_CUT) {
+      s.guestEnded = true;
+      // nothing past the guest log's end is judged against it: translations whose window reaches
+      // beyond it (this phase and the one before) and first uses still waiting for a map are dropped
+      for (const [page, list] of s.pending) {
+        const keep = list.filter((t) => t.phase < s.phase - 1);
+        if (keep.length) s.pending.set(page, keep);
+        else s.pending.delete(page);
+      }
+      s.early.clear();
+    } else s.lastGuestMarker = { n: ev.n, seq: ev.seq };
     return [];
   }
-  if (ev.n === MARKER_END) return judge(w, s, ev.seq, Infinity, true);
+  if (ev.n === MARKER_HOST_END) {
+    // the host log ended first: unmaps of this phase and the one before cannot be matched any more
+    s.hostEnded = true;
+    s.strictPending = s.strictPending.filter((u) => u.phase < s.phase - 1);
+    return [];
+  }
+  if (ev.n === MARKER_END) return [...devTlbNotInvalidated(w, s, ev.seq, Infinity), ...judge(w, s, ev.seq, Infinity, true)];
   const g = s.lastGuestMarker;
   if (!g || g.n !== ev.n || g.seq !== ev.seq - 1) return [];
   // a shared marker pair: phase k begins; phase k-2 events have seen their whole window
   s.phase++;
   s.phaseMarkers.push(`after marker ${ev.n}${ev.name ? ` ${ev.name}` : ''}`);
   s.faults.clear();
-  return judge(w, s, ev.seq, s.phase - 2, false);
+  return [...devTlbNotInvalidated(w, s, ev.seq, s.phase), ...judge(w, s, ev.seq, s.phase - 2, false)];
 }
 
 export function checkRealOpaque(w: World, ev: EventOf<'opaque'>): NewEvent[] {
@@ -403,6 +606,8 @@ export function checkRealOpaque(w: World, ev: EventOf<'opaque'>): NewEvent[] {
   if (!s || ev.side !== 'guest') return [];
   s.guestSeen = true;
   if (ev.event === 'lost-events') s.guestIncomplete = true;
+  // the trace workload's frame line carries the guest command line: iommu events traced from boot
+  if (ev.event === 'RT-TRACE-BEGIN' && /\strace_event=\S*iommu/.test(ev.text)) s.guestFromBoot = true;
   return [];
 }
 
@@ -484,7 +689,7 @@ function judge(w: World, s: RealState, at: number, upTo: number, end: boolean): 
 function judgeTranslation(w: World, s: RealState, t: Translation): NewEvent | null {
   const page = t.iova >> SHIFT;
   const cands = candidates(s, t.iova, t.phase);
-  if (cands.some((iv) => samePage(iv.gpa, t.gpa))) return null;
+  if (cands.some((iv) => samePage(iv.gpa, t.gpa) || largePageBase(s, iv, t.iova, t.gpa))) return null;
   const h = s.pages.get(page);
   if (h && h.saturated >= 0 && h.saturated <= t.phase + 1) return null;
   const what = `${devName(w, t.dev)} ${t.cache === 'hit' ? 'got an IOTLB hit for' : 'translated'} IOVA ${hex(t.iova)} → GPA ${hex(t.gpa)} at #${t.seq}, ${phaseName(s, t.phase)}`;

@@ -20,23 +20,51 @@
 //   where the judge produces them again; each judged finding is matched with the recorded one that
 //   follows its event (same class and message) and takes its seq. A finding the trace does not carry
 //   (a hand-written trace, or a model that changed since) is numbered with the seq of the event it judges.
-import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
+import { type DmaEvent, type EventOf, type Kind, KIND_NAMES, type NewEvent } from '../events/schema.js';
+import { RULES } from '../model/rules/index.js';
 import { emptyWorld, type World } from '../model/world.js';
-import { mutate } from './apply.js';
 
 /** The marker a simulated run emits when nothing can run any more: liveness is judged there. */
 export const QUIESCENT = 'quiescent';
 
+/** A check: the findings an event gives (null or [] when nothing is wrong). */
+export type Check<K extends Kind = Kind> = (w: World, ev: EventOf<K>) => NewEvent[] | null;
+
+/** The checks one kind triggers. */
+export interface KindChecks<K extends Kind = Kind> {
+  /** before the event is applied (an unmap is judged against the entry it frees) */
+  readonly pre?: Check<K>;
+  /** after it is applied */
+  readonly post?: Check<K>;
+  /** the checks keep state in the world (the real-trace judgement): seek must step this kind */
+  readonly keepsState?: true;
+}
+
 /** The checkers, as the pipeline sees them. */
 export interface Judge {
-  /** before the event is applied; null or [] when nothing is wrong */
-  pre(w: World, ev: DmaEvent): NewEvent[] | null;
-  /** after the event is applied */
-  post(w: World, ev: DmaEvent): NewEvent[] | null;
+  /** the checks each kind triggers (none if absent) */
+  readonly checks: { readonly [K in Kind]?: KindChecks<K> };
   /** when nothing can run any more (the QUIESCENT marker, or the end of a trace without one) */
   liveness(w: World): NewEvent[];
-  /** kinds whose checkers keep state in the world: seek steps them even when their rule changes nothing */
-  readonly stateful: ReadonlySet<Kind>;
+}
+
+type Evolve = (w: World, ev: DmaEvent, owned?: Set<Uint8Array>) => void;
+type AnyCheck = (w: World, ev: DmaEvent) => NewEvent[] | null;
+
+/** What stepping one kind does: its rule and its checks, found with one lookup per event. */
+interface Step {
+  readonly evolve: Evolve | undefined;
+  readonly pre: AnyCheck | undefined;
+  readonly post: AnyCheck | undefined;
+}
+
+function stepsOf(judge: Judge | null): Map<string, Step> {
+  const steps = new Map<string, Step>();
+  for (const k of KIND_NAMES) {
+    const c = judge?.checks[k] as KindChecks | undefined;
+    steps.set(k, { evolve: RULES[k].evolve as Evolve | undefined, pre: c?.pre as AnyCheck | undefined, post: c?.post as AnyCheck | undefined });
+  }
+  return steps;
 }
 
 export type Finding = EventOf<'finding'>;
@@ -79,11 +107,13 @@ export class Pipeline {
   private nextCheckpoint: number;
   /** fold mode: judged findings of the last event, waiting for their recorded copies */
   private pending: Judged[] = [];
+  private readonly steps: Map<string, Step>;
 
   constructor(opts: PipelineOptions) {
     this.world = opts.world ?? emptyWorld();
     this.seq = opts.seq ?? 0;
     this.judge = opts.judge;
+    this.steps = stepsOf(opts.judge);
     this.emitMode = opts.mode === 'emit';
     this.onEvent = opts.event;
     this.onFinding = opts.finding;
@@ -98,24 +128,23 @@ export class Pipeline {
     const ev = e as DmaEvent;
     ev.seq = ++this.seq;
     const w = this.world;
+    const step = this.steps.get(ev.kind)!;
     if (ev.kind === 'finding') {
-      mutate(w, ev, this.owned);
+      step.evolve!(w, ev, this.owned);
       this.onEvent?.(ev, w);
       this.onFinding?.(ev);
       return ev.seq;
     }
-    const judge = this.judge;
-    const pre = judge ? judge.pre(w, ev) : null;
-    mutate(w, ev, this.owned);
-    this.onEvent?.(ev, w);
-    if (!judge) return ev.seq;
     const at = ev.seq;
+    const pre = step.pre ? step.pre(w, ev) : null;
+    if (step.evolve) step.evolve(w, ev, this.owned);
+    this.onEvent?.(ev, w);
     if (pre) for (const f of pre) this.insert(f, at);
-    const post = judge.post(w, ev);
+    const post = step.post ? step.post(w, ev) : null;
     if (post) for (const f of post) this.insert(f, at);
-    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone) {
+    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
-      for (const f of judge.liveness(w)) this.insert(f, at);
+      for (const f of this.judge.liveness(w)) this.insert(f, at);
     }
     return at;
   }
@@ -129,9 +158,10 @@ export class Pipeline {
   put(ev: DmaEvent): void {
     this.seq = ev.seq;
     const w = this.world;
+    const step = this.steps.get(ev.kind)!;
     if (ev.kind === 'finding') {
       // a finding recorded with the trace: the recorded copy of the finding judged just before?
-      mutate(w, ev, this.owned);
+      step.evolve!(w, ev, this.owned);
       this.onEvent?.(ev, w);
       const p = this.pending[0];
       if (p && p.f.cls === ev.cls && p.f.message === ev.message) {
@@ -141,18 +171,16 @@ export class Pipeline {
       return;
     }
     if (this.pending.length) this.settle();
-    const judge = this.judge;
-    const pre = judge ? judge.pre(w, ev) : null;
-    mutate(w, ev, this.owned);
-    this.onEvent?.(ev, w);
-    if (!judge) return;
     const at = ev.seq;
+    const pre = step.pre ? step.pre(w, ev) : null;
+    if (step.evolve) step.evolve(w, ev, this.owned);
+    this.onEvent?.(ev, w);
     if (pre) for (const f of pre) this.judged(f, at);
-    const post = judge.post(w, ev);
+    const post = step.post ? step.post(w, ev) : null;
     if (post) for (const f of post) this.judged(f, at);
-    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone) {
+    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
-      for (const f of judge.liveness(w)) this.judged(f, at);
+      for (const f of this.judge.liveness(w)) this.judged(f, at);
     }
   }
 

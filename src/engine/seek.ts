@@ -57,7 +57,7 @@ export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChu
   const pipe = new Pipeline({ judge, mode: 'fold', world: checkpoint ? cloneWorld(checkpoint.world) : undefined, seq: start });
   // kinds a checker keeps state about are stepped even when their rule changes nothing
   const watched = new Uint8Array(256);
-  if (judge) for (const k of judge.stateful) watched[KINDS[k].code] = 1;
+  if (judge) for (const k of KIND_NAMES) if (judge.checks[k]?.keepsState) watched[KINDS[k].code] = 1;
   let event: DmaEvent | null = null;
   let folded = 0;
   outer: for (const c of chunks) {

@@ -3,7 +3,7 @@
  */
 import { isFtraceEventLine } from './ftrace.js';
 import { type LineSource, readLines } from './lines.js';
-import { isQemuLogLine } from './qemu-log.js';
+import { isQemuLogLine, isUntimedQemuLogLine } from './qemu-log.js';
 
 export type TraceFormat = 'qemu-log' | 'ftrace';
 
@@ -19,7 +19,7 @@ export function detectFormat(firstLines: readonly string[]): TraceFormat | null 
     if (line.trim() === '') continue;
     if (line.startsWith('=====RT-TRACE-BEGIN') || /^#\s*tracer:/.test(line)) return 'ftrace';
     if (line.startsWith('#')) continue;
-    if (isQemuLogLine(line)) return 'qemu-log';
+    if (isQemuLogLine(line) || isUntimedQemuLogLine(line)) return 'qemu-log';
     if (isFtraceEventLine(line)) return 'ftrace';
   }
   return null;

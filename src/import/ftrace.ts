@@ -231,6 +231,12 @@ export interface FtraceEndOfInput {
   truncated: boolean;
   /** Lines after an `RT-TRACE-END` (and before any further BEGIN), not parsed. */
   ignoredAfterEnd: number;
+  /**
+   * A dmesg line after the trace (a raw serial capture) saying the IOMMU driver invalidates per unmap:
+   * "AMD-Vi: Using strict mode due to virtualization" / "DMAR: IOMMU batching disallowed due to
+   * virtualization" (amd_iommu_init / intel-iommu in a VM with caching mode), else null.
+   */
+  strictHint?: string | null;
 }
 
 export type FtraceItem = FtraceRecord | FtraceMeta | FtraceMalformed | FtraceEndOfInput;
@@ -600,6 +606,7 @@ const LINE_RE =
 const LOST_RE = /^CPU:(\d+) \[LOST (\d+) EVENTS\]\s*$/;
 const BEGIN_PREFIX = '=====RT-TRACE-BEGIN';
 const END_LINE_RE = /^=====RT-TRACE-END=====\s*$/;
+const STRICT_DMESG_RE = /AMD-Vi: Using strict mode due to virtualization|DMAR: IOMMU batching disallowed due to virtualization/;
 
 /** Does the line look like an ftrace event line? (used by format detection) */
 export function isFtraceEventLine(line: string): boolean {
@@ -745,6 +752,7 @@ export async function* readFtraceBatches(source: LineSource, opts: ReadOptions =
   let inFrame = false;
   let afterEnd = false;
   let ignoredAfterEnd = 0;
+  let strictHint: string | null = null;
   let begin: FtraceFrameBegin | null = null;
   let pending: FtraceRecord | FtraceMeta | FtraceMalformed | null = null;
   let pendingText = '';
@@ -761,6 +769,7 @@ export async function* readFtraceBatches(source: LineSource, opts: ReadOptions =
       let item = parseFtraceLine(line, lineNo);
       if (afterEnd && (item === null || item.kind !== 'frame-begin')) {
         if (stripCr(line).trim() !== '') ignoredAfterEnd++;
+        if (strictHint === null && STRICT_DMESG_RE.test(line)) strictHint = stripCr(line).replace(/^\[\s*[\d.]+\]\s*/, '');
         continue;
       }
       if (item !== null && item.kind === 'frame-begin') {
@@ -812,6 +821,7 @@ export async function* readFtraceBatches(source: LineSource, opts: ReadOptions =
     unterminatedFrame: inFrame,
     truncated: inFrame || (!state.finalNewline && !endedCleanly),
     ignoredAfterEnd,
+    strictHint,
   });
   yield out;
 }

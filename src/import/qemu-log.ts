@@ -39,6 +39,11 @@ export interface QemuBase {
   tUs: bigint;
   /** Event name as written in the log. */
   event: string;
+  /**
+   * The line had no `TID@SEC.USEC:` prefix (QEMU without `-msg timestamp=on`): `tid` is 0, `time` 0 and
+   * `tUs` the line number, so host-only order is line order and nothing else.
+   */
+  untimed?: true;
 }
 
 type Rec<K extends string, F> = QemuBase & { kind: K; event: K } & F;
@@ -170,6 +175,19 @@ export type VirtioBlkReqComplete = Rec<'virtio_blk_req_complete', { vdev: bigint
 export type VhostIotlbMiss = Rec<'vhost_iotlb_miss', { dev: bigint; step: number }>;
 /** `%s: 0x%x+0x%x @ 0x%x` (name: gpa+size @ host virtual address) */
 export type VhostRegionAddSection = Rec<'vhost_region_add_section', { name: string; gpa: bigint; size: bigint; host: bigint }>;
+/**
+ * hw/virtio/vhost-user.c vhost_user_write: a message to the back-end (`req:%d flags:0x%x`);
+ * req 22 is VHOST_USER_IOTLB_MSG (an IOTLB UPDATE or INVALIDATE, which one the trace does not say).
+ */
+export type VhostUserWrite = Rec<'vhost_user_write', { req: number; flags: number }>;
+/**
+ * hw/virtio/vhost-vdpa.c vhost_vdpa_dma_map: a VHOST_IOTLB_UPDATE written to the vhost-vdpa fd
+ * (`vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u`;
+ * QEMU before 7.2 has no `asid:`).
+ */
+export type VhostVdpaDmaMap = Rec<'vhost_vdpa_dma_map', { vdpa: bigint; iova: bigint; size: bigint; uaddr: bigint; perm: number }>;
+/** vhost_vdpa_dma_unmap: a VHOST_IOTLB_INVALIDATE (`… iova: 0x%x size: 0x%x type: %u`). */
+export type VhostVdpaDmaUnmap = Rec<'vhost_vdpa_dma_unmap', { vdpa: bigint; iova: bigint; size: bigint }>;
 
 // PCI ----------------------------------------------------------------------------------------
 /** `%s %02x:%02x.%x @0x%x <- 0x%x` — every guest config-space write. See {@link qemuPhaseMarker}. */
@@ -221,6 +239,9 @@ export type QemuTypedRecord =
   | VirtioBlkReqComplete
   | VhostIotlbMiss
   | VhostRegionAddSection
+  | VhostUserWrite
+  | VhostVdpaDmaMap
+  | VhostVdpaDmaUnmap
   | PciCfgWrite;
 
 export type QemuTypedKind = QemuTypedRecord['kind'];
@@ -306,6 +327,9 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   virtio_blk_req_complete: 'vdev %p req %p status %d',
   vhost_iotlb_miss: '%p step %d',
   vhost_region_add_section: '%s: 0x%x+0x%x @ 0x%x',
+  vhost_user_write: 'req:%d flags:0x%x',
+  vhost_vdpa_dma_map: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x uaddr: 0x%x perm: 0x%x type: %u',
+  vhost_vdpa_dma_unmap: 'vdpa:%p fd: %d msg_type: %u asid: %u iova: 0x%x size: 0x%x type: %u',
   pci_cfg_write: '%s %02x:%02x.%x @0x%x <- 0x%x',
 };
 
@@ -373,6 +397,9 @@ const R_BLK_RW = re(`vdev ${P} req ${P} sector ${U} nsectors ${U}`);
 const R_BLK_COMPLETE = re(`vdev ${P} req ${P} status ${N}`);
 const R_IOTLB_MISS = re(`${P} step ${N}`);
 const R_REGION_ADD = re(`(.*): 0x${H}\\+0x${H} @ 0x${H}`);
+const R_USER_WRITE = re(`req:${N} flags:0x${H}`);
+const R_VDPA_MAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} uaddr: 0x${H} perm: 0x${H} type: ${U}`);
+const R_VDPA_UNMAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} type: ${U}`);
 const R_PCI_CFG_WRITE = re(`(.*) ${H}:${H}\\.${H} @0x${H} <- 0x${H}`);
 
 // Each builder writes its record as one object literal (header fields listed explicitly, no object
@@ -772,6 +799,33 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
       name: m[1]!, gpa: hx(m[2]!), size: hx(m[3]!), host: hx(m[4]!),
     };
   },
+  vhost_user_write: (a, h) => {
+    const m = R_USER_WRITE.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_user_write', event: 'vhost_user_write',
+      req: dn(m[1]!), flags: hn(m[2]!),
+    };
+  },
+  vhost_vdpa_dma_map: (a, h) => {
+    const m = R_VDPA_MAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_vdpa_dma_map', event: 'vhost_vdpa_dma_map',
+      vdpa: ptr(m[1]!), iova: hx(m[5]!), size: hx(m[6]!), uaddr: hx(m[7]!), perm: hn(m[8]!),
+    };
+  },
+  vhost_vdpa_dma_unmap: (a, h) => {
+    const m = R_VDPA_UNMAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vhost_vdpa_dma_unmap', event: 'vhost_vdpa_dma_unmap',
+      vdpa: ptr(m[1]!), iova: hx(m[5]!), size: hx(m[6]!),
+    };
+  },
   pci_cfg_write: (a, h) => {
     const m = R_PCI_CFG_WRITE.exec(a);
     if (m === null) return null;
@@ -800,6 +854,23 @@ export function isQemuLogLine(line: string): boolean {
   return HEADER_RE.test(stripCr(line));
 }
 
+/**
+ * QEMU's `log` trace backend without `-msg timestamp=on` prints only `event_name args`
+ * (scripts/tracetool/backend/log.py: `qemu_log("%s " fmt "\n", name, …)` when
+ * `message_with_timestamp` is off): no thread id, no clock. True for such a line of an event family
+ * dmareplay reads (vIOMMU, virtio, vhost, PCI config).
+ */
+const UNTIMED_RE = /^(?:vtd|amdvi|virtio|virtqueue|vhost|pci)_[a-z0-9_]+(?: |$)/;
+const UNTIMED_HEADER_RE = /^((?:vtd|amdvi|virtio|virtqueue|vhost|pci)_[a-z0-9_]+)(?: (.*))?$/;
+export function isUntimedQemuLogLine(line: string): boolean {
+  return UNTIMED_RE.test(stripCr(line));
+}
+
+/** The one-line explanation for a log written without timestamps. */
+export function untimedLogMessage(file: string): string {
+  return `${file} is a QEMU trace log without timestamps (lines "event args", no "TID@SEC.USEC:" prefix): merging it with a guest log needs the host clock, rerun QEMU with -msg timestamp=on (alone it imports in line order)`;
+}
+
 function stripCr(line: string): string {
   return line.length > 0 && line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
 }
@@ -824,6 +895,8 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   if (text.length === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
   const m = HEADER_RE.exec(text);
   if (m === null) {
+    const u = UNTIMED_HEADER_RE.exec(text);
+    if (u !== null) return untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
     const reason = /^\d+@/.test(text)
       ? 'bad trace line header (expected TID@SEC.USEC:event args)'
       : 'not a QEMU log-backend trace line (expected TID@SEC.USEC:event args)';
@@ -864,6 +937,17 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   // out-of-range fields (fields.ts) make the line malformed, like args that do not match
   const bad = fieldRangeError(rec);
   if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
+  return rec;
+}
+
+/** A line of a log without timestamps ({@link isUntimedQemuLogLine}): tid 0, time 0, tUs = line number. */
+function untimedRecord(event: string, args: string, lineNo: number, line: string): QemuRecord | QemuMalformed {
+  const base: QemuBase = { line: lineNo, tid: 0, time: { sec: 0n, usec: 0 }, tUs: BigInt(lineNo), event };
+  const b = BUILDER_MAP.get(event);
+  if (b === undefined) return { ...base, kind: 'opaque', args, untimed: true };
+  const rec = b(args, base);
+  if (rec === null) return { kind: 'malformed', line: lineNo, malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`, text: line };
+  rec.untimed = true;
   return rec;
 }
 

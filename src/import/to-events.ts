@@ -19,11 +19,14 @@
  * QEMU logs right after it for the same access → one `iommu.translate` (cache hit|miss; a translate
  * without a lookup line is `pt`); `amdvi_iotlb_hit|cache_update` + `amdvi_translation_result` likewise;
  * invalidation descriptors → `iommu.inv`; `virtqueue_pop/fill/flush` → `vq.pop`/`vq.fill`;
- * `virtio_notify[_irqfd]` → `vring.irq`; phase markers → `marker`; everything else → `opaque`
- * (the line verbatim).
+ * `virtio_notify[_irqfd]` → `vring.irq`; `vhost_iotlb_miss` steps around QEMU's translation →
+ * `iotlb.miss` + `iotlb.update`, vhost-user IOTLB messages after a page invalidation, Device-TLB
+ * invalidation descriptors and vhost-vdpa dma_map/unmap → `iotlb.invalidate`/`iotlb.update` (see
+ * {@link HostConverter.vhost}); phase markers → `marker`; everything else → `opaque` (the line verbatim).
  */
 import { InputError } from '../errors.js';
 import type { NewEvent } from '../events/schema.js';
+import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
@@ -34,6 +37,12 @@ export const DEV_UNKNOWN = 0xffff;
 /** Marker n of the synthetic markers the importer adds (end of the guest log, end of all logs). */
 export const MARKER_GUEST_END = 0xfffe;
 export const MARKER_END = 0xffff;
+/** Where the host log ran out while the guest's went on (a cut host log). */
+export const MARKER_HOST_END = 0xfffd;
+export const HOST_END_NAME = 'end-of-host-log';
+/** Where a cut guest log stops being trusted (its end, less the merge's repair reach). */
+export const MARKER_GUEST_CUT = 0xfffc;
+export const GUEST_CUT_NAME = 'guest-log-cut-off';
 export const GUEST_END_NAME = 'end-of-guest-log';
 export const END_NAME = 'end-of-logs';
 
@@ -76,6 +85,9 @@ export interface GuestScan extends SideScan {
   devices: Map<number, string>;
   dmaMask: Map<number, bigint>;
   iommuMaps: number;
+  iommuUnmaps: number;
+  /** the guest's dmesg (after RT-TRACE-END in a serial capture) says the IOMMU driver is strict */
+  strictHint: string | null;
   bounces: number;
   forcedBounces: number;
 }
@@ -93,8 +105,41 @@ export interface HostScan extends SideScan {
   /** QEMU VirtQueue pointer → [requester id, queue index] */
   vqs: Map<bigint, [number, number]>;
   pageInvalidations: number;
+  /** every IOTLB invalidation (page, domain, global; VT-d and AMD-Vi) */
+  invalidations: number;
   iommuEvents: number;
+  /** amdvi_* lines seen: the vIOMMU is QEMU's amd-iommu */
+  amd: boolean;
+  /** vhost IOTLB traffic seen (vhost_iotlb_miss, vhost_vdpa_dma_map/unmap): the log carries iotlb.* events */
+  vhostIotlb: number;
+  /** vhost-vdpa map/unmap lines (they name no PCI function: imported on the unknown device) */
+  vdpa: number;
+  /** vhost_user_* lines: the vhost back-end is vhost-user (its IOTLB messages are traced) */
+  vhostUser: number;
+  /** lines without the `TID@SEC.USEC:` prefix (QEMU without -msg timestamp=on): ordered by line only */
+  untimed: number;
+  /** line number of the first record (for messages) */
+  firstLine: number | null;
+  /**
+   * A sample of the host's translations (IOVA page → GPA page at host time t, after `markers` host
+   * markers), for fitting the guest clock onto the host clock (src/import/merge.ts). At most
+   * {@link MAX_XLATE_SAMPLES} per phase.
+   */
+  xlate: XlateSample[];
 }
+
+export interface XlateSample {
+  t: number;
+  page: number;
+  gpaPage: number;
+  /** host markers seen before it */
+  markers: number;
+}
+
+export const MAX_XLATE_SAMPLES = 4000;
+
+/** hw/virtio/vhost-user.c VhostUserRequest: VHOST_USER_IOTLB_MSG */
+export const VHOST_USER_IOTLB_MSG = 22;
 
 export const MAX_MALFORMED_LISTED = 100;
 
@@ -122,7 +167,7 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
   const s: GuestScan = {
     side: 'guest', file, format: 'ftrace', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
-    cmdline: null, lostEvents: 0, devices: new Map(), dmaMask: new Map(), iommuMaps: 0, bounces: 0, forcedBounces: 0,
+    cmdline: null, lostEvents: 0, devices: new Map(), dmaMask: new Map(), iommuMaps: 0, iommuUnmaps: 0, strictHint: null, bounces: 0, forcedBounces: 0,
   };
   const dev = (name: string): void => {
     const sid = pciSid(name);
@@ -133,6 +178,7 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
       switch (it.kind) {
         case 'end-of-input':
           s.lines = it.lines;
+          s.strictHint = it.strictHint ?? null;
           if (it.unterminatedFrame) s.truncated = `no RT-TRACE-END after the RT-TRACE-BEGIN at line ${it.begin?.line ?? '?'}: the trace was cut off after line ${it.lines}`;
           else if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the file was cut off mid-line`;
           continue;
@@ -159,6 +205,9 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
       switch (r.kind) {
         case 'map':
           s.iommuMaps++;
+          break;
+        case 'unmap':
+          s.iommuUnmaps++;
           break;
         case 'swiotlb_bounced':
           s.bounces++;
@@ -188,7 +237,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
-    pageInvalidations: 0, iommuEvents: 0,
+    pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, untimed: 0, firstLine: null, xlate: [],
   };
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
@@ -202,6 +251,8 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   const vqVdev = new Map<bigint, [bigint, number]>();
   const blkVdevs = new Set<bigint>();
   const vdevs = new Set<bigint>();
+  let samplePhase = 0;
+  let samples = 0;
   for await (const batch of readQemuLogBatches(file)) {
     for (const it of batch as QemuItem[]) {
       if (it.kind === 'end-of-input') {
@@ -216,6 +267,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         continue;
       }
       s.records++;
+      if (it.untimed) s.untimed++;
       bump(s.events, it.event);
       const t = Number(it.tUs);
       if (s.firstT === null) s.firstT = t;
@@ -232,8 +284,19 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         case 'amdvi_iotlb_hit':
           s.iommuEvents++;
           seen(sidOf(it));
+          if (it.kind !== 'amdvi_iotlb_hit' && it.gpa !== 0n) {
+            if (s.markers.length !== samplePhase) {
+              samplePhase = s.markers.length;
+              samples = 0;
+            }
+            if (samples++ < MAX_XLATE_SAMPLES) {
+              const gpa = it.kind === 'vtd_dmar_translate' ? (it.gpa & ~it.mask) | (it.iova & it.mask) : it.gpa;
+              s.xlate.push({ t, page: Number(it.iova >> 12n), gpaPage: Number(gpa >> 12n), markers: s.markers.length });
+            }
+          }
           break;
         case 'amdvi_cache_update':
+          s.amd = true;
           s.iommuEvents++;
           seen(sidOf(it));
           domain(s.amdDomainDev, it.domid, sidOf(it));
@@ -245,11 +308,13 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
         case 'vtd_inv_desc_iotlb_pages':
           s.iommuEvents++;
           s.pageInvalidations++;
+          s.invalidations++;
           break;
         case 'vtd_inv_desc_iotlb_domain':
         case 'vtd_inv_desc_iotlb_global':
         case 'amdvi_pages_inval':
           s.iommuEvents++;
+          s.invalidations++;
           break;
         case 'virtio_iommu_attach':
           domain(s.viommuDomainEp, it.domain, it.endpoint);
@@ -276,6 +341,18 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           blkVdevs.add(it.vdev);
           vdevs.add(it.vdev);
           break;
+        case 'vhost_iotlb_miss':
+          s.vhostIotlb++;
+          break;
+        case 'vhost_vdpa_dma_map':
+        case 'vhost_vdpa_dma_unmap':
+          s.vhostIotlb++;
+          s.vdpa++;
+          break;
+        case 'vhost_user_write':
+          s.vhostUser++;
+          if (it.req === VHOST_USER_IOTLB_MSG) s.vhostIotlb++;
+          break;
         case 'pci_cfg_write': {
           const n = qemuPhaseMarker(it);
           if (n !== null) s.markers.push({ n, name: '', t });
@@ -286,8 +363,14 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           break;
         }
         default:
+          if (it.event === 'amdvi_all_inval') {
+            s.iommuEvents++;
+            s.invalidations++;
+          }
+          if (it.event.startsWith('amdvi_')) s.amd = true;
           break;
       }
+      if (s.firstLine === null) s.firstLine = it.line;
     }
     opts.progress?.(s.records + s.malformed);
   }
@@ -448,6 +531,14 @@ export class GuestConverter {
   }
 }
 
+interface VhostMissState {
+  /** time of step 1 */
+  t: number;
+  /** the translation QEMU did for it */
+  xlate: { dev: number; iova: bigint; gpa: bigint; perm: PermName; mask: bigint; ok: boolean } | null;
+  text: string;
+}
+
 interface PendingLookup {
   rec: QemuRecord & { kind: 'vtd_iotlb_page_hit' | 'vtd_iotlb_page_update' | 'amdvi_iotlb_hit' | 'amdvi_cache_update' };
   t: number;
@@ -461,6 +552,14 @@ export class HostConverter {
   /** virtio-iommu: a translate request waiting for its translate_out */
   private readonly viommuReq = new Map<number, { rid: number; addr: bigint; flag: number }>();
   private readonly guestNames: Map<number, string>;
+  /** vhost: a device-IOTLB miss QEMU is serving on this thread (vhost_iotlb_miss step 1 seen) */
+  private readonly vhostMiss = new Map<number, VhostMissState>();
+  /** devices that took a vhost IOTLB UPDATE: a vhost-kernel device IOTLB that page invalidations reach */
+  private readonly vhostSids = new Set<number>();
+  /** the last page-selective VT-d invalidation per thread: what a vhost-user IOTLB message right after it invalidates */
+  private readonly pageInv = new Map<number, { dev: number; iova: bigint; size: bigint }>();
+  /** vhost memory regions (vhost_region_add_section): GPA → the back-end's HVA, for UPDATE's uaddr */
+  private readonly regions = new Map<bigint, { size: bigint; host: bigint }>();
 
   constructor(
     private readonly scan: HostScan,
@@ -491,6 +590,83 @@ export class HostConverter {
 
   convert(it: QemuItem): TimedEvent[] {
     if (it.kind === 'end-of-input' || it.kind === 'malformed') return [];
+    const out = this.convertRecord(it);
+    return this.scan.vhostIotlb > 0 ? this.vhost(it, out) : out;
+  }
+
+  /**
+   * hw/virtio/vhost.c vhost_device_iotlb_miss, as its trace shows it: `vhost_iotlb_miss step 1` when a
+   * back-end's VHOST_IOTLB_MISS arrives (the IOVA is not printed), then on the same thread the vIOMMU
+   * translation QEMU does for it (address_space_get_iotlb_entry: vtd_iotlb_page_* + vtd_dmar_translate,
+   * amdvi_*, or vtd_dmar_fault when it fails), then step 2 (done: an UPDATE of
+   * [iova & ~addr_mask, +addr_mask] → HVA was sent, unless the translation failed), step 3 (the GPA is in
+   * no vhost memory region) or step 4 (sending the UPDATE failed). So: iotlb.miss at step 1's time with
+   * the translation's IOVA, then iotlb.update (ok at step 2, EFAULT at 3/4); no UPDATE after a fault.
+   * The vq is not named (QUEUE_UNKNOWN).
+   */
+  private vhost(it: QemuRecord, out: TimedEvent[]): TimedEvent[] {
+    const m = this.vhostMiss.get(it.tid);
+    if (m && !m.xlate) {
+      const i = out.findIndex((e) => e.ev.kind === 'iommu.translate' || e.ev.kind === 'iommu.fault');
+      if (i >= 0) {
+        const x = out[i]!.ev;
+        if (x.kind === 'iommu.translate') {
+          const mask = it.kind === 'vtd_dmar_translate' ? it.mask : 0xfffn;
+          m.xlate = { dev: x.dev, iova: x.iova, gpa: x.gpa, perm: x.perm === 'NONE' ? 'RW' : x.perm, mask, ok: x.cache !== 'fault' && x.perm !== 'NONE' };
+        } else if (x.kind === 'iommu.fault') m.xlate = { dev: x.dev, iova: x.iova, gpa: 0n, perm: x.write ? 'WO' : 'RO', mask: 0xfffn, ok: false };
+        if (m.xlate) out.splice(i, 0, { ev: { kind: 'iotlb.miss', actor: 'vmm', cause: 0, dev: m.xlate.dev, q: QUEUE_UNKNOWN, iova: m.xlate.iova, perm: m.xlate.perm }, t: m.t });
+      }
+    }
+    if (it.kind === 'vtd_inv_desc_iotlb_pages') {
+      const inv = { dev: this.domainDev(this.scan.domainSid, it.domain), iova: it.addr, size: it.size };
+      this.pageInv.set(it.tid, inv);
+      // vhost-kernel (vhost-net): QEMU writes the INVALIDATE to the vhost fd without a trace line
+      // (vhost_kernel_send_device_iotlb_msg); it follows every UNMAP notification of the page
+      // invalidation (vtd_iotlb_page_invalidate_notify) for a device whose IOTLB vhost serves
+      if (this.scan.vhostUser === 0 && this.vhostSids.has(inv.dev)) out.push({ ev: { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: inv.dev, iova: inv.iova, size: inv.size, result: 'ok' }, t: Number(it.tUs) });
+    }
+    if (it.kind === 'vhost_user_write' && it.req === VHOST_USER_IOTLB_MSG && !m) {
+      // not inside a miss, so not an UPDATE: vhost_iommu_unmap_notify → vhost_backend_invalidate_device_iotlb,
+      // called by the vIOMMU's UNMAP notification of the page invalidation QEMU just processed on this
+      // thread (intel_iommu.c vtd_iotlb_page_invalidate_notify: [addr, addr + size) for UNMAP-only notifiers)
+      const inv = this.pageInv.get(it.tid);
+      this.pageInv.delete(it.tid);
+      if (inv) out.push({ ev: { kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: inv.dev, iova: inv.iova, size: inv.size, result: 'ok' }, t: Number(it.tUs) });
+      else out.push({ ev: opaque('host', it.event, raw(it)), t: Number(it.tUs) });
+      return out;
+    }
+    if (it.kind !== 'vhost_iotlb_miss') return out;
+    const t = Number(it.tUs);
+    if (it.step === 1) {
+      this.vhostMiss.set(it.tid, { t, xlate: null, text: raw(it) });
+      return out;
+    }
+    this.vhostMiss.delete(it.tid);
+    const x = m?.xlate;
+    if (!m || !x) {
+      // no translation line between the steps (a trace without the vIOMMU's events): the IOVA is unknown
+      if (m) out.push({ ev: opaque('host', it.event, m.text), t: m.t });
+      out.push({ ev: opaque('host', it.event, raw(it)), t });
+      return out;
+    }
+    if (!x.ok) return out; // the translation failed: QEMU sends nothing, the miss stays unanswered
+    this.vhostSids.add(x.dev);
+    const base = x.iova & ~x.mask;
+    const gpaBase = x.gpa & ~x.mask;
+    out.push({
+      ev: { kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: x.dev, iova: base, size: x.mask + 1n, uaddr: this.hvaOf(gpaBase), perm: x.perm, result: it.step === 2 ? 'ok' : 'EFAULT' },
+      t,
+    });
+    return out;
+  }
+
+  /** vhost_memory_region_lookup: the HVA of a GPA in the vhost memory table (the GPA itself if unknown). */
+  private hvaOf(gpa: bigint): bigint {
+    for (const [start, r] of this.regions) if (gpa >= start && gpa - start < r.size) return r.host + (gpa - start);
+    return gpa;
+  }
+
+  private convertRecord(it: QemuRecord): TimedEvent[] {
     const t = Number(it.tUs);
     const out: TimedEvent[] = [];
     const waiting = this.pending.get(it.tid);
@@ -565,6 +741,36 @@ export class HostConverter {
         const q = this.scan.vqs.get(it.vq)?.[1] ?? 0xff;
         return one({ kind: 'vring.irq', actor: 'vmm', cause: 0, q: q & 0xff });
       }
+      case 'vhost_iotlb_miss':
+        return out; // see vhost()
+      case 'vhost_user_write':
+        if (it.req === VHOST_USER_IOTLB_MSG && this.scan.vhostIotlb > 0) return out; // see vhost()
+        break;
+      case 'vhost_region_add_section':
+        this.regions.set(it.gpa, { size: it.size, host: it.host });
+        break;
+      case 'vhost_vdpa_dma_map':
+        // vhost_vdpa_dma_map: VHOST_IOTLB_UPDATE on the vhost-vdpa fd (without a vIOMMU the IOVA is the GPA)
+        return one({ kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: DEV_UNKNOWN, iova: it.iova, size: it.size, uaddr: it.uaddr, perm: PERM_OF_BITS[it.perm & 3]!, result: 'ok' });
+      case 'vhost_vdpa_dma_unmap':
+        return one({ kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: DEV_UNKNOWN, iova: it.iova, size: it.size, result: 'ok' });
+      case 'vtd_inv_desc': {
+        // intel_iommu.c vtd_process_device_iotlb_desc: a Device-TLB invalidation (ATS) is what reaches
+        // vhost (its IOMMU notifier is IOMMU_NOTIFIER_DEVIOTLB_UNMAP in QEMU 5.2–8.0) → VHOST_IOTLB_INVALIDATE
+        if (it.type !== 'device' || this.scan.vhostIotlb === 0) break;
+        const sid = Number((it.lo >> 32n) & 0xffffn);
+        if (!this.scan.devices.has(sid)) break;
+        let addr = it.hi & 0xffff_ffff_ffff_f000n;
+        let size = 0x1000n;
+        if (it.hi & 1n) {
+          // S bit: the size is encoded by the trailing 1 bits of the address above bit 12
+          let ones = 0n;
+          while ((addr >> (12n + ones)) & 1n) ones++;
+          size = 0x2000n << ones;
+          addr &= ~(size - 1n);
+        }
+        return one({ kind: 'iotlb.invalidate', actor: 'vmm', cause: 0, dev: sid, iova: addr, size, result: 'ok' });
+      }
       case 'pci_cfg_write': {
         const n = qemuPhaseMarker(it);
         if (n === null) break;
@@ -572,6 +778,8 @@ export class HostConverter {
         return out;
       }
       default:
+        // amd_iommu.c amdvi_inval_all (INVALIDATE_IOMMU_ALL): amdvi_iotlb_reset, every IOTLB entry dropped
+        if (it.event === 'amdvi_all_inval') return one({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: DEV_UNKNOWN, iova: 0n, size: 0n, gran: 'global' });
         break;
     }
     return one(opaque('host', it.event, raw(it)));
@@ -615,8 +823,15 @@ export function dmaMode(guest: GuestScan | null, host: HostScan | null): DmaMode
   if (maps === 0 && (guest?.bounces ?? 0) > 0)
     return guest!.forcedBounces > 0 ? { path: 'swiotlb-force', why: 'guest bounces every mapping through swiotlb (FORCE)' } : { path: 'swiotlb', why: 'guest bounces through swiotlb' };
   if (host && host.pageInvalidations > 0) return { path: 'iommu', why: `strict: the host shows ${host.pageInvalidations} page-selective IOTLB invalidations (strict unmap, or a vIOMMU in caching mode)` };
+  if (guest?.strictHint) return { path: 'iommu', why: `strict: the guest's dmesg says "${guest.strictHint}"` };
   if (tok(/^iommu\.strict=(1|y|on)$/) || tok(/^intel_iommu=(.*,)?strict(,.*)?$/)) return { path: 'iommu', why: 'strict: guest command line iommu.strict=1' };
   if (tok(/^iommu\.strict=(0|n|off)$/)) return { path: 'iommu-lazy', why: 'lazy (flush queue): guest command line iommu.strict=0' };
+  // AMD-Vi invalidations name only the domain (QEMU 7.2 amdvi_pages_inval), so the page-selective
+  // rule above never applies: a strict guest (amd_iommu_init: "Using strict mode due to
+  // virtualization") flushes once per unmap, a lazy one once per flush-queue batch (up to 256 unmaps)
+  const unmaps = guest?.iommuUnmaps ?? 0;
+  if (host && unmaps >= 16 && host.invalidations >= unmaps / 2)
+    return { path: 'iommu', why: `strict: the host shows ${host.invalidations} IOTLB invalidations for ${unmaps} guest unmaps (one per unmap; a flush queue would batch them)` };
   if (maps > 0 || (host?.iommuEvents ?? 0) > 0) return { path: 'iommu-lazy', why: 'lazy assumed: nothing says strict (x86 kernels default to the flush queue), the weaker requirement' };
   return { path: 'dma-direct', why: 'no IOMMU or swiotlb activity in the traces' };
 }

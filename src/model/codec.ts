@@ -189,7 +189,7 @@ export function multimapList<KN extends string, K, KP, V, VP extends object, M e
 // Free-form data: state whose type is declared by its owner elsewhere (a checker's judgement kept in
 // the world). Any tree of null, booleans, numbers, strings, bigints, byte arrays, arrays, Maps, Sets
 // and plain objects; Maps, Sets and objects keep their insertion order. Plain form: JSON scalars as
-// they are, every other value as a tagged pair [tag, payload].
+// they are, every other value (Infinity included) as a tagged pair [tag, payload].
 
 export type Data = unknown;
 
@@ -206,7 +206,11 @@ function dataClone(v: unknown): unknown {
 
 function dataToPlain(v: unknown): unknown {
   if (v === undefined) return ['u'];
+  if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return ['n', String(v)]; // JSON has no Infinity (a phase not yet ended)
   if (typeof v === 'bigint') return ['b', hex(v)];
+  // JSON has no Infinity or NaN (they would come back as null): the real-trace checks mark an
+  // interval still open with unmapPhase Infinity
+  if (typeof v === 'number' && !Number.isFinite(v)) return ['n', String(v)];
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return ['a', v.map(dataToPlain)];
   if (v instanceof Map) return ['m', [...v].map(([k, x]) => [dataToPlain(k), dataToPlain(x)])];
@@ -223,8 +227,12 @@ function dataFromPlain(p: unknown): unknown {
   switch (tag) {
     case 'u':
       return undefined;
+    case 'n':
+      return x === '-0' ? -0 : Number(x);
     case 'b':
       return BigInt(x as string);
+    case 'n':
+      return Number(x as string);
     case 'a':
       return (x as unknown[]).map(dataFromPlain);
     case 'm':

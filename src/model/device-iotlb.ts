@@ -12,6 +12,12 @@ import { PERM_BITS } from './types.js';
 
 export const MAX_IOTLB_ENTRIES = 2048;
 
+/**
+ * The vq of a miss read from a real trace: QEMU's vhost_iotlb_miss names the vhost_dev, not the queue
+ * (the back-end's VHOST_IOTLB_MISS carries no vq either), so an imported miss parks and wakes no ring.
+ */
+export const QUEUE_UNKNOWN = 0xff;
+
 export const IOTLB_ENTRY = obj({ __proto__: null,
   start: big,
   last: big,

@@ -1,7 +1,13 @@
 // Per-operation projection hashes of a trace, kept so a second bisect of the same trace reads them
 // instead of folding it again. The table is created on first use (older stores simply lack it).
 import type Database from 'better-sqlite3';
-import type { OpHash } from '../analysis/bisect.js';
+
+/** One operation's projection hash and the running hash up to it (analysis/bisect.ts computes them). */
+export interface OpHash {
+  op: number;
+  hash: string;
+  cum: string;
+}
 
 const DDL = `CREATE TABLE IF NOT EXISTS projections (
   trace INTEGER NOT NULL,

@@ -20,7 +20,7 @@ import { type DmaEvent, SCHEMA_VERSION } from '../events/schema.js';
 import { worldToPlain } from '../engine/snapshot.js';
 import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
-import type { SimState } from '../sim/sim.js';
+import type { SimState } from '../engine/snapshot.js';
 import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT } from './db.js';
 import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, RUNNING, STATE, type WorkerInit } from './record-worker.js';
 

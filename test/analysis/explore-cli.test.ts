@@ -5,11 +5,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBlock } from '../../src/analysis/explore.js';
-import { defaultFaults } from '../../src/sim/config.js';
 import { BIN, cli, cliJson, tempDir } from '../helpers.js';
 import { exploreContents, storedBlocks } from './explore-db.js';
 
-const ARGS = ['--workload', 'remap', '--path', 'iommu', '--block', '20'];
+const ARGS = ['--workload', 'remap', '--path', 'iommu', '--fault', 'delay-invalidate=1', '--block', '20'];
 
 async function waitForBlocks(db: string, n: number, child: ReturnType<typeof spawn>): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -32,6 +31,11 @@ describe('explore and merge on the command line', () => {
     const all = join(dir, 'all.db');
     const m = cliJson<any>(['merge', ...shards, '--into', all]);
     expect(m.inputs.map((i: any) => i.blocks).reduce((a: number, b: number) => a + b)).toBe(5);
+    // the merged reproducers replay from the merged database
+    const rp = m.campaigns[0].signatures.find((s: any) => s.class === 'stale-iotlb').repro;
+    const rep = cli(rp.replay.split(' ').slice(2));
+    expect(rep.code).toBe(0);
+    expect(rep.stdout).toMatch(/stale-iotlb/);
     const want = exploreContents(one);
     expect(want.signatures.length).toBeGreaterThan(0);
     expect(exploreContents(two)).toEqual(want);
@@ -43,12 +47,12 @@ describe('explore and merge on the command line', () => {
     const db = join(dir, 'e.db');
     const r = cliJson<any>(['explore', ...ARGS, '--seeds', '1..20', '--db', db]);
     const s = r.signatures.find((x: any) => x.class === 'stale-iotlb');
-    expect(s.repro.record).toMatch(/^dmareplay record /);
-    const args = s.repro.record.split(' ').slice(1, -2); // drop "dmareplay" and "--db <explore db>"
+    expect(s.repro.record).toMatch(/^npx dmareplay record /);
+    const args = s.repro.record.split(' ').slice(2, -2); // drop "npx dmareplay" and "--db <explore db>"
     const rec = cliJson<any>([...args, '--db', join(dir, 'r.db')]);
     expect(rec.hash).toBe(s.repro.origHash);
     expect(rec.findings.map((f: any) => f.class)).toContain('stale-iotlb');
-    const rep = cli(s.repro.replay.split(' ').slice(1));
+    const rep = cli(s.repro.replay.split(' ').slice(2));
     expect(rep.code).toBe(0);
     expect(rep.stdout).toMatch(/stale-iotlb/);
   });
@@ -69,7 +73,7 @@ describe('explore and merge on the command line', () => {
     expect(got.blocks.length).toBeGreaterThanOrEqual(2);
     // what it stored is what those seeds give
     const first = got.blocks[0] as { lo: number; hi: number; runs: number; failing: number };
-    const base = { workload: 'remap' as const, path: 'iommu' as const, ops: 8, ringNum: 256, faults: defaultFaults('remap', 'iommu'), variants: {}, packed: false, eventIdx: true, indirect: true };
+    const base = { workload: 'remap' as const, path: 'iommu' as const, ops: 8, ringNum: 256, faults: [{ kind: 'delay-invalidate' as const, arg: 1 }], variants: {}, packed: false, eventIdx: true, indirect: true };
     const res = runBlock({ campaign: { base, strategy: 'random', block: 20 }, lo: first.lo, hi: first.hi, verifyEvery: 0 });
     expect({ runs: first.runs, failing: first.failing }).toEqual({ runs: res.runs, failing: res.failing });
   });
@@ -101,6 +105,7 @@ describe('explore and merge on the command line', () => {
       ['--seed', '3'],
       ['--time', 'soon'],
       ['--knob', 'passChains=0'],
+      ['--pct-steps', '100'],
     ]) {
       const r = cli(['explore', ...args, '--db', db]);
       expect(r.code, args.join(' ')).toBe(2);

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
@@ -34,7 +34,8 @@ import {
 } from '../../src/import/qemu-log.js';
 
 const FIX = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/real');
-const SHARED = '/work/shared/traces-real';
+// the shared originals sit next to the repository (../shared/traces-real), where they exist at all
+const SHARED = process.env.DMAREPLAY_SHARED_TRACES ?? resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/traces-real');
 const HAVE_SHARED = existsSync(join(SHARED, 'NOTES.md'));
 
 interface Excerpt {

@@ -1,7 +1,7 @@
 // Rules for vhost's device IOTLB (drivers/vhost/vhost.c, iotlb.c; see ../device-iotlb.ts): a MISS
 // parks the vq, an UPDATE inserts an entry and wakes the misses it covers, an INVALIDATE deletes
 // every overlapping entry; both reset the ring metadata cache.
-import { addRange, delRange, wakeCovered } from '../device-iotlb.js';
+import { addRange, delRange, QUEUE_UNKNOWN, wakeCovered } from '../device-iotlb.js';
 import { deviceOf, ringOf } from '../world.js';
 import { resetMeta } from './ring.js';
 import type { RulesFor } from './rule.js';
@@ -15,7 +15,8 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
     evolve(w, ev) {
       deviceOf(w, ev.dev, ev.seq).iotlb.pending.push({ q: ev.q, iova: ev.iova, perm: ev.perm, seq: ev.seq });
       w.vmm.toRead.push(ev.seq);
-      ringOf(w, ev.q, ev.seq).parked = true;
+      // an imported miss names no vq (QUEUE_UNKNOWN): there is no ring to park
+      if (ev.q !== QUEUE_UNKNOWN) ringOf(w, ev.q, ev.seq).parked = true;
     },
   },
   'iotlb.update': {
@@ -31,7 +32,7 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
       // vhost_iotlb_notify_vq: wake each pending miss the entry covers ('gt': the off-by-one before the fix, B2)
       const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
       for (const m of wakeCovered(d.iotlb, ev.iova, last - ev.iova + 1n))
-        if (!d.iotlb.pending.some((p) => p.q === m.q)) ringOf(w, m.q, ev.seq).parked = false;
+        if (m.q !== QUEUE_UNKNOWN && !d.iotlb.pending.some((p) => p.q === m.q)) ringOf(w, m.q, ev.seq).parked = false;
     },
   },
   'iotlb.invalidate': {
