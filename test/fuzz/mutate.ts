@@ -86,7 +86,10 @@ function blind(r: R, text: string): { op: string; text: string | Buffer } {
   switch (int(r, 11)) {
     case 0: {
       const b = Buffer.from(text);
-      for (let k = 1 + int(r, 8); k > 0; k--) b[int(r, b.length)] ^= 1 << int(r, 8);
+      for (let k = 1 + int(r, 8); k > 0 && b.length > 0; k--) {
+        const at = int(r, b.length);
+        b[at] = b[at]! ^ (1 << int(r, 8));
+      }
       return { op: 'bit-flips', text: b };
     }
     case 1:
