@@ -15,6 +15,7 @@
  *
  * Pure line-level parsing: no state is carried between lines.
  */
+import { fieldRangeError } from './fields.js';
 import { type LineSource, lineBatches, newLineStreamState } from './lines.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -933,6 +934,8 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   };
   const b = BUILDER_MAP.get(event);
   if (b === undefined) {
+    const bad = fieldRangeError(base);
+    if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
     return { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
   }
   const rec = b(args, base);
@@ -944,6 +947,9 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
       text: line,
     };
   }
+  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
+  const bad = fieldRangeError(rec);
+  if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
   return rec;
 }
 
