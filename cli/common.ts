@@ -56,6 +56,20 @@ export const green = (s: string) => styleText('green', s);
 export const dim = (s: string) => styleText('dim', s);
 export const yellow = (s: string) => styleText('yellow', s);
 
+/**
+ * A message made printable on one line: control bytes (C0, DEL, C1), line and paragraph separators,
+ * bidi and zero-width format characters and lone surrogates become \\xNN / \\u{N} escapes, so no input
+ * echoed in an error can break the line, repaint the terminal or hide text; very long messages are cut.
+ */
+export function printable(s: string, max = 1000): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
+  });
+  return t.length > max ? `${t.slice(0, max)}… (${t.length - max} more characters)` : t;
+}
+
 export function out(line = ''): void {
   process.stdout.write(line + '\n');
 }

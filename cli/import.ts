@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type ImportFormat, importTrace } from '../src/app/import.js';
-import { type CommonOpts, bold, dbPath, dim, out, parseCount, printJson, red, withCommon, yellow } from './common.js';
+import { type CommonOpts, bold, printable, dbPath, dim, out, parseCount, printJson, red, withCommon, yellow } from './common.js';
 import { printFinding } from './findings.js';
 import { progressBar } from './progress.js';
 
@@ -44,7 +44,7 @@ export function importCommand(program: Command): void {
         );
       if (r.malformed) {
         out(yellow(`  ${r.malformed} malformed line${r.malformed === 1 ? '' : 's'} skipped (--strict makes that an error):`));
-        for (const m of r.malformedLines.slice(0, 5)) out(`    ${m.file}:${m.line}: ${m.reason}`);
+        for (const m of r.malformedLines.slice(0, 5)) out(`    ${printable(`${m.file}:${m.line}: ${m.reason}`)}`);
         if (r.malformed > 5) out(dim(`    … (--json lists the first ${r.malformedLines.length})`));
       }
       for (const t of r.truncated) out(yellow(`  truncated: ${t.file}: ${t.reason}; imported up to the break`));

@@ -1,6 +1,7 @@
 // dmareplay command line. Each command lives in its own file and only parses, calls src/ and prints.
 import { Command, CommanderError } from 'commander';
 import { DmaReplayError, EXIT } from '../src/errors.js';
+import { printable } from './common.js';
 import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
 import { bisectCommand } from './bisect.js';
 import { captureCommand } from './capture.js';
@@ -12,6 +13,7 @@ import { statsCommand } from './stats.js';
 import { logCommand } from './log.js';
 import { recordCommand } from './record.js';
 import { replayCommand } from './replay.js';
+import { runCommand } from './run.js';
 import { stateCommand } from './state.js';
 import { tracesCommand } from './traces.js';
 import { exploreCommand } from './explore.js';
@@ -40,7 +42,7 @@ const program = new Command('dmareplay')
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
-for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, sqlCommand, reportCommand]) add(program);
+for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateCommand, tracesCommand, catalogCommand, bisectCommand, perturbCommand, minimizeCommand, whyCommand, importCommand, exportCommand, statsCommand, exploreCommand, mergeCommand, sqlCommand, reportCommand, runCommand]) add(program);
 captureCommand(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
@@ -57,16 +59,16 @@ try {
 } catch (e) {
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
-    process.stderr.write(`dmareplay: ${e.message.replace(/^error: /, '')}\n`);
+    process.stderr.write(`dmareplay: ${printable(e.message.replace(/^error: /, ''))}\n`);
     process.exit(EXIT.usage);
   }
   if (e instanceof DmaReplayError) {
-    process.stderr.write(`dmareplay: ${e.message}\n`);
+    process.stderr.write(`dmareplay: ${printable(e.message)}\n`);
     if (debug) process.stderr.write(`${e.stack}\n`);
     process.exit(e.exitCode);
   }
   const err = e as Error;
-  process.stderr.write(`dmareplay: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  process.stderr.write(`dmareplay: internal error: ${printable(String(err?.message ?? e))}${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug) process.stderr.write(`${err?.stack}\n`);
   process.exit(EXIT.failure);
 }

@@ -44,7 +44,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function addSimOptions(cmd: Command, withPath = true): Command {
   cmd
-    .option('--workload <name>', `workload: ${WORKLOADS.filter((w) => w !== 'script').join(' | ')}`, 'remap')
+    .option('--workload <name>', `workload: ${WORKLOADS.filter((w) => w !== 'script' && w !== 'scenario').join(' | ')}`, 'remap')
     .option('--seed <n>', 'random seed (an integer; stored as a string)', '1')
     .option('--ops <n>', 'guest operations to run', '8')
     .option('--ring <n>', 'virtqueue size (power of two, 2..256)', '256')
@@ -76,7 +76,7 @@ function usage<T>(f: () => T): T {
 /** The SimConfig the options describe (path: `path` if given, else --path); bad values are usage errors. */
 export function simConfigOf(o: SimOpts, path = o.path ?? 'iommu'): { config: SimConfig; seed: string } {
   const seed = parseSeed(o.seed);
-  if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script').join(', ')})`);
+  if (!(WORKLOADS as readonly string[]).includes(o.workload) || o.workload === 'script' || o.workload === 'scenario') throw new UsageError(`unknown workload ${JSON.stringify(o.workload)} (known: ${WORKLOADS.filter((w) => w !== 'script' && w !== 'scenario').join(', ')})`);
   if (!(PATHS as readonly string[]).includes(path)) throw new UsageError(`unknown path ${JSON.stringify(path)} (known: ${PATHS.join(', ')})`);
   // no fault unless one is asked for: nothing is injected behind the user's back
   const faults = usage(() => (o.fault ?? []).filter((f) => f !== 'none').map(parseFault));

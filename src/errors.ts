@@ -25,3 +25,10 @@ export class InputError extends DmaReplayError {
 
 /** 4: bisect found a divergence (a result, distinct from failure 1 and usage 2, so scripts can tell them apart). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, mismatch: 3, divergence: 4 } as const;
+
+/** Stored data that does not match what was stored with it (a hash, a count): exit 3, like a replay mismatch. */
+export class IntegrityError extends DmaReplayError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}

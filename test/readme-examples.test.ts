@@ -5,7 +5,7 @@
 // one fresh directory (so the database is ./dmareplay.db, as for a newcomer after `npm ci`), with
 // `npx dmareplay` standing for this checkout's bin/dmareplay.js.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, ROOT, tempDir } from './helpers.js';
@@ -56,6 +56,8 @@ describe('README examples', () => {
 
   it('every example prints exactly what the README shows', () => {
     const cwd = tempDir();
+    // the scenario examples name files of the repository (examples/), as a newcomer in the checkout would
+    cpSync(join(ROOT, 'examples'), join(cwd, 'examples'), { recursive: true });
     for (const e of examples) expect(run(e.cmd, cwd), `$ ${e.cmd}`).toBe(e.expected);
     // and the two commands from the demo to a timeline and a report left their files
     expect(existsSync(join(cwd, 'race.json'))).toBe(true);

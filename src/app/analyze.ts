@@ -1,6 +1,7 @@
 // The analyses that take a recorded trace: perturbation (when did the race become inevitable),
 // minimization (the smallest trace with the same failure) and provenance (who wrote these bytes).
-import { writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { minimize, type MinimizeResult } from '../analysis/minimize.js';
 import { perturb, type PerturbResult } from '../analysis/perturb.js';
 import { provenance, type ByteRun } from '../analysis/provenance.js';
@@ -39,12 +40,24 @@ export function minimizeTrace(dbPath: string, id: string, out?: string, progress
   const r = minimize(t.config, t.seed, progress);
   if (!r) throw new InputError(`trace ${t.trace} has no finding that its own intents reproduce: nothing to minimize`);
   const name = `minimized from ${t.trace}: ${traceName(r.config, t.seed)}`;
-  const stored = record({ db: dbPath, config: r.config, seed: t.seed, name });
   const file = out ?? `minimized-${t.trace}.jsonl`;
+  // the file is written (to a temporary name beside it) before the trace is stored, and renamed
+  // after: an unwritable --out fails the command before anything reaches the database
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new InputError(`cannot write ${file}: it is a directory`);
   try {
-    writeFileSync(file, toJsonl({ engine: ENGINE_VERSION, name, source: 'sim', seed: t.seed, config: r.config, complete: true }, r.events));
+    writeFileSync(tmp, toJsonl({ engine: ENGINE_VERSION, name, source: 'sim', seed: t.seed, config: r.config, complete: true }, r.events));
   } catch (e) {
     throw new InputError(`cannot write ${file}: ${(e as Error).message}`);
+  }
+  let stored: ReturnType<typeof record>;
+  try {
+    stored = record({ db: dbPath, config: r.config, seed: t.seed, name });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    if ((e as NodeJS.ErrnoException).code && !(e as NodeJS.ErrnoException).code!.startsWith('SQLITE')) throw new InputError(`cannot write ${file}: ${(e as Error).message}`);
+    throw e;
   }
   const { events: _e, ...rest } = r;
   return { ...rest, trace: t.trace, minimized: stored.trace, file };

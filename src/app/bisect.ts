@@ -4,13 +4,14 @@ import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../a
 import { project } from '../analysis/projection.js';
 import { DmaReplayError, UsageError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
-import { closeWritable, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
 import { loadProjections, saveProjections } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
 import { counted, type ProgressFn } from './progress.js';
 import { traceName } from './sim-args.js';
 import type { SimConfig } from '../sim/config.js';
+import BetterSqlite from 'better-sqlite3';
 import type Database from 'better-sqlite3';
 
 export class NotComparable extends DmaReplayError {
@@ -32,12 +33,37 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-function hashesOf(db: Database.Database, t: TraceRow, progress?: ProgressFn, what?: string): OpHash[] {
+function hashesOf(db: Database.Database, t: TraceRow, fresh: Map<number, OpHash[]>, progress?: ProgressFn, what?: string): OpHash[] {
   const cached = loadProjections(db, t.id);
   if (cached) return cached;
   const h = opHashes(project(counted(readChunks(db, t), t.events, progress, what), -1));
-  saveProjections(db, t.id, h);
+  fresh.set(t.id, h);
   return h;
+}
+
+/**
+ * Keeps newly computed projection hashes for the next bisect: a cache, written after the answer
+ * is known, in its own short transaction, and skipped silently when the database cannot be written
+ * now (read-only file, another writer). Bisect itself only reads.
+ */
+function cacheProjections(dbPath: string, fresh: Map<number, OpHash[]>): void {
+  if (!fresh.size) return;
+  let db: Database.Database | null = null;
+  try {
+    db = new BetterSqlite(dbPath, { fileMustExist: true, timeout: 0 });
+    const w = db;
+    w.transaction(() => {
+      for (const [id, h] of fresh) saveProjections(w, id, h);
+    }).immediate();
+  } catch {
+    /* only a cache */
+  } finally {
+    try {
+      db?.close();
+    } catch {
+      /* only a cache */
+    }
+  }
 }
 
 /**
@@ -53,9 +79,16 @@ function refuseWithoutIntents(t: TraceRow, intents: number): void {
 }
 
 export function bisectTraces(dbPath: string, idA: string, idB: string, progress?: ProgressFn): BisectReport {
+  const fresh = new Map<number, OpHash[]>();
+  const report = bisectReadOnly(dbPath, idA, idB, fresh, progress);
+  cacheProjections(dbPath, fresh);
+  return report;
+}
+
+function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, OpHash[]>, progress?: ProgressFn): BisectReport {
   const a = parseTraceId(idA);
   const b = parseTraceId(idB);
-  const db = openDb(dbPath, { create: true });
+  const db = openDb(dbPath);
   try {
     const ta = getTrace(db, a);
     const tb = getTrace(db, b);
@@ -71,8 +104,8 @@ export function bisectTraces(dbPath: string, idA: string, idB: string, progress?
       throw new NotComparable(
         `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
       );
-    const ha = hashesOf(db, ta, progress, `projecting trace ${a}`);
-    const hb = hashesOf(db, tb, progress, `projecting trace ${b}`);
+    const ha = hashesOf(db, ta, fresh, progress, `projecting trace ${a}`);
+    const hb = hashesOf(db, tb, fresh, progress, `projecting trace ${b}`);
     const { index, probes } = firstDivergence(ha, hb);
     const base = { probes, ops: ha.length, bytes: [], chain: [] };
     if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
@@ -90,7 +123,7 @@ export function bisectTraces(dbPath: string, idA: string, idB: string, progress?
       chain: d.chain.map((e) => ({ seq: e.seq, kind: e.kind, actor: e.actor, text: formatEvent(e) })),
     };
   } finally {
-    closeWritable(db);
+    db.close();
   }
 }
 
@@ -107,6 +140,17 @@ export function bisectRun(r: BisectRun, progress?: ProgressFn): BisectReport & {
   const ca = { ...r.base, path: r.pathA };
   const cb = { ...r.base, path: r.pathB };
   const ta = record({ db: r.db, seed: r.seed, config: ca, name: `bisect A: ${traceName(ca, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording A (ops)') });
-  const tb = record({ db: r.db, seed: r.seed, config: cb, name: `bisect B: ${traceName(cb, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording B (ops)') });
+  let tb: ReturnType<typeof record>;
+  try {
+    tb = record({ db: r.db, seed: r.seed, config: cb, name: `bisect B: ${traceName(cb, r.seed)}`, progress: (d, t) => progress?.(d, t, 'recording B (ops)') });
+  } catch (e) {
+    // the command fails: it leaves the database as it found it, without trace A too
+    try {
+      deleteTrace(r.db, ta.trace);
+    } catch {
+      /* the first failure is what gets reported */
+    }
+    throw e;
+  }
   return { ...bisectTraces(r.db, String(ta.trace), String(tb.trace), progress), traces: [ta.trace, tb.trace] };
 }

@@ -12,7 +12,9 @@ import { ApplyError } from '../engine/apply.js';
 import { Pipeline } from '../engine/pipeline.js';
 import { InputError, UsageError } from '../errors.js';
 import { hex } from '../events/json.js';
-import { JsonlError, parseEventLine, parseHeader, type TraceHeader } from '../events/jsonl.js';
+import { JsonlError, parseEventLine, parseHeader, stripBom, type TraceHeader, validateLine } from '../events/jsonl.js';
+import { TraceValidator, ValidationError } from '../events/validate.js';
+import { VARIANT_CHOICES } from '../model/variants.js';
 import type { DmaEvent, EventOf, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { detectFormat } from '../import/detect.js';
@@ -20,7 +22,7 @@ import { untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
-import { closeWritable, openDb } from '../store/db.js';
+import { withWriteTransaction } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { DEFAULT_CHECKPOINT_EVERY } from './record.js';
 
@@ -143,7 +145,12 @@ class Folder {
       checkpoint: checkpoint ?? undefined,
       checkpointEvery: every,
     });
+    // a log's events are made here, not read: they get the checks a JSONL line gets when read (the
+    // findings the pipeline inserts between them are its own, hence the gaps)
+    this.validator = insertFindings ? new TraceValidator({ variants: VARIANT_CHOICES, gaps: true }) : null;
   }
+
+  private readonly validator: TraceValidator | null;
 
   get world(): World {
     return this.pipe.world;
@@ -166,8 +173,10 @@ class Folder {
 
   /** One event of the input (an imported event, or a line of the JSONL file with its seq). */
   put(e: NewEvent | DmaEvent): void {
-    if (this.insertFindings) this.pipe.emit(e as NewEvent);
-    else this.pipe.put(e as DmaEvent);
+    if (this.insertFindings) {
+      this.validator?.check({ ...(e as NewEvent), seq: this.pipe.seq + 1 } as DmaEvent);
+      this.pipe.emit(e as NewEvent);
+    } else this.pipe.put(e as DmaEvent);
     this.pipe.maybeCheckpoint();
   }
 
@@ -182,21 +191,8 @@ function sortedRecord(m: Map<string, number>): Record<string, number> {
 }
 
 /** Runs `body` with the database open for writing, inside one transaction (rolled back on error). */
-async function writeTrace<T>(dbPath: string, body: (db: Database.Database) => Promise<T>): Promise<T> {
-  const db = openDb(dbPath, { create: true });
-  try {
-    db.exec('BEGIN');
-    try {
-      const r = await body(db);
-      db.exec('COMMIT');
-      return r;
-    } catch (e) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw e;
-    }
-  } finally {
-    closeWritable(db);
-  }
+function writeTrace<T>(dbPath: string, body: (db: Database.Database) => Promise<T>): Promise<T> {
+  return withWriteTransaction(dbPath, body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,10 +213,12 @@ async function* jsonlEvents(file: string, onHeader: (h: TraceHeader) => void): A
   let header: TraceHeader | null = null;
   let seq = 0;
   let blank = 0;
+  const validator = new TraceValidator({ variants: VARIANT_CHOICES });
   for await (const batch of lineBatches(file, state)) {
     const out: DmaEvent[] = [];
-    for (const text of batch) {
+    for (let text of batch) {
       lineNo++;
+      if (lineNo === 1) text = stripBom(text);
       if (text.trim() === '') {
         blank = blank || lineNo;
         continue;
@@ -231,7 +229,9 @@ async function* jsonlEvents(file: string, onHeader: (h: TraceHeader) => void): A
         onHeader(header);
         continue;
       }
-      out.push(parseEventLine(text, lineNo, ++seq));
+      const ev = parseEventLine(text, lineNo, ++seq);
+      validateLine(validator, ev, lineNo);
+      out.push(ev);
     }
     if (out.length) yield out;
   }
@@ -320,6 +320,20 @@ function deviceEvents(mode: DmaMode, guest: GuestScan | null, host: HostScan | n
     }));
 }
 
+/**
+ * A log is imported only if it is one: at least one trace line, and more lines that parse than lines
+ * that do not (an empty file, a binary one, the wrong format or a badly damaged log would otherwise
+ * be stored as a trace of nothing but skipped lines).
+ */
+function checkMostlyParsed(sc: GuestScan | HostScan): void {
+  const what = sc.side === 'guest' ? 'ftrace' : 'QEMU log';
+  const first = sc.malformedLines[0];
+  const example = first ? `; line ${first.line}: ${first.reason}` : '';
+  if (sc.records === 0) throw new InputError(`${sc.file}: no ${what} trace line in it (${sc.lines} lines, ${sc.malformed} malformed${example}); nothing imported`);
+  if (sc.malformed > sc.records)
+    throw new InputError(`${sc.file}: ${sc.malformed} of ${sc.records + sc.malformed} lines are malformed (is it a ${what}?${example}); nothing imported`);
+}
+
 async function importLogs(opts: ImportOptions, files: { guest?: string; host?: string }): Promise<ImportResult> {
   const every = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const progress = opts.progress;
@@ -334,6 +348,7 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
   const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`) })) : null;
+  for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
   // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
   if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
   const mode = dmaMode(gScan, hScan);
@@ -383,7 +398,12 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
           ? singleStream('guest', guestEvents(gScan, show(0)), phases)
           : singleStream('host', hostEvents(hScan!, [], show(1)), phases);
     await guarded(files.guest ?? files.host!, async () => {
-      for await (const batch of stream) for (const ev of batch) f.put(ev);
+      try {
+        for await (const batch of stream) for (const ev of batch) f.put(ev);
+      } catch (e) {
+        if (e instanceof ValidationError) throw new InputError(`${files.guest ?? files.host}: event #${f.seq} made from the log is impossible: field ${e.field}: ${e.message}`);
+        throw e;
+      }
     });
     f.finish();
     rec.finish();

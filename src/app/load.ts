@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
 import { CodecError } from '../events/binary.js';
 import { SCHEMA_VERSION } from '../events/schema.js';
+import { ENGINE_VERSION, newerVersion } from '../events/jsonl.js';
 import { getTrace, openDb, type TraceRow } from '../store/db.js';
 import type { SimConfig } from '../sim/config.js';
 
@@ -21,8 +22,11 @@ export function loadTrace(dbPath: string, id: string): Loaded {
   const db = openDb(dbPath);
   try {
     const trace = getTrace(db, traceId);
-    if (trace.schema_version > SCHEMA_VERSION)
-      throw new InputError(`trace ${traceId} uses event schema ${trace.schema_version}, newer than this dmareplay supports (${SCHEMA_VERSION})`);
+    if (typeof trace.schema_version !== 'number' || trace.schema_version > SCHEMA_VERSION)
+      throw new InputError(`trace ${traceId} uses event schema ${String(trace.schema_version)}, newer than this dmareplay supports (${SCHEMA_VERSION}); upgrade dmareplay`);
+    if (typeof trace.engine_version === 'string' && newerVersion(trace.engine_version, ENGINE_VERSION))
+      throw new InputError(`trace ${traceId} was written by dmareplay ${trace.engine_version}, newer than this one (${ENGINE_VERSION}); upgrade dmareplay`);
+    if (!Number.isSafeInteger(trace.events) || trace.events < 0) throw new InputError(`trace ${traceId} is corrupt: traces.events is ${String(trace.events)}`);
     return { db, trace };
   } catch (e) {
     db.close();

@@ -1,5 +1,5 @@
 // record: run a workload under a DMA path and store every event, checkpoint and finding.
-import { closeWritable, openDb } from '../store/db.js';
+import { closeWritable, openDb, storeError } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
@@ -35,26 +35,32 @@ export function record(opts: RecordOptions): RecordResult {
   const config = validateConfig(opts.config);
   const every = opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const db = openDb(opts.db, { create: true });
+  let rec: Recorder | null = null;
   try {
-    const rec = new Recorder(db, {
+    rec = new Recorder(db, {
       name: opts.name ?? traceName(config, opts.seed),
       source: 'sim',
       seed: opts.seed,
       config,
       checkpointEvery: every,
     });
+    const r = rec;
     const findings: FindingSummary[] = [];
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
-        rec.event(ev);
+        r.event(ev);
         if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
         if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
-      checkpoint: rec.checkpoint.bind(rec),
+      checkpoint: r.checkpoint.bind(r),
     };
     new Sim(config, opts.seed, sink, every).run();
-    const done = rec.finish();
-    return { trace: rec.traceId, events: done.events, findings, hash: done.hash };
+    const done = r.finish();
+    rec = null; // stored: nothing after this point may fail the command
+    return { trace: r.traceId, events: done.events, findings, hash: done.hash };
+  } catch (e) {
+    rec?.abort();
+    throw storeError(opts.db, e);
   } finally {
     closeWritable(db);
   }

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { JUDGE } from '../check/index.js';
 import { fold } from '../engine/replay.js';
 import { reexecute } from '../sim/replay.js';
-import { checkpointHashes, listFindings, readChunks } from '../store/db.js';
+import { checkpointHashes, listFindings, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
 import { traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
 
@@ -25,6 +25,7 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
       const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
+      verifyCheckpoints(db, trace);
       return {
         ...base,
         mode: 'fold',
@@ -41,6 +42,14 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
     });
     if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
       throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
+    // before saying ok: the checkpoints `state` starts from, each blob against its stored state hash
+    // (the re-execution compared the hashes; the blobs themselves are only read here)
+    // and the stored rows: the run may stop reading before the end (traces.events raised above what
+    // is stored, or a changed stream, must not pass as ok)
+    if (out.ok) {
+      verifyStream(db, trace);
+      verifyCheckpoints(db, trace);
+    }
     return {
       ...base,
       mode: 're-execute',

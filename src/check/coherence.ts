@@ -12,6 +12,7 @@ import { inPool } from '../model/swiotlb.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex } from './finding.js';
 import { liveEntries } from '../model/dma-live.js';
+import { endpointTranslate, type EndpointTranslation } from '../model/virtio-iommu.js';
 
 export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
   const r = w.rings[ev.q];
@@ -38,6 +39,9 @@ function mappingFor(d: DeviceState, dma: bigint, len: number) {
 }
 
 function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent | null {
+  // a virtio-iommu endpoint: its domain's byte-granular mapping decides, exactly
+  const vt = endpointTranslate(w.virtioIommu, d.dev, ev.dma);
+  if (vt !== undefined) return vt && vt.gpa === ev.gpa ? null : virtioStale(w, d, ev, vt);
   const pfn = ev.dma >> PAGE_SHIFT;
   const pte = d.iommu.get(pfn);
   const pageGpa = ev.gpa & ~PAGE_MASK;
@@ -73,4 +77,13 @@ function afterUnmap(d: DeviceState, dma: bigint, inv: string): string {
   }
   if (d.path === 'iommu') return `strict mode: the IOMMU invalidated it at the unmap and would fault this access; ${inv}`;
   return inv;
+}
+
+/** A device access through a cached translation that the endpoint's virtio-iommu domain no longer gives. */
+function virtioStale(w: World, d: DeviceState, ev: EventOf<'dev.access'>, now: EndpointTranslation | null): NewEvent {
+  const owed = w.vmm.invals.find((i) => i.dev === d.dev && i.iova <= ev.dma && ev.dma - i.iova < i.size);
+  const what = `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at IOVA ${hex(ev.dma)} through the entry filled by #${ev.entry} → GPA ${hex(ev.gpa)}`;
+  const inv = owed ? `the invalidation requested at #${owed.req} had not reached the device IOTLB` : 'no invalidation for it is pending';
+  if (!now) return finding(ev.seq, 'use-after-unmap', `${what}, but no virtio-iommu mapping of the endpoint's domain holds that IOVA; ${inv}`, [ev.entry, owed?.req ?? 0, ev.seq], ev.dma, ev.gpa);
+  return finding(ev.seq, 'stale-iotlb', `${what}, but the endpoint's virtio-iommu mapping (#${now.seq}) gives GPA ${hex(now.gpa)}; ${inv}`, [ev.entry, now.seq, owed?.req ?? 0, ev.seq], ev.dma, ev.gpa);
 }

@@ -37,6 +37,20 @@ export function eventToJson(ev: DmaEvent): Record<string, unknown> {
 }
 
 const HEX64 = /^0x[0-9a-fA-F]{1,16}$/;
+// no backtracking: a 32 MiB hex string is checked in one linear pass (an `([0-9a-f]{2})*` group
+// recursed once per pair and overflowed the stack)
+const HEXDIGITS = /^[0-9a-fA-F]*$/;
+/** the binary codec stores a string's UTF-8 length and a list's count in 16 bits (see binary.ts) */
+export const MAX_STR_BYTES = 0xffff;
+export const MAX_LIST = 0xffff;
+/** fields every event has besides its kind's */
+const HEAD_FIELDS = new Set(['seq', 'kind', 'actor', 'cause']);
+
+function list(v: unknown, field: string, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new JsonEventError(field, `${field} must be an array of ${what}`);
+  if (v.length > MAX_LIST) throw new JsonEventError(field, `${field} has ${v.length} ${what}, more than ${MAX_LIST}`);
+  return v;
+}
 
 function u64(v: unknown, field: string): bigint {
   if (typeof v !== 'string' || !HEX64.test(v)) throw new JsonEventError(field, `${field} must be a hex string like "0x1000"`);
@@ -54,13 +68,17 @@ export function eventFromJson(o: unknown, expectSeq?: number): DmaEvent {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new JsonEventError('event', 'expected a JSON object');
   const r = o as Record<string, unknown>;
   const kind = r.kind as Kind;
-  if (typeof kind !== 'string' || !(kind in KINDS)) throw new JsonEventError('kind', `unknown kind ${JSON.stringify(r.kind)}`);
+  // own properties only: "constructor" or "toString" are in KINDS through its prototype
+  if (typeof kind !== 'string' || !Object.hasOwn(KINDS, kind)) throw new JsonEventError('kind', `unknown kind ${JSON.stringify(r.kind)}`);
   const seq = int(r.seq, 'seq', 0xffffffff);
   if (expectSeq !== undefined && seq !== expectSeq) throw new JsonEventError('seq', `seq ${seq} out of order (expected ${expectSeq})`);
   if (typeof r.actor !== 'string' || !(ACTORS as readonly string[]).includes(r.actor))
     throw new JsonEventError('actor', `unknown actor ${JSON.stringify(r.actor)}`);
-  const ev: Record<string, unknown> = { seq, kind, actor: r.actor, cause: r.cause === undefined ? 0 : int(r.cause, 'cause', seq) };
-  for (const [name, spec] of fieldsOf(kind)) {
+  const ev: Record<string, unknown> = { seq, kind, actor: r.actor, cause: r.cause === undefined ? 0 : int(r.cause, 'cause', 0xffffffff) };
+  const fields = fieldsOf(kind);
+  // a field the kind does not have is a typo or a different program's trace: never silently dropped
+  for (const k of Object.keys(r)) if (!HEAD_FIELDS.has(k) && !Object.hasOwn(KINDS[kind].fields, k)) throw new JsonEventError(k, `${kind} has no field ${k} (fields: ${fields.map(([n]) => n).join(', ')})`);
+  for (const [name, spec] of fields) {
     const v = r[name];
     if (v === undefined) throw new JsonEventError(name, `${kind} is missing field ${name}`);
     if (typeof spec === 'object') {
@@ -72,23 +90,21 @@ export function eventFromJson(o: unknown, expectSeq?: number): DmaEvent {
     else if (spec === 'u32' || spec === 'seq') ev[name] = int(v, name, 0xffffffff);
     else if (spec === 'str') {
       if (typeof v !== 'string') throw new JsonEventError(name, `${name} must be a string`);
+      if (v.length > MAX_STR_BYTES / 3 && Buffer.byteLength(v) > MAX_STR_BYTES) throw new JsonEventError(name, `${name} is longer than ${MAX_STR_BYTES} bytes`);
       ev[name] = v;
     } else if (spec === 'bytes') {
-      if (typeof v !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new JsonEventError(name, `${name} must be an even-length hex string`);
+      if (typeof v !== 'string' || v.length % 2 !== 0 || !HEXDIGITS.test(v)) throw new JsonEventError(name, `${name} must be an even-length hex string`);
       ev[name] = new Uint8Array(Buffer.from(v, 'hex'));
     } else if (spec === 'seqs') {
-      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of seqs`);
-      ev[name] = v.map((s, i) => int(s, `${name}[${i}]`, 0xffffffff));
+      ev[name] = list(v, name, 'seqs').map((s, i) => int(s, `${name}[${i}]`, 0xffffffff));
     } else if (spec === 'segs') {
-      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of segments`);
-      ev[name] = v.map((g: Record<string, unknown>, i: number) => {
-        if (typeof g !== 'object' || g === null) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
+      ev[name] = (list(v, name, 'segments') as Record<string, unknown>[]).map((g, i) => {
+        if (typeof g !== 'object' || g === null || Array.isArray(g)) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
         return { gpa: u64(g.gpa, `${name}[${i}].gpa`), len: int(g.len, `${name}[${i}].len`, 0xffffffff), write: int(g.write, `${name}[${i}].write`, 1) };
       });
     } else if (spec === 'descs') {
-      if (!Array.isArray(v)) throw new JsonEventError(name, `${name} must be an array of descriptors`);
-      ev[name] = v.map((d: Record<string, unknown>, i: number) => {
-        if (typeof d !== 'object' || d === null) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
+      ev[name] = (list(v, name, 'descriptors') as Record<string, unknown>[]).map((d, i) => {
+        if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new JsonEventError(`${name}[${i}]`, `${name}[${i}] must be an object`);
         return {
           addr: u64(d.addr, `${name}[${i}].addr`),
           len: int(d.len, `${name}[${i}].len`, 0xffffffff),

@@ -27,6 +27,10 @@ export const NOTIFY = ['MAP', 'UNMAP'] as const;
 export const SLOT_OPS = ['alloc', 'release'] as const;
 /** what a device access touched: ring metadata, an indirect table, or a buffer */
 export const AREAS = ['ring', 'table', 'buf'] as const;
+/** VIRTIO_IOMMU_S_* (virtio 1.2 §5.13.6), in value order */
+export const VIOMMU_STATUS = ['S_OK', 'S_IOERR', 'S_UNSUPP', 'S_DEVERR', 'S_INVAL', 'S_RANGE', 'S_NOENT', 'S_FAULT', 'S_NOMEM'] as const;
+/** what VHOST_SET_VRING_BASE answered */
+export const BASE_RESULTS = ['ok', 'EINVAL', 'EBUSY'] as const;
 
 type FieldSpec =
   | 'u8'
@@ -297,6 +301,41 @@ export const KINDS = {
     code: 55,
     doc: 'An imported line of a kind dmareplay does not model, kept verbatim.',
     fields: { side: { enum: SIDES }, event: 'str', text: 'str' },
+  },
+  'vq.base': {
+    code: 80,
+    doc: 'VHOST_SET_VRING_BASE (also how a live-migration destination restores the queue): last_avail_idx := num (packed: bits 0-15 last_avail_idx with the wrap counter in bit 15, bits 16-31 last_used_idx); split last_used_idx is read from used.idx. EBUSY while the queue is enabled, EINVAL for a split num above 0xffff.',
+    fields: { q: 'u8', num: 'u32', result: { enum: BASE_RESULTS } },
+  },
+  'vq.enable': {
+    code: 81,
+    doc: 'The queue enabled or disabled (queue_enable, VHOST_SET_VRING_ENABLE, a backend attached): the device processes a queue only while enabled; a ring set up without life-cycle events is enabled.',
+    fields: { q: 'u8', enable: 'u8' },
+  },
+  'vq.reset': {
+    code: 82,
+    doc: 'VIRTIO_F_RING_RESET queue_reset (QEMU virtio_queue_reset): the device forgets the queue: indices and wrap counters back to their start, not enabled, a stopped queue runs again.',
+    fields: { q: 'u8' },
+  },
+  'viommu.attach': {
+    code: 83,
+    doc: 'virtio-iommu ATTACH: endpoint ep (PCI requester id) joins domain (leaving any other; a new domain is created) with its status.',
+    fields: { ep: 'u16', domain: 'u32', bypass: 'u8', status: { enum: VIOMMU_STATUS } },
+  },
+  'viommu.detach': {
+    code: 84,
+    doc: 'virtio-iommu DETACH: endpoint ep leaves domain (S_NOENT: unknown endpoint, S_INVAL: not in that domain); the last endpoint out destroys the domain.',
+    fields: { ep: 'u16', domain: 'u32', status: { enum: VIOMMU_STATUS } },
+  },
+  'viommu.map': {
+    code: 85,
+    doc: 'virtio-iommu MAP of the byte range [start, end] (inclusive) to phys with flags READ=1 WRITE=2 MMIO=4; S_INVAL on overlap or a bypass domain, S_NOENT on an unknown domain.',
+    fields: { domain: 'u32', start: 'u64', end: 'u64', phys: 'u64', flags: 'u8', status: { enum: VIOMMU_STATUS } },
+  },
+  'viommu.unmap': {
+    code: 86,
+    doc: 'virtio-iommu UNMAP of [start, end]: with S_OK every mapping inside it is removed; S_RANGE (it would split a mapping) removes nothing.',
+    fields: { domain: 'u32', start: 'u64', end: 'u64', status: { enum: VIOMMU_STATUS } },
   },
   finding: {
     code: 60,

@@ -14,6 +14,7 @@
  * `=====RT-TRACE-END=====` framing written by the dmareplay trace workload and ftrace's
  * `CPU:N [LOST M EVENTS]` lines, and skips `#` header/comment lines (returns null).
  */
+import { fieldRangeError } from './fields.js';
 import { type LineSource, lineBatches, newLineStreamState } from './lines.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -695,6 +696,8 @@ export function parseFtraceLine(line: string, lineNo: number): FtraceRecord | Ft
   const b = BUILDER_MAP.get(event);
   if (b === undefined) {
     const h = base;
+    const bad = fieldRangeError(base);
+    if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
     return {
       line: h.line, task: h.task, pid: h.pid, cpu: h.cpu, flags: h.flags, ts: h.ts, tNs: h.tNs,
       event, kind: 'opaque', args,
@@ -709,6 +712,9 @@ export function parseFtraceLine(line: string, lineNo: number): FtraceRecord | Ft
       text: line,
     };
   }
+  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
+  const bad = fieldRangeError(rec);
+  if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
   return rec;
 }
 

@@ -77,12 +77,22 @@ export function alignMarkers(g: MarkerInfo[], h: MarkerInfo[]): Boundary[] {
   const H = h.length;
   if (G === 0 || H === 0) return [];
   if (G * H > 25_000_000) {
-    // too many markers for the table: greedy in order
+    // too many markers for the table: greedy in order, each guest marker taking the first host
+    // marker of its number after the last one taken (positions per number with a moving cursor:
+    // linear overall, where scanning forward for every guest marker was G*H on disjoint numbers)
     const out: Boundary[] = [];
+    const at = new Map<number, { pos: number[]; next: number }>();
+    for (let k = 0; k < H; k++) {
+      const e = at.get(h[k]!.n);
+      if (e) e.pos.push(k);
+      else at.set(h[k]!.n, { pos: [k], next: 0 });
+    }
     let j = 0;
     for (let i = 0; i < G && j < H; i++) {
-      let k = j;
-      while (k < H && h[k]!.n !== g[i]!.n) k++;
+      const e = at.get(g[i]!.n);
+      if (!e) continue;
+      while (e.next < e.pos.length && e.pos[e.next]! < j) e.next++;
+      const k = e.next < e.pos.length ? e.pos[e.next]! : H;
       if (k < H) {
         out.push({ n: g[i]!.n, name: g[i]!.name, gi: i, hi: k, g: g[i]!.t, h: h[k]!.t });
         j = k + 1;

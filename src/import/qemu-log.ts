@@ -15,6 +15,7 @@
  *
  * Pure line-level parsing: no state is carried between lines.
  */
+import { fieldRangeError } from './fields.js';
 import { type LineSource, lineBatches, newLineStreamState } from './lines.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +133,8 @@ export type VirtioIommuMap = Rec<
 >;
 /** `domain=%d virt_start=0x%x virt_end=0x%x` */
 export type VirtioIommuUnmap = Rec<'virtio_iommu_unmap', { domain: number; virtStart: bigint; virtEnd: bigint }>;
+/** `domain=%d virt_start=0x%x virt_end=0x%x`: one mapping really removed by an UNMAP (virtio_iommu_unmap) */
+export type VirtioIommuUnmapDone = Rec<'virtio_iommu_unmap_done', { domain: number; virtStart: bigint; virtEnd: bigint }>;
 /** `mr=%s rid=%d addr=0x%x flag=%d` */
 export type VirtioIommuTranslate = Rec<'virtio_iommu_translate', { mr: string; rid: number; addr: bigint; flag: number }>;
 /** `0x%x -> 0x%x for sid=%d` */
@@ -221,6 +224,7 @@ export type QemuTypedRecord =
   | AmdviCompletionWait
   | VirtioIommuMap
   | VirtioIommuUnmap
+  | VirtioIommuUnmapDone
   | VirtioIommuTranslate
   | VirtioIommuTranslateOut
   | VirtioIommuReportFault
@@ -309,6 +313,7 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   amdvi_completion_wait: 'completion wait requested with store address 0x%x and store data 0x%x',
   virtio_iommu_map: 'domain=%d virt_start=0x%x virt_end=0x%x phys_start=0x%x flags=%d',
   virtio_iommu_unmap: 'domain=%d virt_start=0x%x virt_end=0x%x',
+  virtio_iommu_unmap_done: 'domain=%d virt_start=0x%x virt_end=0x%x',
   virtio_iommu_translate: 'mr=%s rid=%d addr=0x%x flag=%d',
   virtio_iommu_translate_out: '0x%x -> 0x%x for sid=%d',
   virtio_iommu_report_fault: 'FAULT reason=%d flags=%d endpoint=%d address =0x%x',
@@ -645,6 +650,15 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
       domain: dn(m[1]!), virtStart: hx(m[2]!), virtEnd: hx(m[3]!),
     };
   },
+  virtio_iommu_unmap_done: (a, h) => {
+    const m = R_VI_UNMAP.exec(a);
+    if (m === null) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'virtio_iommu_unmap_done', event: 'virtio_iommu_unmap_done',
+      domain: dn(m[1]!), virtStart: hx(m[2]!), virtEnd: hx(m[3]!),
+    };
+  },
   virtio_iommu_translate: (a, h) => {
     const m = R_VI_TRANSLATE.exec(a);
     if (m === null) return null;
@@ -920,6 +934,8 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   };
   const b = BUILDER_MAP.get(event);
   if (b === undefined) {
+    const bad = fieldRangeError(base);
+    if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
     return { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
   }
   const rec = b(args, base);
@@ -931,6 +947,9 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
       text: line,
     };
   }
+  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
+  const bad = fieldRangeError(rec);
+  if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
   return rec;
 }
 

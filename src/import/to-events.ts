@@ -322,6 +322,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           break;
         case 'virtio_iommu_map':
         case 'virtio_iommu_unmap':
+        case 'virtio_iommu_unmap_done':
         case 'virtio_iommu_translate_out':
         case 'virtio_iommu_report_fault':
           s.iommuEvents++;
@@ -710,6 +711,11 @@ export class HostConverter {
         return one({ kind: 'iommu.map', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.viommuDomainEp, it.domain), iova: it.virtStart, gpa: it.physStart, size: it.virtEnd - it.virtStart + 1n, perm });
       }
       case 'virtio_iommu_unmap':
+        // the request, traced before it is checked: an UNMAP that would split a mapping fails with
+        // S_RANGE and removes nothing, so what was removed comes from the _done lines
+        return one(opaque('host', it.event, raw(it)));
+      case 'virtio_iommu_unmap_done':
+        // virtio_iommu_unmap: one line per mapping really removed
         return one({ kind: 'iommu.unmap', actor: 'iommu', cause: 0, dev: this.domainDev(this.scan.viommuDomainEp, it.domain), iova: it.virtStart, size: it.virtEnd - it.virtStart + 1n });
       case 'virtio_iommu_translate':
         // folded into the translate_out QEMU logs next

@@ -208,9 +208,6 @@ function dataToPlain(v: unknown): unknown {
   if (v === undefined) return ['u'];
   if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return ['n', String(v)]; // JSON has no Infinity (a phase not yet ended)
   if (typeof v === 'bigint') return ['b', hex(v)];
-  // JSON has no Infinity or NaN (they would come back as null): the real-trace checks mark an
-  // interval still open with unmapPhase Infinity
-  if (typeof v === 'number' && !Number.isFinite(v)) return ['n', String(v)];
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return ['a', v.map(dataToPlain)];
   if (v instanceof Map) return ['m', [...v].map(([k, x]) => [dataToPlain(k), dataToPlain(x)])];
@@ -231,8 +228,6 @@ function dataFromPlain(p: unknown): unknown {
       return x === '-0' ? -0 : Number(x);
     case 'b':
       return BigInt(x as string);
-    case 'n':
-      return Number(x as string);
     case 'a':
       return (x as unknown[]).map(dataFromPlain);
     case 'm':

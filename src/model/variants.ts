@@ -33,6 +33,14 @@ export interface Variants {
   asyncInvalidate: boolean;
   /** swiotlb pool size in 2 KiB slots (at most 1024 here); a small pool reuses slots soon */
   swiotlbSlots: number;
+  /**
+   * Whose virtqueue rules the device follows where they differ: 'vhost' (drivers/vhost/vhost.c
+   * vhost_get_vq_desc/get_indirect: an INDIRECT descriptor anywhere in a chain, the table read in
+   * order up to the first entry without NEXT, zero-length buffers allowed) or 'qemu'
+   * (hw/virtio/virtio.c virtqueue_split_pop: INDIRECT only on the head, the table walked by its
+   * next fields, zero-length buffers refused). A device with --backend qemu follows QEMU's rules.
+   */
+  backend: 'vhost' | 'qemu';
 }
 
 export const DEFAULT_VARIANTS: Variants = {
@@ -50,6 +58,7 @@ export const DEFAULT_VARIANTS: Variants = {
   minAlignMask: 0,
   asyncInvalidate: false,
   swiotlbSlots: 1024,
+  backend: 'vhost',
 };
 
 export const VARIANT_CHOICES: Record<keyof Variants, readonly (string | boolean | number)[] | 'number'> = {
@@ -67,4 +76,5 @@ export const VARIANT_CHOICES: Record<keyof Variants, readonly (string | boolean 
   minAlignMask: 'number',
   asyncInvalidate: [true, false],
   swiotlbSlots: 'number',
+  backend: ['vhost', 'qemu'],
 };

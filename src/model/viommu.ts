@@ -24,6 +24,17 @@ export function iommuMap(t: IommuTable, iova: bigint, gpa: bigint, size: bigint,
 /** Removes the pages of [iova, iova+size); returns the IOVA page numbers that were mapped. */
 export function iommuUnmap(t: IommuTable, iova: bigint, size: bigint): bigint[] {
   const gone: bigint[] = [];
+  // a range larger than the table: walk the table instead, so an unmap costs at most what was mapped
+  // (an unmap of 2^64 bytes must not step through 2^52 pages)
+  if (size >> PAGE_SHIFT > BigInt(t.size)) {
+    const first = iova >> PAGE_SHIFT;
+    const last = (iova + (((size - 1n) >> PAGE_SHIFT) << PAGE_SHIFT)) >> PAGE_SHIFT; // the loop's last page
+    for (const pfn of [...t.keys()].filter((p) => p >= first && p <= last).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+      t.delete(pfn);
+      gone.push(pfn);
+    }
+    return gone;
+  }
   for (let off = 0n; off < size; off += PAGE_BIG) {
     const pfn = (iova + off) >> PAGE_SHIFT;
     if (t.delete(pfn)) gone.push(pfn);

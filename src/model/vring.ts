@@ -3,10 +3,15 @@
 // The ring lives in guest memory; these helpers give byte offsets and encode the guest-visible
 // structures so that a vring.post really writes the descriptors where a device will read them.
 import type { Desc } from '../events/schema.js';
+import { type Pages, readU16 } from './memory.js';
 
 export const VRING_DESC_F_NEXT = 1;
 export const VRING_DESC_F_WRITE = 2;
 export const VRING_DESC_F_INDIRECT = 4;
+/** avail.flags: the driver does not want an interrupt (honoured when EVENT_IDX is off) */
+export const VRING_AVAIL_F_NO_INTERRUPT = 1;
+/** used.flags: the device does not want a kick (set by vhost_disable_notify when EVENT_IDX is off) */
+export const VRING_USED_F_NO_NOTIFY = 1;
 
 export const descBytes = (num: number) => 16 * num;
 export const availBytes = (num: number) => 4 + 2 * num + 2;
@@ -102,9 +107,51 @@ export function packedAt(b: Uint8Array, off: number): { addr: bigint; len: numbe
   return { addr: getU64(b, off), len: getU32(b, off + 8), id: getU16(b, off + 12), flags: getU16(b, off + 14) };
 }
 
+/** The descriptor ring, then the driver event structure {off_wrap, flags} and the device event structure. */
 export const packedRingBytes = (num: number) => 16 * num + 8;
+/** Offsets of the two event suppression structures in the packed ring area (this model's layout). */
+export const packedDriverEventOff = (num: number) => 16 * num;
+export const packedDeviceEventOff = (num: number) => 16 * num + 4;
+
+// struct pvirtq_event_suppress flags (virtio 1.1 2.8.10; include/uapi/linux/virtio_ring.h)
+export const RING_EVENT_FLAGS_ENABLE = 0;
+export const RING_EVENT_FLAGS_DISABLE = 1;
+export const RING_EVENT_FLAGS_DESC = 2;
+
+/**
+ * QEMU vring_packed_need_event: off_wrap holds a ring position (bits 0..14) and the wrap counter it
+ * refers to (bit 15); a position of the other lap is taken num slots back.
+ */
+export function packedNeedEvent(num: number, wrap: number, offWrap: number, newIdx: number, old: number): boolean {
+  let off = offWrap & 0x7fff;
+  if (wrap !== offWrap >> 15) off -= num;
+  return needEvent(off & 0xffff, newIdx, old);
+}
 
 /** vring_need_event: should the other side be notified, given its event index? */
 export function needEvent(eventIdx: number, newIdx: number, old: number): boolean {
   return ((newIdx - eventIdx - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+}
+
+/**
+ * Work left for the device after a pass, read where the device reads it: split, avail.idx in guest
+ * memory differs from last_avail_idx (vhost_enable_notify re-reads it: vhost_get_avail_idx); packed,
+ * the descriptor at the device's position is available for its wrap counter. Read from memory, not
+ * from the driver's shadow, so a ring laid out by hand (a scenario, an import) behaves the same.
+ */
+export function availPending(mem: Pages, r: { packed: boolean; availGpa: bigint; descGpa: bigint; lastAvail: number; usedWrap: number }): boolean {
+  if (!r.packed) return readU16(mem, r.availGpa + 2n) !== r.lastAvail;
+  const flags = readU16(mem, r.descGpa + BigInt(16 * r.lastAvail) + 14n);
+  return (flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0) === r.usedWrap && (flags & VRING_PACKED_DESC_F_USED ? 1 : 0) !== r.usedWrap;
+}
+
+/**
+ * A size the back-end accepts: VHOST_SET_VRING_NUM (vhost_vring_set_num) refuses a split ring of 0
+ * descriptors, more than 0xffff or not a power of two (-EINVAL; so at most 32768), and the device
+ * never starts that queue; a packed ring holds 1..32768 (virtio 1.1). QEMU's own device model
+ * (virtio_queue_set_num) checks only the maximum.
+ */
+export function ringSizeOk(num: number, packed: boolean, rules: 'vhost' | 'qemu'): boolean {
+  if (num === 0 || num > 32768) return false;
+  return packed || rules === 'qemu' || (num & (num - 1)) === 0;
 }

@@ -19,6 +19,7 @@ import { SWIOTLB_STATE } from './swiotlb.js';
 import type { PathName, PermName, TranslateMode } from './types.js';
 import { DEFAULT_VARIANTS, type Variants } from './variants.js';
 import { IOMMU_TABLE } from './viommu.js';
+import { VIRTIO_IOMMU } from './virtio-iommu.js';
 
 export type { DmaMapping } from './dma-live.js';
 
@@ -71,6 +72,12 @@ export const RING = obj({ __proto__: null,
   broken: bool,
   /** vq->meta_iotlb: seq of the UPDATE whose entry is cached for desc/avail/used, 0 = not cached */
   meta: obj({ __proto__: null, desc: num, avail: num, used: num }),
+  /**
+   * Whether the device processes the queue (queue-life.ts): null until a life-cycle event (vq.enable,
+   * vq.reset) says otherwise, which is enabled; null is left out of the plain form (state hashes of
+   * recordings without life-cycle events stay as they were).
+   */
+  enabled: nullable(bool, true),
 });
 export type RingState = Infer<typeof RING>;
 
@@ -150,6 +157,8 @@ export const WORLD = obj({ __proto__: null,
    * (null for a simulated trace, and then not in the plain form).
    */
   real: nullable(data, true),
+  /** virtio-iommu endpoints, domains and byte-granular mappings (virtio-iommu.ts); null until a virtio-iommu event, and then not in the plain form */
+  virtioIommu: nullable(VIRTIO_IOMMU, true),
 });
 export type World = Infer<typeof WORLD>;
 
@@ -170,6 +179,7 @@ export function emptyWorld(): World {
     guest: { ops: 0, irq: false },
     findings: 0,
     real: null,
+    virtioIommu: null,
   };
 }
 

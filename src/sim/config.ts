@@ -1,12 +1,13 @@
 // What a simulated trace is made of: the devices (each with its DMA path), the workload and its
 // size, the kernel/QEMU variants in force and the injected faults. The config and the seed (a
 // string) are stored with the trace; together they determine every event.
+import type { ScenarioStep } from './scenario.js';
 import { bdf } from '../events/format.js';
 import { DEFAULT_VARIANTS, VARIANT_CHOICES, type Variants } from '../model/variants.js';
 import { PATHS, type PathName, type TranslateMode } from '../model/types.js';
 import { TRANSLATE_MODES } from '../events/schema.js';
 
-export const WORKLOADS = ['remap', 'net-tx', 'net-rx', 'blk-read', 'blk-write', 'mixed', 'script'] as const;
+export const WORKLOADS = ['remap', 'net-tx', 'net-rx', 'blk-read', 'blk-write', 'mixed', 'script', 'scenario'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export const FAULT_KINDS = [
@@ -76,6 +77,8 @@ export interface SimConfig {
   scriptInflight?: number;
   /** a protected guest (SEV/TDX): by default when any device uses swiotlb-force */
   protected?: boolean;
+  /** workload 'scenario': the guest-side steps of a scenario file (src/sim/scenario.ts) */
+  scenario?: ScenarioStep[];
   /** the scheduler: uniform random choice among runnable actors unless this says PCT (src/sim/schedule.ts) */
   schedule?: Schedule;
   /** workload knobs (explore's swarm mode switches them); absent = the defaults */
@@ -169,6 +172,7 @@ export function validateConfig(c: SimConfig): SimConfig {
     if (d.translate && !(TRANSLATE_MODES as readonly string[]).includes(d.translate)) throw new ConfigError(`device ${bdf(d.dev)}: unknown translate mode ${d.translate}`);
   }
   if (c.workload === 'script' && !c.script?.length) throw new ConfigError('workload script needs a script');
+  if (c.workload === 'scenario' && !c.scenario?.length) throw new ConfigError('workload scenario needs steps');
   for (const [k, v] of Object.entries(c.variants ?? {})) parseVariant(`${k}=${String(v)}`);
   for (const [k, v] of Object.entries(c.knobs ?? {})) parseKnob(`${k}=${String(v)}`);
   const vqs = (c.devices ?? defaultDevices(c)).reduce((n, d) => n + (d.name === 'virtio-net' ? 2 : 1) * (c.knobs?.queues ?? 1), 0);

@@ -6,48 +6,48 @@
 // left available; the VMM's UPDATE wakes the vq. Ring errors stop the queue (vq_err) with the
 // kernel's message.
 //
-// This is the simulation's hot path (most events are device accesses), so:
-// - a pass that ends early (a MISS, a fault, a ring error) unwinds by return value (false, null or -1:
-//   "the pass ended, its events are emitted"), not by throwing, which costs far more per pass;
-// - ring reads (indices, descriptors) are read where they lie in guest memory, without copying them
-//   out, when the access is one piece within one page; everything else takes the general path.
-import type { Desc } from '../events/schema.js';
-import { fnv1aAt, PAGE_MASK, pageFor, readMemInto, readU32 } from '../model/memory.js';
+// Event suppression: an interrupt is sent unless the driver asked not to (EVENT_IDX: used_event;
+// else avail.flags VRING_AVAIL_F_NO_INTERRUPT; packed: the driver event structure); without
+// EVENT_IDX the device sets VRING_USED_F_NO_NOTIFY while it works (vhost_disable_notify) and clears
+// it when the ring is empty (vhost_enable_notify); a pass that ends on a MISS or an error leaves it
+// set, as vhost's handlers do, so the guest does not kick a queue that is not listening.
+//
+// The memory accesses are in device-io.ts, the chain walk (vhost's and QEMU's rules) in chain-walk.ts.
+import { fnv1aAt, readU16, readU32 } from '../model/memory.js';
 import { lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
-  descAt,
+  availPending,
   descBytes,
   needEvent,
-  packedAt,
+  packedNeedEvent,
   packedRingBytes,
+  ringSizeOk,
+  RING_EVENT_FLAGS_DISABLE,
+  RING_EVENT_FLAGS_ENABLE,
   usedBytes,
-  VRING_DESC_F_INDIRECT,
-  VRING_DESC_F_NEXT,
-  VRING_DESC_F_WRITE,
+  VRING_AVAIL_F_NO_INTERRUPT,
   VRING_PACKED_DESC_F_AVAIL,
   VRING_PACKED_DESC_F_USED,
+  VRING_USED_F_NO_NOTIFY,
+  VRING_DESC_F_WRITE,
 } from '../model/vring.js';
-import type { DeviceState, RingState } from '../model/world.js';
+import { queueEnabled } from '../model/queue-life.js';
 import { opBytesInto } from './data.js';
+import { payloadFor } from './scenario.js';
+import { ringRules, walkChain } from './chain-walk.js';
+import { emitAccess, need, type Pass, type QActor, readPiece, ringPut16, ringU16, vqError } from './device-io.js';
 import type { Sim } from './sim.js';
 import { type Piece, resolve } from './translate.js';
 
-type QActor = 'vq0' | 'vq1' | 'vq2' | 'vq3';
 const Q_ACTORS: readonly QActor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 const M64 = 0xffff_ffff_ffff_ffffn;
 
 export function deviceRunnable(sim: Sim, q: number): boolean {
   const r = sim.world.rings[q];
-  return !!r && r.kicked && !r.parked && !r.broken && sim.world.devices.get(r.dev)!.probed;
-}
-
-interface Pass {
-  sim: Sim;
-  d: DeviceState;
-  r: RingState;
-  actor: QActor;
-  begin: number;
+  if (!r || !r.kicked || !queueEnabled(r) || r.parked || r.broken) return false;
+  const d = sim.world.devices.get(r.dev)!;
+  return d.probed && ringSizeOk(r.num, r.packed, ringRules(sim.world, d));
 }
 
 export function devicePass(sim: Sim, q: number): void {
@@ -71,6 +71,8 @@ function runPass(p: Pass): boolean {
     }
     if (!prefetch(p)) return false;
   }
+  if (!setNotify(p, false)) return false;
+  const qemu = ringRules(sim.world, d) === 'qemu';
   const oldUsed = r.usedIdx;
   let completed = 0;
   // vhost_exceeds_weight: after `weight` chains the handler requeues itself and ends the pass (the
@@ -87,16 +89,18 @@ function runPass(p: Pass): boolean {
   } else {
     const availIdx = ringU16(p, r.avail + 2n);
     if (availIdx < 0) return false;
-    if (((availIdx - r.lastAvail) & 0xffff) > r.num) return vqError(p, `Guest moved used index from ${r.lastAvail} to ${availIdx}`);
+    // vhost_get_avail_idx (QEMU: virtqueue_num_heads, which kept the old wording)
+    if (((availIdx - r.lastAvail) & 0xffff) > r.num) return vqError(p, `Guest moved ${qemu ? 'used' : 'avail'} index from ${r.lastAvail} to ${availIdx}`);
     for (let last = r.lastAvail; last !== availIdx && completed < weight; last = (last + 1) & 0xffff) {
       const head = ringU16(p, r.avail + BigInt(4 + 2 * (last % r.num)));
       if (head < 0) return false;
-      if (head >= r.num) return vqError(p, `Guest says index ${head} > ${r.num} is available`);
+      // vhost_get_vq_desc (QEMU: virtqueue_get_head)
+      if (head >= r.num) return vqError(p, qemu ? `Guest says index ${head} is available` : `Guest says index ${head} > ${r.num} is available`);
       if (!processChain(p, head)) return false;
       completed++;
     }
   }
-  const requeued = completed >= weight && r.lastAvail !== r.availIdx;
+  const requeued = completed >= weight && availPending(sim.world.mem, r);
   if (completed && !signal(p, oldUsed)) return false;
   if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
@@ -105,8 +109,28 @@ function runPass(p: Pass): boolean {
     if (!at) return false;
     sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa });
   }
-  return true;
+  // vhost_enable_notify once the ring is empty (a handler that requeued itself returned above, with
+  // notifications left disabled)
+  return setNotify(p, true);
 }
+
+/**
+ * vhost_disable_notify / vhost_enable_notify without EVENT_IDX: used.flags VRING_USED_F_NO_NOTIFY
+ * while the handler works (QEMU: virtio_queue_set_notification; packed: the device event structure's
+ * flags, RING_EVENT_FLAGS_DISABLE / ENABLE). Written only when it changes. With EVENT_IDX vhost leaves
+ * used.flags alone (avail_event does the job).
+ */
+function setNotify(p: Pass, on: boolean): boolean {
+  const { sim, r } = p;
+  if (r.eventIdx && !r.packed) return true;
+  const addr = r.packed ? r.used + BigInt(16 * r.num + 4 + 2) : r.used;
+  const gpa = r.packed ? r.usedGpa + BigInt(16 * r.num + 4 + 2) : r.usedGpa;
+  const want = on ? 0 : r.packed ? RING_EVENT_FLAGS_DISABLE : VRING_USED_F_NO_NOTIFY;
+  if (readU16At(sim, gpa) === want) return true;
+  return ringPut16(p, addr, want);
+}
+
+const readU16At = (sim: Sim, gpa: bigint) => readU16(sim.world.mem, gpa);
 
 function prefetch(p: Pass): boolean {
   const { r } = p;
@@ -155,55 +179,9 @@ function packedAvailable(p: Pass): number {
 /** Walk, translate, move data, publish used. `head` is the split head or the packed ring position. */
 function processChain(p: Pass, head: number): boolean {
   const { sim, r, actor, begin } = p;
-  const chain: Desc[] = [];
-  let id = head;
-  if (r.packed) {
-    for (let pos = head, n = 0; ; n++) {
-      if (n >= r.num) return vqError(p, 'Loop detected');
-      const pd = readPacked(p, r.desc + BigInt(16 * pos));
-      if (!pd) return false;
-      id = pd.id;
-      chain.push({ idx: pos, addr: pd.addr, len: pd.len, flags: pd.flags & 0x7f, next: 0 });
-      if (!(pd.flags & VRING_DESC_F_NEXT)) break;
-      pos = (pos + 1) % r.num;
-    }
-  } else {
-    for (let idx = head, n = 0; ; n++) {
-      if (n >= r.num) return vqError(p, 'Loop detected');
-      const desc = readDesc(p, r.desc + BigInt(16 * idx), idx);
-      if (!desc) return false;
-      chain.push(desc);
-      if (!(desc.flags & VRING_DESC_F_NEXT)) break;
-      idx = desc.next;
-      if (idx >= r.num) return vqError(p, `Desc next is ${idx} > ${r.num}`);
-    }
-  }
-  const ringEntries = chain.length;
-  let descs = chain;
-  if (chain.length === 1 && chain[0]!.flags & VRING_DESC_F_INDIRECT) {
-    const t = chain[0]!;
-    if (t.len % 16 !== 0) return vqError(p, `Invalid length in indirect descriptor: len 0x${t.len.toString(16)} not multiple of 0x10`);
-    const table = readBytes(p, t.addr, t.len, 'table');
-    if (!table) return false;
-    descs = [];
-    for (let i = 0; i < t.len / 16; i++) {
-      const x = descAt(table, 16 * i, i);
-      if (x.flags & VRING_DESC_F_INDIRECT) return vqError(p, 'Nested indirect descriptor');
-      descs.push(x);
-    }
-  }
-  let sawIn = false;
-  for (const x of descs) {
-    if (x.flags & VRING_DESC_F_WRITE) sawIn = true;
-    else if (sawIn) return vqError(p, 'Descriptor has out after in');
-  }
-  // translate every buffer before touching any
-  const pieces: Piece[][] = [];
-  for (const x of descs) {
-    const ps = need(p, x.addr, x.len, x.flags & VRING_DESC_F_WRITE ? 'WO' : 'RO');
-    if (!ps) return false;
-    pieces.push(ps);
-  }
+  const walked = walkChain(p, head);
+  if (!walked) return false;
+  const { descs, pieces, id, ringEntries } = walked;
   if (sim.world.variants.dirtyLog) {
     // vhost get_vq_desc: one log entry per writable descriptor; before 060423bfdee3 even for len 0,
     // which produces no iovec, so log_num could exceed in_num (CVE-2019-14835)
@@ -259,6 +237,11 @@ function processChain(p: Pass, head: number): boolean {
 function deviceData(p: Pass, hdr: Piece | null, total: number): Uint8Array {
   const { sim, d, r } = p;
   const all = new Uint8Array(total);
+  const given = sim.config.workload === 'scenario' ? payloadFor(sim, r.q, r.served) : undefined;
+  if (given) {
+    all.set(given.subarray(0, total)); // the scenario's payload, cut or zero-padded to the buffers
+    return all;
+  }
   if (d.name === 'virtio-blk') {
     // the sector is the u64's low word at byte 8 of a 16-byte header (0 without one); memory has not
     // changed since the device read it
@@ -270,123 +253,34 @@ function deviceData(p: Pass, hdr: Piece | null, total: number): Uint8Array {
   return all;
 }
 
+/**
+ * Interrupt or not (vhost_notify; QEMU virtio_split_should_notify / virtio_packed_should_notify):
+ * EVENT_IDX, once used.idx passes used_event; without it, unless avail.flags has
+ * VRING_AVAIL_F_NO_INTERRUPT; packed, as the driver event structure says (ENABLE, DISABLE, or DESC:
+ * once the used position passes off_wrap, vring_packed_need_event).
+ */
 function signal(p: Pass, oldUsed: number): boolean {
   const { sim, r, actor, begin } = p;
-  if (r.eventIdx && !r.packed) {
+  if (r.packed) {
+    const ev = r.avail + BigInt(16 * r.num);
+    const flags = ringU16(p, ev + 2n);
+    if (flags < 0) return false;
+    if (flags === RING_EVENT_FLAGS_DISABLE) return true;
+    if (flags !== RING_EVENT_FLAGS_ENABLE) {
+      // RING_EVENT_FLAGS_DESC (QEMU takes any other value the same way)
+      const offWrap = ringU16(p, ev);
+      if (offWrap < 0) return false;
+      if (!packedNeedEvent(r.num, r.usedWrap, offWrap, r.usedIdx, oldUsed)) return true;
+    }
+  } else if (r.eventIdx) {
     const usedEvent = ringU16(p, r.avail + BigInt(4 + 2 * r.num));
     if (usedEvent < 0) return false;
     if (!needEvent(usedEvent, r.usedIdx, oldUsed)) return true;
+  } else {
+    const flags = ringU16(p, r.avail);
+    if (flags < 0) return false;
+    if (flags & VRING_AVAIL_F_NO_INTERRUPT) return true;
   }
   sim.emit({ kind: 'vring.irq', actor, cause: begin, q: r.q });
   return true;
 }
-
-/** Resolve, or end the pass (null): a hole sends the MISS (vhost_iotlb_miss) and parks the vq. */
-function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): Piece[] | null {
-  const { sim, d, r } = p;
-  const res = resolve(sim.world, d, addr, len, access);
-  if (Array.isArray(res)) return res;
-  if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access });
-  else if (res.err === 'FAULT') {
-    sim.emit({ kind: 'iommu.fault', actor: 'iommu', cause: p.begin, dev: d.dev, iova: res.addr, write: access === 'WO' ? 1 : 0, reason: access === 'WO' ? 5 : 6 });
-    vqError(p, `DMA ${access === 'WO' ? 'write' : 'read'} fault at 0x${res.addr.toString(16)}`);
-  } else vqError(p, `Translation failure ${res.err === 'EPERM' ? -1 : -14} in descriptor`);
-  return null;
-}
-
-/** vq_err(): the queue stops; so does the pass (always false). */
-function vqError(p: Pass, msg: string): false {
-  p.sim.emit({ kind: 'vq.error', actor: p.actor, cause: p.begin, q: p.r.q, msg });
-  return false;
-}
-
-/** A 2-byte ring read (avail.idx, avail.ring[i], used_event, packed flags): the value, or -1 if the pass ended. */
-function ringU16(p: Pass, addr: bigint): number {
-  const pieces = need(p, addr, 2, 'RO');
-  if (!pieces) return -1;
-  const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 2) : null;
-  if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
-    const v = page[off]! | (page[off + 1]! << 8);
-    emitAccess(p, pieces[0]!, 2, 'read', 'ring', fnv1aAt(page, off, 2), EMPTY);
-    return v;
-  }
-  const b = readPieces(p, pieces, 2, 'ring');
-  return b[0]! | (b[1]! << 8);
-}
-
-/** The split descriptor idx at addr, or null if the pass ended. */
-function readDesc(p: Pass, addr: bigint, idx: number): Desc | null {
-  const pieces = need(p, addr, 16, 'RO');
-  if (!pieces) return null;
-  const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 16) : null;
-  if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
-    const desc = descAt(page, off, idx);
-    emitAccess(p, pieces[0]!, 16, 'read', 'ring', fnv1aAt(page, off, 16), EMPTY);
-    return desc;
-  }
-  return descAt(readPieces(p, pieces, 16, 'ring'), 0, idx);
-}
-
-/** The packed descriptor at addr, or null if the pass ended. */
-function readPacked(p: Pass, addr: bigint): ReturnType<typeof packedAt> | null {
-  const pieces = need(p, addr, 16, 'RO');
-  if (!pieces) return null;
-  return packedAt(readPieces(p, pieces, 16, 'ring'), 0);
-}
-
-/** len bytes at addr read by the device (one dev.access per piece), or null if the pass ended. */
-function readBytes(p: Pass, addr: bigint, len: number, area: 'ring' | 'table'): Uint8Array | null {
-  const pieces = need(p, addr, len, 'RO');
-  return pieces && readPieces(p, pieces, len, area);
-}
-
-function readPieces(p: Pass, pieces: Piece[], len: number, area: 'ring' | 'table'): Uint8Array {
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const piece of pieces) {
-    readMemInto(p.sim.world.mem, piece.gpa, piece.len, out, off);
-    emitAccess(p, piece, piece.len, 'read', area, fnv1aAt(out, off, piece.len), EMPTY);
-    off += piece.len;
-  }
-  return out;
-}
-
-/** The device reads one piece of a buffer: only its fingerprint is recorded. */
-function readPiece(p: Pass, piece: Piece, area: 'buf'): void {
-  const mem = p.sim.world.mem;
-  const page = pageFor(mem, piece.gpa, piece.len);
-  let sum: number;
-  if (page) sum = fnv1aAt(page, Number(piece.gpa & PAGE_MASK), piece.len);
-  else {
-    const bytes = new Uint8Array(piece.len);
-    readMemInto(mem, piece.gpa, piece.len, bytes, 0);
-    sum = fnv1aAt(bytes, 0, piece.len);
-  }
-  emitAccess(p, piece, piece.len, 'read', area, sum, EMPTY);
-}
-
-function emitAccess(p: Pass, piece: Piece, len: number, dir: 'read' | 'write', area: 'ring' | 'table' | 'buf', sum: number, data: Uint8Array): void {
-  const meta = piece.via === 'iotlb' && isMetaHit(p.r, piece.entry);
-  p.sim.emit({
-    kind: 'dev.access',
-    actor: p.actor,
-    cause: p.begin,
-    q: p.r.q,
-    dma: piece.dma,
-    len,
-    dir,
-    area,
-    via: meta ? 'meta' : piece.via,
-    gpa: piece.gpa,
-    hva: piece.hva,
-    entry: piece.entry,
-    sum,
-    data,
-  });
-}
-
-const isMetaHit = (r: RingState, entry: number) => entry !== 0 && (r.meta.desc === entry || r.meta.avail === entry || r.meta.used === entry);
-
-const EMPTY = new Uint8Array(0);

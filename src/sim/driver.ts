@@ -7,12 +7,28 @@
 import type { Desc, Seg } from '../events/schema.js';
 import { fnvMem, readMem, readU16, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
-import { decodePacked, encodeDescAt, needEvent, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED } from '../model/vring.js';
+import {
+  decodePacked,
+  encodeDescAt,
+  encodePacked,
+  needEvent,
+  packedDeviceEventOff,
+  packedNeedEvent,
+  RING_EVENT_FLAGS_DESC,
+  RING_EVENT_FLAGS_DISABLE,
+  VRING_DESC_F_NEXT,
+  VRING_DESC_F_WRITE,
+  VRING_PACKED_DESC_F_AVAIL,
+  VRING_PACKED_DESC_F_USED,
+  VRING_USED_F_NO_NOTIFY,
+} from '../model/vring.js';
 import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
-import { vmmUnmapNotify } from './vmm.js';
+import { deviceRunnable } from './device.js';
+import { SCENARIO_LINE, scenarioStep } from './scenario.js';
+import { vmmRunnable, vmmUnmapNotify } from './vmm.js';
 
 /** Driver-private memory: request headers, status bytes and indirect tables (kmalloc'd in Linux). */
 const HDR_BASE = 0x0a00_0000n;
@@ -22,7 +38,17 @@ export const FQ_SIZE = 32;
 
 // one cacheline per request, so no two in-flight headers share one (dma-debug's cacheline tracking)
 const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
-const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 0x40000 + head * 1024);
+/**
+ * Linux kmallocs every indirect table on its own (alloc_indirect_split: total_sg * 16 bytes), so two
+ * in-flight tables never share bytes. Here each (queue, head) owns a 16 KiB slot: room for 1024
+ * entries, more than any workload posts (virtio-blk: 64 segments + header + status). A smaller
+ * slot (it was 1 KiB) let a 66-entry table of head h overwrite the first entries of head h+1's
+ * table while that one was in flight: the device then read a status (in) descriptor followed by
+ * data (out) ones, "Descriptor has out after in", in a clean run.
+ */
+export const TABLE_SLOT = 0x4000;
+export const MAX_TABLE_ENTRIES = TABLE_SLOT / 16;
+const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 256 * TABLE_SLOT + head * TABLE_SLOT);
 
 // The scheduler asks driverRunnable before every step and driverStep runs it: plain loops, no
 // closures or spread copies (this is per step).
@@ -51,7 +77,18 @@ function firstWithFlushQueue(sim: Sim, atLeast: number): DeviceState | undefined
   return undefined;
 }
 
+/**
+ * A scenario's guest (scenario.ts) has a step left and nothing else can run: it waits after each step
+ * until the devices and the VMM are done, so every kick is served before the next line.
+ */
+function scenarioRunnable(sim: Sim): boolean {
+  if ((sim.counters[SCENARIO_LINE] ?? 0) >= (sim.config.scenario?.length ?? 0)) return false;
+  for (const r of sim.world.rings) if (deviceRunnable(sim, r.q)) return false;
+  return !vmmRunnable(sim);
+}
+
 export function driverRunnable(sim: Sim): boolean {
+  if (sim.config.workload === 'scenario') return scenarioRunnable(sim);
   const w = sim.world;
   if (firstWithUsed(sim)) return true;
   if (w.guest.ops < sim.config.ops && canSubmit(sim)) return true;
@@ -59,6 +96,7 @@ export function driverRunnable(sim: Sim): boolean {
 }
 
 export function driverStep(sim: Sim): void {
+  if (sim.config.workload === 'scenario') return scenarioStep(sim);
   const w = sim.world;
   const r = firstWithUsed(sim);
   if (r) return reap(sim, r);
@@ -132,9 +170,10 @@ function submit(sim: Sim): void {
   }
   if (sim.faultHit('zero-len-desc', 'chains')) sg.push({ gpa: hdrGpa(op) + 0x10_0000n, len: 0, write: 1 });
   if (d.name === 'virtio-blk') sg.push({ gpa: hdrGpa(op) + 16n, len: 1, write: 1 });
-  if (!hasIndirect(sim, r) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
+  if (!(hasIndirect(sim, r) && sg.length <= MAX_TABLE_ENTRIES) && sg.length > ringFree(r)) return; // -ENOSPC: the request is dropped
   // map every element (virtqueue_add_split: out sgs DMA_TO_DEVICE, in sgs DMA_FROM_DEVICE)
-  const useIndirect = hasIndirect(sim, r) && sg.length > 1;
+  // (a list longer than a table slot is posted as a plain chain; no workload builds one)
+  const useIndirect = hasIndirect(sim, r) && sg.length > 1 && sg.length <= MAX_TABLE_ENTRIES;
   const head = r.free[r.free.length - 1]!;
   const dmas: bigint[] = [];
   for (const s of sg) {
@@ -157,7 +196,10 @@ function submit(sim: Sim): void {
     // the table is filled, then mapped ("we trust indirect descriptor table since it use stream DMA
     // mapping": dma_map_single, TO_DEVICE), so a bounce copies the filled table
     const bytes = new Uint8Array(16 * chain.length);
-    chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
+    // split: vring_desc entries chained by NEXT (alloc_indirect_split); packed: vring_packed_desc
+    // entries {addr, len, id, flags} without NEXT, read in order (virtqueue_add_indirect_packed)
+    if (r.packed) chain.forEach((c, i) => bytes.set(encodePacked(c.addr, c.len, 0, c.flags & VRING_DESC_F_WRITE), 16 * i));
+    else chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
     sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
     const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
     if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
@@ -173,12 +215,24 @@ function submit(sim: Sim): void {
   const availIdx = r.packed ? (r.availIdx + entries) % r.num : (r.availIdx + 1) & 0xffff;
   const id = r.packed ? r.free[r.free.length - 1]! : chain[0]!.idx;
   sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg });
-  // virtqueue_kick_prepare: with EVENT_IDX, only when avail.idx passes the device's avail_event
-  if (r.eventIdx && !r.packed) {
-    const availEvent = readU16(w.mem, r.usedGpa + BigInt(4 + 8 * r.num));
-    if (!needEvent(availEvent, availIdx, old)) return;
+  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+}
+
+/**
+ * virtqueue_kick_prepare_split: with EVENT_IDX, only when avail.idx passes the device's avail_event;
+ * without, unless used.flags has VRING_USED_F_NO_NOTIFY. virtqueue_kick_prepare_packed: as the
+ * device event structure says (DISABLE: no; DESC: once the avail position passes off_wrap).
+ */
+function needsKick(sim: Sim, r: RingState, availIdx: number, old: number): boolean {
+  const mem = sim.world.mem;
+  if (r.packed) {
+    const ev = r.usedGpa + BigInt(packedDeviceEventOff(r.num));
+    const flags = readU16(mem, ev + 2n);
+    if (flags !== RING_EVENT_FLAGS_DESC) return flags !== RING_EVENT_FLAGS_DISABLE;
+    return packedNeedEvent(r.num, r.availWrap, readU16(mem, ev), availIdx, old);
   }
-  sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+  if (r.eventIdx) return needEvent(readU16(mem, r.usedGpa + BigInt(4 + 8 * r.num)), availIdx, old);
+  return !(readU16(mem, r.usedGpa) & VRING_USED_F_NO_NOTIFY);
 }
 
 /** A mapping failed: undo the ones made so far (virtqueue_add_split's unmap_release). */

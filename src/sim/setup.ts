@@ -25,10 +25,13 @@ export function isProtected(sim: Sim): boolean {
 
 export function setup(sim: Sim): void {
   const { config } = sim;
-  const prot = isProtected(sim);
+  // a scenario (scenario.ts) brings its own devices and queues: the platform only
+  const scenario = config.workload === 'scenario';
+  const prot = !scenario && isProtected(sim);
   sim.emit({ kind: 'trace.config', actor: 'vmm', cause: 0, workload: config.workload, protected: prot ? 1 : 0, variants: JSON.stringify(variantsOf(config)) });
   sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: 0n, size: RAM_LOW, hva: HVA_BASE });
   sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: RAM_HIGH_GPA, size: RAM_HIGH, hva: HVA_BASE + RAM_LOW });
+  if (scenario) return;
   let q = 0;
   for (const c of devicesOf(sim)) {
     const ap = c.accessPlatform ?? c.path !== 'direct';

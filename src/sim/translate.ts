@@ -8,6 +8,7 @@
 // Every device access resolves here, so the success path allocates only the pieces and their array
 // (a failure, rare, gets its own object).
 import { lookup } from '../model/device-iotlb.js';
+import { guestTranslate } from '../model/virtio-iommu.js';
 import { gpaToHva, hvaToGpa } from '../model/memtable.js';
 import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
 import { permBits } from '../model/types.js';
@@ -67,20 +68,23 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
     } else {
       let gpa: bigint;
       let seq: number;
+      let mapLeft = 4096; // a virtio-iommu mapping may end inside the page
       if (d.translate === 'shadow') {
         const s = d.shadow.get(a >> PAGE_SHIFT);
         if (!s) return fail('FAULT', a); // shadow entries are RW
         gpa = s.gpa | (a & PAGE_MASK);
         seq = s.seq;
       } else {
-        const pte = d.iommu.get(a >> PAGE_SHIFT);
-        if (!pte || pte.perm === 'NONE' || !(permBits(pte.perm) & need)) return fail('FAULT', a);
-        gpa = pte.gpa + (a & PAGE_MASK);
-        seq = pte.seq;
+        // the vIOMMU's page tables, or the device's virtio-iommu domain
+        const t = guestTranslate(w, d, a);
+        if (!t || t.perm === 'NONE' || !(permBits(t.perm) & need)) return fail('FAULT', a);
+        gpa = t.gpa;
+        seq = t.seq;
+        if (t.left !== undefined && t.left < BigInt(want)) mapLeft = Number(t.left);
       }
       const h = gpaToHva(w.memTable, gpa);
       if (!h) return fail('EFAULT', a);
-      const inPage = 4096 - Number(a & PAGE_MASK);
+      const inPage = Math.min(4096 - Number(a & PAGE_MASK), mapLeft);
       n = inPage < want ? inPage : want;
       piece = { dma: a, len: n, gpa, hva: h.hva, via: d.translate === 'shadow' ? 'shadow' : 'iommu', entry: seq };
     }

@@ -7,7 +7,7 @@
 //   changed ranges since 63b88968f1, or unmap-all then replay before it (a DMA window, Q1).
 import { PAGE_BIG } from '../model/memory.js';
 import { gpaToHva } from '../model/memtable.js';
-import { iommuTranslate } from '../model/viommu.js';
+import { guestTranslate } from '../model/virtio-iommu.js';
 import type { DeviceState } from '../model/world.js';
 import type { Sim } from './sim.js';
 
@@ -51,7 +51,7 @@ export function vmmStep(sim: Sim): void {
 }
 
 function serviceMiss(sim: Sim, d: DeviceState, iova: bigint, write: boolean, missSeq: number): void {
-  const t = iommuTranslate(d.iommu, iova);
+  const t = guestTranslate(sim.world, d, iova);
   if (!t || sim.faultHit('viommu-fault', 'misses')) {
     // vtd_do_iommu_translate reports the fault; vhost_device_iotlb_miss sends nothing (trace step 2)
     if (t) sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'viommu-fault', arg: 0, dev: d.dev, iova, size: 0n });
@@ -81,7 +81,7 @@ export function sendUpdate(sim: Sim, dev: number, iova: bigint, gpa: bigint, per
 
 /** vhost_device_iotlb_miss(hdev, used_phys, true) at vhost_dev_start: the used ring is pre-faulted. */
 export function vmmPrefault(sim: Sim, d: DeviceState, iova: bigint, cause: number): void {
-  const t = iommuTranslate(d.iommu, iova);
+  const t = guestTranslate(sim.world, d, iova);
   if (t) sendUpdate(sim, d.dev, t.pageIova, t.pageGpa, t.perm, cause);
 }
 

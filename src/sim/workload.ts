@@ -95,6 +95,8 @@ export function workloadFor(name: WorkloadName, script?: ScriptOp[], scriptInfli
       return blk('write');
     case 'mixed':
       return mixed;
+    case 'scenario':
+      return { maxInflight: 1, next: () => ({ dev: 0, what: 'tx', sector: 0n, segs: [] }) }; // the guest is the scenario's steps (scenario.ts)
     case 'script':
       return {
         maxInflight: scriptInflight,

@@ -25,6 +25,8 @@ export interface WorkerInit {
   chunksBefore: number;
   /** events.id of the trace's first chunk */
   firstChunkId: number;
+  /** how long a commit waits for another writer (db.ts busyTimeoutMs) */
+  busyTimeoutMs: number;
 }
 
 export type ChunkRow = [number, number, number, number, Uint8Array];
@@ -60,7 +62,7 @@ function main(init: WorkerInit): void {
     parentPort!.close();
   };
   try {
-    db = new Database(init.path, { fileMustExist: true });
+    db = new Database(init.path, { fileMustExist: true, timeout: init.busyTimeoutMs });
     db.pragma('synchronous = NORMAL'); // per connection; WAL mode is already set on the file
     const hash = createHash('sha256');
     if (init.chunksBefore > 0) {
@@ -85,11 +87,11 @@ function main(init: WorkerInit): void {
         Atomics.add(flags, GROUPS_DONE, 1);
         Atomics.notify(flags, GROUPS_DONE);
       } catch (e) {
-        stop(FAILED, { error: (e as Error).message ?? String(e) });
+        stop(FAILED, { error: (e as Error).message ?? String(e), code: (e as { code?: string }).code });
       }
     });
   } catch (e) {
-    stop(FAILED, { error: (e as Error).message ?? String(e) });
+    stop(FAILED, { error: (e as Error).message ?? String(e), code: (e as { code?: string }).code });
   }
 }
 

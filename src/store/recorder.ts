@@ -21,10 +21,11 @@ import { worldToPlain } from '../engine/snapshot.js';
 import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../engine/snapshot.js';
-import { CHUNK, CHUNK_ID_SHIFT } from './db.js';
+import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT } from './db.js';
 import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, RUNNING, STATE, type WorkerInit } from './record-worker.js';
 
-export const ENGINE_VERSION = '0.1.0';
+import { ENGINE_VERSION } from '../events/jsonl.js';
+export { ENGINE_VERSION };
 const FLUSH_CHUNKS = 16;
 /** chunks written on this thread before the worker takes over (a worker costs a few tens of ms to start) */
 const HANDOVER_CHUNKS = 64;
@@ -144,7 +145,7 @@ export class Recorder {
   private handOver(): void {
     const shared = new SharedArrayBuffer(8);
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, chunksBefore: this.chunkNo, firstChunkId: this.traceId * CHUNK_ID_SHIFT };
+    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, chunksBefore: this.chunkNo, firstChunkId: this.traceId * CHUNK_ID_SHIFT, busyTimeoutMs: busyTimeoutMs() };
     const worker = new Worker(WORKER_URL, { workerData: { recordWorker: init }, transferList: [port2] });
     worker.unref(); // a recording that fails leaves it; what it committed stays a consistent prefix
     worker.on('error', () => {}); // reported through the shared state (see wait)
@@ -171,9 +172,37 @@ export class Recorder {
   /** The writer thread's final message: the stream hash, or its failure (thrown). */
   private outcome(): string {
     const t = this.thread!;
-    const r = receiveMessageOnPort(t.results)?.message as { hash?: string; error?: string } | undefined;
-    if (!r || r.error !== undefined || r.hash === undefined) throw new Error(`recording failed while writing the database: ${r?.error ?? 'the writer thread stopped'}`);
+    const r = receiveMessageOnPort(t.results)?.message as { hash?: string; error?: string; code?: string } | undefined;
+    if (!r || r.error !== undefined || r.hash === undefined)
+      // with the SQLite code, so the caller can say what went wrong (store/db.ts storeError)
+      throw Object.assign(new Error(`recording failed while writing the database: ${r?.error ?? 'the writer thread stopped'}`), { code: r?.code });
     return r.hash;
+  }
+
+  /**
+   * After a failure: stops the writer thread and removes what was committed of this trace, in one
+   * transaction, so a record that fails (not one that is killed) leaves the database as it was.
+   * Best effort: if the database cannot be written now, the trace stays as an incomplete prefix.
+   */
+  abort(): void {
+    const t = this.thread;
+    if (t) {
+      t.worker.postMessage({ type: 'finish' });
+      for (let i = 0; i < 600 && Atomics.load(t.flags, STATE) === RUNNING; i++) Atomics.wait(t.flags, STATE, RUNNING, 100);
+      this.thread = null;
+    }
+    try {
+      if (this.db.inTransaction) return; // the caller's transaction rolls everything back
+      const lo = this.traceId * CHUNK_ID_SHIFT;
+      this.db.transaction(() => {
+        this.db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(lo, lo + CHUNK_ID_SHIFT - 1);
+        this.db.prepare(`DELETE FROM checkpoints WHERE trace = ?`).run(this.traceId);
+        this.db.prepare(`DELETE FROM findings WHERE trace = ?`).run(this.traceId);
+        this.db.prepare(`DELETE FROM traces WHERE id = ?`).run(this.traceId);
+      })();
+    } catch {
+      /* the first failure is what gets reported */
+    }
   }
 
   /** Commits the tail and marks the trace complete; returns the stream hash. */

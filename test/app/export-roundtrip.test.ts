@@ -135,6 +135,6 @@ describe('malformed JSONL: exit 1, the line number and field named, the database
         const i = l.findIndex((x) => x.includes('"kind":"iommu.map"'));
         return set(l, i, (o) => (o.dev = 0x77));
       },
-      /apply\.jsonl:\d+: event #\d+ \(iommu\.map\) cannot be applied: device 0x77 was never added/,
+      /apply\.jsonl:\d+: field dev: device 0x77 was never added/,
     ));
 });

@@ -51,10 +51,12 @@ describe('import FILE --format', () => {
     expect(cliJson(['import', H7, '--db', db]).format).toBe('qemu-log');
     expect(cliJson(['import', G7, '--db', db]).format).toBe('ftrace');
     expect(cliJson(['import', H7, '--format', 'qemu-log', '--db', db]).format).toBe('qemu-log');
-    // the wrong format is not an error: every line is malformed for that parser, and counted
-    const wrong = cliJson(['import', H7, '--format', 'ftrace', '--db', db]);
-    expect(wrong.malformed).toBe(671);
-    expect(wrong.malformedLines[0]).toMatchObject({ line: 1 });
+    // the wrong format: every line is malformed for that parser, so nothing is imported (exit 1, one line)
+    const before = cliJson(['traces', '--db', db]).length;
+    const wrong = cli(['import', H7, '--format', 'ftrace', '--db', db]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim()).toMatch(/no ftrace trace line in it \(671 lines, 671 malformed; line 1: /);
+    expect(cliJson(['traces', '--db', db])).toHaveLength(before);
   });
 
   it('a file in no known format: exit 1, one line', () => {

@@ -161,15 +161,37 @@ describe('host QEMU log lines', () => {
       '1@1.000003:virtio_iommu_translate mr=virtio-iommu-0-16 rid=16 addr=0xfffff040 flag=1',
       '1@1.000004:virtio_iommu_translate_out 0xfffff040 -> 0x3cfa4040 for sid=16',
       '1@1.000005:virtio_iommu_unmap domain=1 virt_start=0xfffff000 virt_end=0xffffffff',
+      '1@1.000005:virtio_iommu_unmap_done domain=1 virt_start=0xfffff000 virt_end=0xffffffff',
       '1@1.000006:virtio_iommu_report_fault FAULT reason=2 flags=2 endpoint=16 address =0xfffff000',
     ]);
-    expect(evs.slice(1)).toEqual([
+    expect(evs[3]).toMatchObject({ kind: 'opaque', event: 'virtio_iommu_unmap' }); // the request: what it removed comes from _done
+    expect([...evs.slice(1, 3), ...evs.slice(4)]).toEqual([
       { kind: 'iommu.map', actor: 'iommu', cause: 0, dev: 16, iova: 0xfffff000n, gpa: 0x3cfa4000n, size: 0x1000n, perm: 'RW' },
       { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: 16, iova: 0xfffff040n, gpa: 0x3cfa4040n, perm: 'RO', cache: 'miss' },
       { kind: 'iommu.unmap', actor: 'iommu', cause: 0, dev: 16, iova: 0xfffff000n, size: 0x1000n },
       { kind: 'iommu.fault', actor: 'iommu', cause: 0, dev: 16, iova: 0xfffff000n, write: 1, reason: 2 },
     ]);
     expect(evs[0]).toMatchObject({ kind: 'opaque', event: 'virtio_iommu_attach' });
+  });
+
+  it('virtio-iommu UNMAP: removals come from virtio_iommu_unmap_done, one per mapping; a split request (S_RANGE) removes nothing', async () => {
+    const evs = await host([
+      '1@1.000001:virtio_iommu_attach domain=1 endpoint=16',
+      '1@1.000002:virtio_iommu_map domain=1 virt_start=0x0 virt_end=0x4 phys_start=0xa0000 flags=3',
+      '1@1.000003:virtio_iommu_map domain=1 virt_start=0x5 virt_end=0x9 phys_start=0xb0000 flags=3',
+      // [0, 2] would split [0, 4]: QEMU traces the request, then fails with S_RANGE
+      '1@1.000004:virtio_iommu_unmap domain=1 virt_start=0x0 virt_end=0x2',
+      // [0, 9] covers both: two removals
+      '1@1.000005:virtio_iommu_unmap domain=1 virt_start=0x0 virt_end=0x9',
+      '1@1.000005:virtio_iommu_unmap_done domain=1 virt_start=0x0 virt_end=0x4',
+      '1@1.000005:virtio_iommu_unmap_done domain=1 virt_start=0x5 virt_end=0x9',
+    ]);
+    const unmaps = evs.filter((e) => e.kind === 'iommu.unmap');
+    expect(unmaps).toEqual([
+      { kind: 'iommu.unmap', actor: 'iommu', cause: 0, dev: 16, iova: 0x0n, size: 5n },
+      { kind: 'iommu.unmap', actor: 'iommu', cause: 0, dev: 16, iova: 0x5n, size: 5n },
+    ]);
+    expect(evs.filter((e) => e.kind === 'opaque' && e.event === 'virtio_iommu_unmap')).toHaveLength(2);
   });
 
   it('virtqueue pop/fill/flush → vq.pop / vq.fill on the device the queue belongs to; notify → vring.irq', async () => {

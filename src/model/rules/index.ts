@@ -9,13 +9,15 @@ import { RING_RULES } from './ring.js';
 import type { Rule, Rules } from './rule.js';
 import { SWIOTLB_RULES } from './swiotlb.js';
 import { IOMMU_RULES } from './viommu.js';
+import { QUEUE_LIFE_RULES } from './queue-life.js';
+import { VIRTIO_IOMMU_RULES } from './virtio-iommu.js';
 
 export type { Rule, Rules } from './rule.js';
 
 /** The groups, each beside the model part whose state it changes. */
-export const RULE_GROUPS = { PLATFORM_RULES, RING_RULES, IOMMU_RULES, DMA_RULES, SWIOTLB_RULES, IOTLB_RULES, FAULT_RULES } as const;
+export const RULE_GROUPS = { PLATFORM_RULES, RING_RULES, IOMMU_RULES, DMA_RULES, SWIOTLB_RULES, IOTLB_RULES, FAULT_RULES, QUEUE_LIFE_RULES, VIRTIO_IOMMU_RULES } as const;
 
-export const RULES: Rules = { ...PLATFORM_RULES, ...RING_RULES, ...IOMMU_RULES, ...DMA_RULES, ...SWIOTLB_RULES, ...IOTLB_RULES, ...FAULT_RULES };
+export const RULES: Rules = { ...PLATFORM_RULES, ...RING_RULES, ...IOMMU_RULES, ...DMA_RULES, ...SWIOTLB_RULES, ...IOTLB_RULES, ...FAULT_RULES, ...QUEUE_LIFE_RULES, ...VIRTIO_IOMMU_RULES };
 
 /** The kinds whose rule never changes the world (seek steps over them without decoding). */
 export function inertKinds(): Kind[] {

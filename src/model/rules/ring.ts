@@ -4,7 +4,7 @@
 // written into guest memory, where a device reads them.
 import type { EventOf } from '../../events/schema.js';
 import { writeMem, writeUint } from '../memory.js';
-import { encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../vring.js';
+import { availPending, encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../vring.js';
 import { ApplyError, ringOf, type RingState, type World } from '../world.js';
 import type { RulesFor } from './rule.js';
 
@@ -42,6 +42,7 @@ export const RING_RULES: RulesFor<RingKinds> = {
         parked: false,
         broken: false,
         meta: { desc: 0, avail: 0, used: 0 },
+        enabled: null,
       };
     },
   },
@@ -134,7 +135,7 @@ export const RING_RULES: RulesFor<RingKinds> = {
       w.inPass = false;
       w.passes++;
       const r = ringOf(w, ev.q, ev.seq);
-      r.kicked = !r.broken && r.lastAvail !== r.availIdx; // work left: vhost_poll_queue again
+      r.kicked = !r.broken && availPending(w.mem, r); // work left: vhost_poll_queue again
     },
   },
   'vq.log': { models: 'vhost dirty logging (log_write) during a pass (an observation)' },

@@ -53,6 +53,13 @@ export const IOMMU_RULES: RulesFor<IommuKinds> = {
     models: 'memory_region_notify_iommu to a MAP-capable notifier (vfio_iommu_map_notify): shadow page tables',
     evolve(w, ev) {
       const d = deviceOf(w, ev.dev, ev.seq);
+      if (ev.op === 'UNMAP' && ev.size >> PAGE_SHIFT > BigInt(d.shadow.size)) {
+        // larger than the shadow table: walk the table (an UNMAP of [0, 2^64) must not step page by page)
+        const first = ev.iova >> PAGE_SHIFT;
+        const last = (ev.iova + (((ev.size - 1n) >> PAGE_SHIFT) << PAGE_SHIFT)) >> PAGE_SHIFT; // the loop's last page
+        for (const pfn of [...d.shadow.keys()]) if (pfn >= first && pfn <= last) d.shadow.delete(pfn);
+        return;
+      }
       for (let off = 0n; off < ev.size; off += 0x1000n) {
         const pfn = (ev.iova + off) >> PAGE_SHIFT;
         if (ev.op === 'MAP') d.shadow.set(pfn, { gpa: ev.gpa + off, seq: ev.seq });

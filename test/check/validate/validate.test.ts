@@ -12,6 +12,8 @@ import { chunksOf } from '../../../src/engine/chunks.js';
 import { fold } from '../../../src/engine/replay.js';
 import { parseJsonl } from '../../../src/events/jsonl.js';
 import { JUDGE } from '../../../src/check/index.js';
+import { validateSetup } from '../../../src/check/validate-ring.js';
+import { emptyWorld } from '../../../src/model/world.js';
 import { BIN, tempDir } from '../../helpers.js';
 
 const DIR = import.meta.dirname;
@@ -36,7 +38,6 @@ const BAD: Record<string, Expected[]> = {
   'swiotlb-sync-todevice-nocopy.bad.jsonl': [{ class: 'swiotlb-copy-mismatch', seq: 9, says: ['dma_sync_single_for_device(TO_DEVICE) #9', 'copied nothing', 'expected orig→tlb'] }],
   'ring-used-not-head.bad.jsonl': [{ class: 'ring-used-not-head', seq: 7, says: ['used id 3', 'outstanding heads: 0', 'is not a head!'] }],
   'ring-id-out-of-range.bad.jsonl': [{ class: 'ring-id-out-of-range', seq: 7, says: ['used id 16', '16 descriptors', 'out of range'] }],
-  'ring-size.bad.jsonl': [{ class: 'ring-size-invalid', seq: 4, says: ['100 descriptors', 'vhost_vring_set_num', 'power of two', 'never starts the queue'] }],
   'iommu-double-unmap.bad.jsonl': [{ class: 'iommu-unmap-unmapped', seq: 6, says: ['[0xffffc000, 0xffffcfff]', 'maps only 0 of its 1 pages', 'unmapped at #5'] }],
   'dma-double-unmap.bad.jsonl': [{ class: 'dma-unmap-unknown', seq: 7, says: ['has not allocated', '0x10000000'] }],
   'lazy-reuse-before-flush.bad.jsonl': [{ class: 'iova-reuse-before-flush', seq: 9, says: ['IOVA 0xffffc000', 'iommu.map #9', 'unmapped at #8', 'flush queue'] }],
@@ -92,7 +93,7 @@ beforeAll(async () => {
   evictGood = join(dir, 'iotlb-entry-evicted-2048.good.jsonl');
   writeFileSync(evictBad, evictionTrace(2048));
   writeFileSync(evictGood, evictionTrace(2047));
-  const files = [...Object.keys(BAD), ...GOOD].map((f) => join(DIR, f)).concat([evictBad, evictGood]);
+  const files = [...Object.keys(BAD), 'ring-size.bad.jsonl', ...GOOD].map((f) => join(DIR, f)).concat([evictBad, evictGood]);
   // two at a time: each import is its own process and database
   for (let i = 0; i < files.length; i += 2) await Promise.all(files.slice(i, i + 2).map((f) => importFile(dir, f)));
 }, 120_000);
@@ -118,6 +119,19 @@ describe('dmareplay import of a hand-written trace: exactly the right finding', 
     const r = imported.get(evictBad)!;
     expect(r.code, r.stderr).toBe(0);
     expectExactly(r.findings, [{ class: 'iotlb-entry-gone', seq: 2062, says: ['filled by UPDATE #12', 'evicted by UPDATE #2061', 'the 2048-entry limit', 'sends a MISS'] }]);
+  });
+
+  it('a split ring of 100 descriptors: the JSONL reader now refuses it (exit 1, naming the field)', () => {
+    const r = imported.get(join(DIR, 'ring-size.bad.jsonl'))!;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('power of 2');
+  });
+
+  it('ring-size-invalid: the rule itself (vhost_vring_set_num), for a ring set up some other way', () => {
+    const setup = (num: number, packed = 0) => ({ seq: 4, kind: 'vring.setup', actor: 'cpu0', cause: 0, dev: 24, q: 0, num, packed, eventIdx: 0, desc: 0n, avail: 0n, used: 0n, descGpa: 0n, availGpa: 0n, usedGpa: 0n }) as never;
+    expect(validateSetup(emptyWorld(), setup(100)).map((f) => (f as { cls: string }).cls)).toEqual(['ring-size-invalid']);
+    expect(validateSetup(emptyWorld(), setup(256))).toEqual([]);
+    expect(validateSetup(emptyWorld(), setup(100, 1))).toEqual([]);
   });
 
   it('a lazy-mode access after unmap no longer says that no invalidation is pending', () => {
