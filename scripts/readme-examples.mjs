@@ -5,7 +5,7 @@
 // non-zero exit). Run it (npm run readme:update) after changing what a command prints, then read
 // the diff: the test only says that the README and the program disagree, this says how.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dmareplay.js');
 const cwd = mkdtempSync(join(tmpdir(), 'dmareplay-readme-'));
+// as the test does: the scenario examples name files of the repository (examples/)
+cpSync(join(ROOT, 'examples'), join(cwd, 'examples'), { recursive: true });
 
 function run(cmd) {
   const line = `node ${JSON.stringify(BIN)}${cmd.slice('npx dmareplay'.length)}`;
