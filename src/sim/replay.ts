@@ -29,9 +29,13 @@ export function reexecute(config: SimConfig, seed: string, chunks: Iterable<Reco
     },
   };
   const failed = (e: Mismatch): ReplayOutcome => ({ ok: false, seq: e.seq, reason: e.reason, expected: e.expected, actual: e.actual, checkpoints: verifiedCks });
+  let extra: ReturnType<Verifier['extra']>;
   try {
     new Sim(config, seed, sink, opts.checkpointEvery).run();
     v.flush();
+    // read the recording to its end before the reader is closed: the store checks what it streamed
+    // (row count, the stream's hash) when the stream ends, so a complete replay reads it only once
+    extra = v.extra();
   } catch (e) {
     if (e instanceof EndOfRecording) return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: true };
     if (e instanceof Mismatch) return failed(e);
@@ -46,7 +50,6 @@ export function reexecute(config: SimConfig, seed: string, chunks: Iterable<Reco
   } finally {
     v.close();
   }
-  const extra = v.extra();
   if (extra) return { ok: false, seq: extra.seq, reason: `the recording has events past the end of the run (from ${extra.seq})`, expected: extra.expected, actual: null, checkpoints: verifiedCks };
   return { ok: true, events: v.last, checkpoints: verifiedCks, prefixOnly: !opts.complete };
 }
