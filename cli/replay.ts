@@ -1,17 +1,19 @@
 import type { Command } from 'commander';
-import { replayTrace } from '../src/app/replay.js';
+import { replayTraceParallel } from '../src/app/replay.js';
 import { EXIT } from '../src/errors.js';
 import { progressBar } from './progress.js';
-import { type CommonOpts, bold, dbPath, green, out, printJson, red, toJson, withCommon, yellow } from './common.js';
+import { type CommonOpts, bold, dbPath, green, out, parseCount, printJson, red, toJson, withCommon, yellow } from './common.js';
 
 export function replayCommand(program: Command): void {
   withCommon(program.command('replay <trace>'))
     .description('re-execute a trace from its seed and verify every event (exit 3 at the first mismatch)')
-    .action((id: string, o: CommonOpts) => {
+    .option('--jobs <n>', 'worker threads re-executing checkpoint segments at once (default: the cores; 1: this thread only; short traces always run on this thread)')
+    .action(async (id: string, o: CommonOpts & { jobs?: string }) => {
+      const jobs = parseCount('--jobs', o.jobs, 1, 256);
       const bar = progressBar(o, 'replay');
       let r;
       try {
-        r = replayTrace(dbPath(o), id, (d, t) => bar.update(d, t));
+        r = await replayTraceParallel(dbPath(o), id, { jobs, progress: (d, t) => bar.update(d, t) });
       } finally {
         bar.stop();
       }

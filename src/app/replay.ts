@@ -1,12 +1,19 @@
 // replay: re-execute a simulated trace and verify it event by event, or fold an imported one.
+// A long re-execution runs in segments on worker threads (replay-parallel.ts); a short one, or
+// --jobs 1, runs on this thread. Both give the same report.
+import { availableParallelism } from 'node:os';
 import { eventToJson } from '../events/json.js';
+import { CodecError } from '../events/binary.js';
 import { InputError } from '../errors.js';
 import { JUDGE } from '../check/index.js';
-import { fold } from '../engine/replay.js';
+import { fold, type ReplayOutcome } from '../engine/replay.js';
 import { reexecute } from '../sim/replay.js';
-import { checkpointHashes, listFindings, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
-import { traceConfig, withTrace } from './load.js';
+import { checkpointHashes, listFindings, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
+import type Database from 'better-sqlite3';
+import { loadTrace, traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
+import { planSegments, reexecuteSegments, segmentRunner, type SegmentRunner } from './replay-parallel.js';
+import { rethrow } from './replay-worker.js';
 
 export interface ReplayReport {
   trace: number;
@@ -20,28 +27,15 @@ export interface ReplayReport {
   mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
 }
 
+/** Replays on this thread. */
 export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
-    const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
-    if (trace.source !== 'sim' || trace.seed === null) {
-      const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
-      verifyCheckpoints(db, trace);
-      return {
-        ...base,
-        mode: 'fold',
-        ok: true,
-        events: r.events,
-        checkpoints: 0,
-        findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
-      };
-    }
+    if (trace.source !== 'sim' || trace.seed === null) return foldReport(db, trace, progress);
     const out = reexecute(traceConfig(trace), trace.seed, counted(readChunks(db, trace), trace.events, progress), {
       checkpointEvery: trace.checkpoint_every,
       checkpointHashes: checkpointHashes(db, trace),
       complete: !!trace.complete,
     });
-    if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
-      throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
     // before saying ok: the checkpoints `state` starts from, each blob against its stored state hash
     // (the re-execution compared the hashes; the blobs themselves are only read here)
     // and the stored rows: the run may stop reading before the end (traces.events raised above what
@@ -50,23 +44,106 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
       if (out.prefixOnly) verifyStream(db, trace); // the run stopped reading before the end
       verifyCheckpoints(db, trace);
     }
-    return {
-      ...base,
-      mode: 're-execute',
-      ok: out.ok,
-      events: out.ok ? out.events : out.seq - 1,
-      checkpoints: out.checkpoints,
-      findings: listFindings(db, trace).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
-      ...(out.ok
-        ? {}
-        : {
-            mismatch: {
-              seq: out.seq,
-              reason: out.reason,
-              expected: out.expected && eventToJson(out.expected),
-              actual: out.actual && eventToJson(out.actual),
-            },
-          }),
-    };
+    return reexecuteReport(db, trace, out);
   });
+}
+
+export interface ReplayOptions {
+  /** worker threads (default: the cores); 1 replays on this thread */
+  jobs?: number;
+  progress?: ProgressFn;
+  /** segments per worker thread (default 4): more balance the load better, each costs a checkpoint load */
+  segmentsPerJob?: number;
+  /** no segment shorter than this (default PARALLEL_MIN_SEGMENT) */
+  minSegmentEvents?: number;
+  /** run the segments here instead of on a pool of `jobs` threads (tests) */
+  runner?: SegmentRunner;
+}
+
+/** Below this many events per segment, starting threads and loading checkpoints costs more than it saves. */
+export const PARALLEL_MIN_SEGMENT = 100_000;
+
+/** Replays on `jobs` worker threads when the trace is long enough to gain from it, else on this thread. */
+export async function replayTraceParallel(dbPath: string, id: string, opts: ReplayOptions = {}): Promise<ReplayReport> {
+  const jobs = opts.jobs ?? availableParallelism();
+  const { db, trace } = loadTrace(dbPath, id);
+  let closed = false;
+  const close = () => {
+    if (!closed) db.close();
+    closed = true;
+  };
+  try {
+    const segments =
+      trace.source === 'sim' && trace.seed !== null && (jobs > 1 || opts.runner)
+        ? planSegments(
+            [...checkpointHashes(db, trace).keys()].sort((a, b) => a - b),
+            trace.events,
+            (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 4),
+            opts.minSegmentEvents ?? PARALLEL_MIN_SEGMENT,
+          )
+        : [];
+    if (segments.length < 2) {
+      close();
+      return replayTrace(dbPath, id, opts.progress);
+    }
+    traceConfig(trace); // a config that does not parse is reported here, as on one thread
+    const runner = opts.runner ?? segmentRunner(Math.min(jobs, segments.length));
+    let r;
+    try {
+      r = await reexecuteSegments({ dbPath, trace, segments, runner, progress: opts.progress });
+    } finally {
+      if (!opts.runner) await runner.close();
+    }
+    // what one thread checks after an ok run (see replayTrace): the stream's rows and hash, then the checkpoint blobs
+    if (r.outcome.ok && r.store) {
+      if (r.store.stream) rethrow(r.store.stream);
+      if (r.store.checkpoints) rethrow(r.store.checkpoints);
+    }
+    return reexecuteReport(db, trace, r.outcome);
+  } catch (e) {
+    if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
+    throw e;
+  } finally {
+    close();
+  }
+}
+
+function foldReport(db: Database.Database, trace: TraceRow, progress?: ProgressFn): ReplayReport {
+  const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
+  verifyCheckpoints(db, trace);
+  return {
+    trace: trace.id,
+    recorded: trace.events,
+    incomplete: !trace.complete,
+    mode: 'fold',
+    ok: true,
+    events: r.events,
+    checkpoints: 0,
+    findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
+  };
+}
+
+function reexecuteReport(db: Database.Database, trace: TraceRow, out: ReplayOutcome): ReplayReport {
+  if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
+    throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
+  return {
+    trace: trace.id,
+    recorded: trace.events,
+    incomplete: !trace.complete,
+    mode: 're-execute',
+    ok: out.ok,
+    events: out.ok ? out.events : out.seq - 1,
+    checkpoints: out.checkpoints,
+    findings: listFindings(db, trace).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+    ...(out.ok
+      ? {}
+      : {
+          mismatch: {
+            seq: out.seq,
+            reason: out.reason,
+            expected: out.expected && eventToJson(out.expected),
+            actual: out.actual && eventToJson(out.actual),
+          },
+        }),
+  };
 }

@@ -54,8 +54,11 @@ export class Verifier {
   constructor(
     chunks: Iterator<RecordedChunk>,
     private readonly complete: boolean,
+    /** the first seq to verify (a run resumed from a checkpoint): earlier recorded events are stepped over */
+    private readonly startAt = 1,
   ) {
     this.it = chunks;
+    this.last = startAt - 1;
   }
 
   event(ev: DmaEvent): void {
@@ -114,9 +117,11 @@ export class Verifier {
   private nextChunk(): boolean {
     const r = this.it.next();
     if (r.done) return false;
-    this.chunk = r.value;
+    const c = (this.chunk = r.value);
     this.used = 0;
     this.off = 0;
+    // a run resumed mid-chunk: the recorded events before it were verified by whoever ran them
+    for (; this.used < c.n && c.seq0 + this.used < this.startAt; this.used++) this.off += boundsOf(c, this.off, c.seq0 + this.used);
     return true;
   }
 
