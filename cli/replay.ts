@@ -13,7 +13,9 @@ export function replayCommand(program: Command): void {
       const bar = progressBar(o, 'replay');
       let r;
       try {
-        r = await replayTraceParallel(dbPath(o), id, { jobs, progress: (d, t) => bar.update(d, t) });
+        // DMAREPLAY_PARALLEL_MIN_EVENTS: lets a test run a short trace on worker threads
+        const minEvents = parseCount('DMAREPLAY_PARALLEL_MIN_EVENTS', process.env.DMAREPLAY_PARALLEL_MIN_EVENTS, 0);
+        r = await replayTraceParallel(dbPath(o), id, { jobs, minEvents, progress: (d, t) => bar.update(d, t) });
       } finally {
         bar.stop();
       }

@@ -56,12 +56,20 @@ export interface ReplayOptions {
   segmentsPerJob?: number;
   /** no segment shorter than this (default PARALLEL_MIN_SEGMENT) */
   minSegmentEvents?: number;
+  /** traces shorter than this run on this thread (default PARALLEL_MIN_EVENTS) */
+  minEvents?: number;
   /** run the segments here instead of on a pool of `jobs` threads (tests) */
   runner?: SegmentRunner;
 }
 
-/** Below this many events per segment, starting threads and loading checkpoints costs more than it saves. */
+/** Below this many events per segment, loading a checkpoint and stopping a run costs more than it saves. */
 export const PARALLEL_MIN_SEGMENT = 100_000;
+/**
+ * Below this many events a trace replays on this thread: each worker thread first pays for its own
+ * start, JIT warm-up and compilation (about a second of CPU, measured: as much as replaying ~1M
+ * events), and the store's checks read the stream a second time.
+ */
+export const PARALLEL_MIN_EVENTS = 2_000_000;
 
 /** Replays on `jobs` worker threads when the trace is long enough to gain from it, else on this thread. */
 export async function replayTraceParallel(dbPath: string, id: string, opts: ReplayOptions = {}): Promise<ReplayReport> {
@@ -74,7 +82,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
   };
   try {
     const segments =
-      trace.source === 'sim' && trace.seed !== null && (jobs > 1 || opts.runner)
+      trace.source === 'sim' && trace.seed !== null && (jobs > 1 || opts.runner) && trace.events >= (opts.minEvents ?? (opts.runner ? 0 : PARALLEL_MIN_EVENTS))
         ? planSegments(
             [...checkpointHashes(db, trace).keys()].sort((a, b) => a - b),
             trace.events,

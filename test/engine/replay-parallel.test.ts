@@ -224,18 +224,19 @@ describe('segmented replay = one run from the seed', () => {
 describe('replay --jobs (worker threads, built CLI)', () => {
   it('reports the same first mismatch and exit code with 1 and 2 workers', () => {
     const db = join(tempDir(), 't.db');
-    // long enough that --jobs 2 splits it across threads (PARALLEL_MIN_SEGMENT events per segment)
+    // long enough for two segments of PARALLEL_MIN_SEGMENT events; threads even below PARALLEL_MIN_EVENTS
     const r = record({ db, config: { workload: 'remap', path: 'iommu', ops: 3200, ringNum: 256, faults: [] }, seed: '1', checkpointEvery: 4096 });
     expect(r.events).toBeGreaterThan(200_000);
+    const env = { DMAREPLAY_PARALLEL_MIN_EVENTS: '0' };
     const ok1 = cli(['replay', String(r.trace), '--db', db, '--jobs', '1', '--json']);
-    const ok2 = cli(['replay', String(r.trace), '--db', db, '--jobs', '2', '--json']);
+    const ok2 = cli(['replay', String(r.trace), '--db', db, '--jobs', '2', '--json'], { env });
     expect(ok1.code).toBe(0);
     expect(ok2.code).toBe(0);
     expect(JSON.parse(ok2.stdout)).toEqual(JSON.parse(ok1.stdout));
     const seq = Math.floor(r.events * 0.7);
     tamperEvent(db, r.trace, seq, (ev) => (ev.actor = ev.actor === 'cpu0' ? 'vmm' : 'cpu0'));
     const bad1 = cli(['replay', String(r.trace), '--db', db, '--jobs', '1', '--json']);
-    const bad2 = cli(['replay', String(r.trace), '--db', db, '--jobs', '2', '--json']);
+    const bad2 = cli(['replay', String(r.trace), '--db', db, '--jobs', '2', '--json'], { env });
     expect(bad1.code).toBe(3);
     expect(bad2.code).toBe(3);
     expect(JSON.parse(bad1.stdout).mismatch.seq).toBe(seq);
