@@ -3,6 +3,8 @@
 // on one stored trace. Ratios are against the simulation alone in the same process.
 //
 //   node --expose-gc dist/bench/replay-parallel.js --db PATH [--trace 1] [--jobs 1,2] [--reps 2] [--no-sim]
+// (--jobs 0: the synchronous replayTrace; --jobs none: the simulation alone.) For a command's own
+// peak RSS, run the CLI under /usr/bin/time -v instead.
 import { availableParallelism, loadavg } from 'node:os';
 import { replayTrace, replayTraceParallel } from '../src/app/replay.js';
 import type { SimConfig } from '../src/sim/config.js';
@@ -16,7 +18,8 @@ const opt = (k: string, d: string) => {
 };
 const dbPath = opt('--db', 'dmareplay.db');
 const id = opt('--trace', '1');
-const jobsList = opt('--jobs', `1,${availableParallelism()}`).split(',').map(Number);
+// 0: replayTrace on this thread; none: the simulation alone
+const jobsList = opt('--jobs', `1,${availableParallelism()}`).split(',').filter((j) => j !== 'none').map(Number);
 const reps = Number(opt('--reps', '2'));
 const noSim = args.includes('--no-sim');
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
