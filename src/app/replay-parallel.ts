@@ -79,6 +79,9 @@ export function segmentRunner(jobs: number): SegmentRunner {
     // one segment at a time per worker: the pool's queue holds the rest, in order
     concurrentTasksPerWorker: 1,
     idleTimeout: 1_000,
+    // each worker's heap: a young generation of the default size made the process's peak RSS grow
+    // by ~60 MB per worker (10M events on 2 workers: 310 MB) for no measurable CPU gain
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
   });
   const start = <R>(task: object, name: string): Started<R> => {
     const ac = new AbortController();
