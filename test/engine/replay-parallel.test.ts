@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { join } from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { record } from '../../src/app/record.js';
 import { replayTrace, replayTraceParallel } from '../../src/app/replay.js';
@@ -70,6 +71,38 @@ function flipByte(db: string, id: number, seq: number, at: number, mask: number)
     const data = Buffer.from(row.data);
     data[at % data.length] ^= mask;
     h.prepare('UPDATE events SET data = ? WHERE id = ?').run(data, row.id);
+  } finally {
+    h.close();
+  }
+}
+
+/**
+ * Rewrites the JSON header of the stored checkpoint at `seq` (the plain world, then "sim"), in either
+ * stored form: a whole blob (u32 length, header, pages), or (store version 2) the header deflated in
+ * `state` with the pages stored apart.
+ */
+function editHeader(db: string, id: number, seq: number, edit: (head: string) => string): void {
+  const h = new Database(db);
+  try {
+    const cols = (h.prepare(`PRAGMA table_info(checkpoints)`).all() as { name: string }[]).map((c) => c.name);
+    const row = h.prepare(`SELECT state${cols.includes('pages') ? ', pages' : ''} FROM checkpoints WHERE trace = ? AND seq = ?`).get(id, seq) as { state: Buffer; pages?: Buffer | null };
+    let state: Buffer;
+    if (row.pages) {
+      const head = inflateRawSync(row.state).toString('utf8');
+      const changed = edit(head);
+      expect(changed).not.toBe(head);
+      state = deflateRawSync(Buffer.from(changed));
+    } else {
+      const n = row.state.readUInt32LE(0);
+      const head = row.state.subarray(4, 4 + n).toString('utf8');
+      const changed = edit(head);
+      expect(changed).not.toBe(head);
+      const bytes = Buffer.from(changed);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(bytes.length, 0);
+      state = Buffer.concat([len, bytes, row.state.subarray(4 + n)]);
+    }
+    h.prepare('UPDATE checkpoints SET state = ? WHERE trace = ? AND seq = ?').run(state, id, seq);
   } finally {
     h.close();
   }
@@ -157,16 +190,12 @@ describe('segmented replay = one run from the seed', () => {
     for (const n of [2, 3, 7, 1000]) expect(await segmented(t.db, t.id, n)).toEqual(want);
   });
 
-  it('reports a damaged checkpoint state (a page byte) as one run does: after verifying every event', async () => {
+  it('reports a damaged checkpoint state as one run does: after verifying every event', async () => {
     const t = recorded();
     const cks = checkpointSeqs(t.db, t.id);
     const mid = cks[Math.floor(cks.length / 2)]!;
-    const h = new Database(t.db);
-    const row = h.prepare('SELECT state FROM checkpoints WHERE trace = ? AND seq = ?').get(t.id, mid) as { state: Buffer };
-    const blob = Buffer.from(row.state);
-    blob[blob.length - 100] ^= 0x5a; // inside the last stored page
-    h.prepare('UPDATE checkpoints SET state = ? WHERE trace = ? AND seq = ?').run(blob, t.id, mid);
-    h.close();
+    // a number in the world's part of the header: the blob no longer hashes to its state hash
+    editHeader(t.db, t.id, mid, (head) => head.replace(/^(\{"world":\{[^0-9]*)(\d)/, (_m, pre: string, d: string) => pre + ((Number(d) + 1) % 10)));
     const want = await single(t.db, t.id);
     expect(want).toMatchObject({ threw: 'IntegrityError', message: expect.stringMatching(new RegExp(`checkpoint after #${mid}`)) });
     for (const n of [2, 3, 7, 1000]) expect(await segmented(t.db, t.id, n)).toEqual(want);
@@ -179,17 +208,7 @@ describe('segmented replay = one run from the seed', () => {
     const mid = cks[Math.floor(cks.length / 2)]!;
     const next = cks[Math.floor(cks.length / 2) + 1]!;
     const trace = { ...(new Database(t.db, { readonly: true }).prepare('SELECT * FROM traces WHERE id = ?').get(t.id) as TraceRow) };
-    const h = new Database(t.db);
-    const row = h.prepare('SELECT state FROM checkpoints WHERE trace = ? AND seq = ?').get(t.id, mid) as { state: Buffer };
-    const n = row.state.readUInt32LE(0);
-    const head = row.state.subarray(4, 4 + n).toString('utf8');
-    const changed = head.replace(/"sim":\{"rng":\{"x":(-?\d+)/, (_m, x: string) => `"sim":{"rng":{"x":${(Number(x) ^ 1) | 0}`);
-    expect(changed).not.toBe(head);
-    const newHead = Buffer.from(changed);
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(newHead.length, 0);
-    h.prepare('UPDATE checkpoints SET state = ? WHERE trace = ? AND seq = ?').run(Buffer.concat([len, newHead, row.state.subarray(4 + n)]), t.id, mid);
-    h.close();
+    editHeader(t.db, t.id, mid, (head) => head.replace(/"sim":\{"rng":\{"x":(-?\d+)/, (_m, x: string) => `"sim":{"rng":{"x":${(Number(x) ^ 1) | 0}`));
     // resumed from it alone, the run goes another way (so the join must not take that segment)
     expect(runSegment({ dbPath: t.db, trace, from: mid, stopAt: next })).toMatchObject({ kind: 'ran', outcome: { ok: false } });
     const want = await single(t.db, t.id);
