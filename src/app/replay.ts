@@ -12,7 +12,7 @@ import { checkpointHashes, listFindings, readChunks, type TraceRow, verifyCheckp
 import type Database from 'better-sqlite3';
 import { loadTrace, traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
-import { planSegments, reexecuteSegments, segmentRunner, type SegmentRunner } from './replay-parallel.js';
+import { planSegments, reexecuteSegments, replayWorkersAvailable, segmentRunner, type SegmentRunner } from './replay-parallel.js';
 import { rethrow } from './replay-worker.js';
 
 export interface ReplayReport {
@@ -85,7 +85,10 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
   };
   try {
     const segments =
-      trace.source === 'sim' && trace.seed !== null && (jobs > 1 || opts.runner) && trace.events >= (opts.minEvents ?? (opts.runner ? 0 : PARALLEL_MIN_EVENTS))
+      trace.source === 'sim' &&
+      trace.seed !== null &&
+      (opts.runner || (jobs > 1 && replayWorkersAvailable())) &&
+      trace.events >= (opts.minEvents ?? (opts.runner ? 0 : PARALLEL_MIN_EVENTS))
         ? planSegments(
             [...checkpointHashes(db, trace).keys()].sort((a, b) => a - b),
             trace.events,
