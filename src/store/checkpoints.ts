@@ -1,8 +1,9 @@
 // Checkpoints, stored content-addressed (store version 2). A checkpoint is the world after an event:
 // its JSON header (the plain world and the simulation state) and its guest pages. Between two
 // checkpoints only a few pages change (ring pages and the buffers in flight), so each page content
-// is stored once, in `pages`, under the SHA-256 of its bytes, whichever checkpoint or trace holds it;
-// a checkpoint row keeps its header (deflated) and the list of (pfn, page id) in the map's order.
+// is stored once, in `pages`, under the SHA-256 of its bytes, whichever checkpoint or trace holds it
+// (without its trailing zeros: buffers are written from their start); a checkpoint row keeps its
+// header (deflated) and the list of (pfn, page id) in the map's order.
 // `trace_pages` says which traces use a page, so deleting a trace deletes the pages only it used.
 //
 // Reads put the checkpoint back together in the one blob layout engine/snapshot.ts decodes and the
