@@ -13,9 +13,7 @@
 import type Database from 'better-sqlite3';
 import { createHash, type Hash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { Checkpoint, PlainWorld, SimState } from '../engine/snapshot.js';
 import { IntegrityError, InputError } from '../errors.js';
-import { worldFromPlain } from '../model/world.js';
 
 export const PAGE_BYTES = 4096;
 /** bytes per page reference: u64 pfn, u48 page id */
@@ -321,21 +319,4 @@ export function migrateCheckpointsToPages(db: Database.Database): void {
       w.write(seq, row.state_hash, row.state);
     }
   }
-}
-
-/**
- * The nearest checkpoint of a trace at or before seq (and `last`), checked and decoded, or null: what
- * engine/snapshot.ts decodeCheckpoint makes of its blob, without putting the blob together. The
- * world's pages are views of the bytes read (never written: guest memory is copy-on-write).
- */
-export function checkpointAt(db: Database.Database, trace: number, seq: number, last: number): Checkpoint | null {
-  const c = partsBefore(db, trace, seq, last);
-  if (!c) return null;
-  const head = JSON.parse(c.head.toString('utf8')) as { world: PlainWorld; sim: SimState | null };
-  const mem = new Map<bigint, Uint8Array>();
-  for (let i = 0; i < c.pages.length; i++) {
-    const p = c.pages[i]!;
-    mem.set(c.pfns[i]!, new Uint8Array(p.buffer, p.byteOffset, PAGE_BYTES));
-  }
-  return { seq: c.seq, world: worldFromPlain(head.world, mem), sim: head.sim };
 }

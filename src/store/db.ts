@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, linkSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { SCHEMA_VERSION } from '../events/schema.js';
 import { InputError, IntegrityError } from '../errors.js';
-import { deleteCheckpoints, migrateCheckpointsToPages, partsBefore, partsToBlob, type StoredCheckpoint, storedCheckpoints } from './checkpoints.js';
+import { deleteCheckpoints, migrateCheckpointsToPages, PAGE_BYTES, partsBefore, partsToBlob, type StoredCheckpoint, storedCheckpoints } from './checkpoints.js';
+import type { Checkpoint, PlainWorld, SimState } from '../engine/snapshot.js';
+import { worldFromPlain } from '../model/world.js';
 
-export { checkpointAt, type CheckpointParts, checkpointStateHash, CheckpointWriter, copyCheckpoints, deleteCheckpoints, partsBefore, type StoredCheckpoint } from './checkpoints.js';
+export { type CheckpointParts, checkpointStateHash, CheckpointWriter, copyCheckpoints, deleteCheckpoints, partsBefore, type StoredCheckpoint } from './checkpoints.js';
 
 /** 2: checkpoints store each page content once (checkpoints.ts); version-1 files are migrated on the first write */
 export const STORE_VERSION = 2;
@@ -338,6 +340,23 @@ export function* readChunks(db: Database.Database, trace: TraceRow, from = 1, to
 export function checkpointBefore(db: Database.Database, trace: TraceRow, seq: number): StoredCheckpoint | null {
   const c = partsBefore(db, trace.id, seq, trace.events);
   return c && { seq: c.seq, state: partsToBlob(c), state_hash: c.stateHash };
+}
+
+/**
+ * The nearest checkpoint of a trace at or before seq (and `last`), checked and decoded, or null: what
+ * engine/snapshot.ts decodeCheckpoint makes of its blob, without putting the blob together. The
+ * world's pages are views of the bytes read (never written: guest memory is copy-on-write).
+ */
+export function checkpointAt(db: Database.Database, trace: number, seq: number, last: number): Checkpoint | null {
+  const c = partsBefore(db, trace, seq, last);
+  if (!c) return null;
+  const head = JSON.parse(c.head.toString('utf8')) as { world: PlainWorld; sim: SimState | null };
+  const mem = new Map<bigint, Uint8Array>();
+  for (let i = 0; i < c.pages.length; i++) {
+    const p = c.pages[i]!;
+    mem.set(c.pfns[i]!, new Uint8Array(p.buffer, p.byteOffset, PAGE_BYTES));
+  }
+  return { seq: c.seq, world: worldFromPlain(head.world, mem), sim: head.sim };
 }
 
 /** Reads a whole trace only to check it: its rows against traces.events, its stream against traces.hash. */
