@@ -5,10 +5,10 @@
 // report it as a single run would have, or discard it when the segment turns out not to count.
 import { CodecError } from '../events/binary.js';
 import { InputError, IntegrityError, UsageError } from '../errors.js';
-import { decodeCheckpoint, type SimState, stateHash } from '../engine/snapshot.js';
+import { type SimState, stateHash } from '../engine/snapshot.js';
 import type { ReplayOutcome } from '../engine/replay.js';
 import { reexecuteSegment } from '../sim/replay.js';
-import { type Chunk, checkpointBefore, checkpointHashes, openDb, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { type Chunk, checkpointAt, checkpointHashes, openDb, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
 import { traceConfig } from './load.js';
 
 export interface SegmentTask {
@@ -49,9 +49,9 @@ export default function runSegment(task: SegmentTask): SegmentReply {
     let resume = null;
     if (task.from > 0) {
       try {
-        const ck = checkpointBefore(db, trace, task.from);
-        if (!ck || ck.seq !== task.from) return { kind: 'unusable', reason: `no checkpoint at ${task.from}` };
-        const c = decodeCheckpoint(ck.seq, ck.state);
+        // the store reads and checks it against its stored state hash, and decodes it
+        const c = checkpointAt(db, trace.id, task.from, trace.events);
+        if (!c || c.seq !== task.from) return { kind: 'unusable', reason: `no checkpoint at ${task.from}` };
         if (!c.sim) return { kind: 'unusable', reason: `checkpoint ${task.from} has no simulation state` };
         // the state the segment starts from is the recorded state: the same hash the run before it checks
         if (stateHash(c.world) !== hashes.get(task.from)) return { kind: 'unusable', reason: `checkpoint ${task.from} does not decode to its state hash` };
