@@ -406,6 +406,233 @@ const R_VDPA_MAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0
 const R_VDPA_UNMAP = re(`vdpa:${P} fd: ${N} msg_type: ${U} (?:asid: ${U} )?iova: 0x${H} size: 0x${H} type: ${U}`);
 const R_PCI_CFG_WRITE = re(`(.*) ${H}:${H}\\.${H} @0x${H} <- 0x${H}`);
 
+// ---------------------------------------------------------------------------------------------
+// Field scanners for the events a log is mostly made of: the same records as the regex builders
+// below, without a regex, its match array and the substrings parseInt/BigInt read. A scanner accepts
+// only the plain shape QEMU prints (no trailing blanks, at most 13 hex digits in a number field, at
+// most 16 in a 64-bit one, a `%s` of printable ASCII); anything else returns null and the regex
+// builder decides. test/import/qemu-log-fast.test.ts holds the two to the same results.
+
+/** the scanner's state: the position in the args, and the value of the last number scanned */
+const sc = { at: 0, num: 0 };
+
+/** `lit` at the scan position: step over it */
+function lit(a: string, s: string): boolean {
+  if (!sameChars(a, sc.at, s)) return false;
+  sc.at += s.length;
+  return true;
+}
+
+/** the value of hex digit `c`, or -1 */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** 1–13 hex digits (exact in a double) into `sc.num` */
+function hex(a: string): boolean {
+  const from = sc.at;
+  let v = 0;
+  for (let d = hexDigit(a.charCodeAt(sc.at)); d >= 0; d = hexDigit(a.charCodeAt(++sc.at))) v = v * 16 + d;
+  sc.num = v;
+  return sc.at > from && sc.at - from <= 13;
+}
+
+/** 1–16 hex digits as a bigint (exact), or null */
+function hex64(a: string): bigint | null {
+  const from = sc.at;
+  if (!hex(a)) {
+    const n = sc.at - from;
+    return n > 13 && n <= 16 ? BigInt('0x' + a.slice(from, sc.at)) : null;
+  }
+  return BigInt(sc.num);
+}
+
+/** 1–15 decimal digits into `sc.num` */
+function dec(a: string): boolean {
+  const from = sc.at;
+  let v = 0;
+  for (let c = a.charCodeAt(sc.at); c >= 48 && c <= 57; c = a.charCodeAt(++sc.at)) v = v * 10 + (c - 48);
+  sc.num = v;
+  return sc.at > from && sc.at - from <= 15;
+}
+
+/** `%02x:%02x.%x` (bus, device, function), into the three numbers of `bdf` */
+const bdf = [0, 0, 0];
+function scanBdf(a: string): boolean {
+  if (!hex(a) || a.charCodeAt(sc.at) !== 58) return false;
+  bdf[0] = sc.num;
+  sc.at++;
+  if (!hex(a) || a.charCodeAt(sc.at) !== 46) return false;
+  bdf[1] = sc.num;
+  sc.at++;
+  if (!hex(a)) return false;
+  bdf[2] = sc.num;
+  return true;
+}
+
+type FastBuilder = (a: string, h: QemuBase) => QemuTypedRecord | null;
+
+const FAST: { readonly [K in QemuTypedKind]?: FastBuilder } = {
+  // 'dev %02x:%02x.%02x iova 0x%x -> gpa 0x%x mask 0x%x'
+  vtd_dmar_translate: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'dev ') || !scanBdf(a) || !lit(a, ' iova 0x')) return null;
+    const iova = hex64(a);
+    if (iova === null || !lit(a, ' -> gpa 0x')) return null;
+    const gpa = hex64(a);
+    if (gpa === null || !lit(a, ' mask 0x')) return null;
+    const mask = hex64(a);
+    if (mask === null || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vtd_dmar_translate', event: 'vtd_dmar_translate',
+      bus: bdf[0]!, dev: bdf[1]!, fn: bdf[2]!, iova, gpa, mask,
+    };
+  },
+  // 'IOTLB page hit|update sid 0x%x iova 0x%x slpte 0x%x domain 0x%x'
+  vtd_iotlb_page_hit: (a, h) => pageLookup(a, h, 'IOTLB page hit sid 0x', 'vtd_iotlb_page_hit'),
+  vtd_iotlb_page_update: (a, h) => pageLookup(a, h, 'IOTLB page update sid 0x', 'vtd_iotlb_page_update'),
+  // 'IOTLB context hit bus 0x%x devfn 0x%x high 0x%x low 0x%x gen %u'
+  vtd_iotlb_cc_hit: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'IOTLB context hit bus 0x') || !hex(a)) return null;
+    const bus = sc.num;
+    if (!lit(a, ' devfn 0x') || !hex(a)) return null;
+    const devfn = sc.num;
+    if (!lit(a, ' high 0x')) return null;
+    const high = hex64(a);
+    if (high === null || !lit(a, ' low 0x')) return null;
+    const low = hex64(a);
+    if (low === null || !lit(a, ' gen ') || !dec(a) || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vtd_iotlb_cc_hit', event: 'vtd_iotlb_cc_hit',
+      bus, devfn, high, low, gen: sc.num,
+    };
+  },
+  // 'invalidate desc type %s high 0x%x low 0x%x'
+  vtd_inv_desc: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'invalidate desc type ')) return null;
+    const t0 = sc.at;
+    for (let c = a.charCodeAt(sc.at); c > 32 && c < 127; c = a.charCodeAt(++sc.at));
+    if (sc.at === t0 || !lit(a, ' high 0x')) return null;
+    const type = a.slice(t0, sc.at - 8);
+    const hi = hex64(a);
+    if (hi === null || !lit(a, ' low 0x')) return null;
+    const lo = hex64(a);
+    if (lo === null || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vtd_inv_desc', event: 'vtd_inv_desc',
+      type, hi, lo,
+    };
+  },
+  // 'iotlb invalidate domain 0x%x addr 0x%x mask 0x%x'
+  vtd_inv_desc_iotlb_pages: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'iotlb invalidate domain 0x') || !hex(a)) return null;
+    const domain = sc.num;
+    if (!lit(a, ' addr 0x')) return null;
+    const addr = hex64(a);
+    if (addr === null || !lit(a, ' mask 0x') || !hex(a) || sc.num > 63 || sc.at !== a.length) return null;
+    const mask = sc.num;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vtd_inv_desc_iotlb_pages', event: 'vtd_inv_desc_iotlb_pages',
+      domain, addr, mask, size: 4096n << BigInt(mask),
+    };
+  },
+  // 'wait invalidate status write addr 0x%x data 0x%x'
+  vtd_inv_desc_wait_sw: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'wait invalidate status write addr 0x')) return null;
+    const addr = hex64(a);
+    if (addr === null || !lit(a, ' data 0x') || !hex(a) || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'vtd_inv_desc_wait_sw', event: 'vtd_inv_desc_wait_sw',
+      addr, data: sc.num,
+    };
+  },
+  // 'devid: %02x:%02x.%x gpa 0x%x hpa 0x%x'
+  amdvi_translation_result: (a, h) => amdLookup(a, h, 'devid: ', 'amdvi_translation_result'),
+  // 'hit iotlb devid %02x:%02x.%x gpa 0x%x hpa 0x%x'
+  amdvi_iotlb_hit: (a, h) => amdLookup(a, h, 'hit iotlb devid ', 'amdvi_iotlb_hit'),
+  // ' update iotlb domid 0x%x devid: %02x:%02x.%x gpa 0x%x hpa 0x%x' (the log shows the leading space
+  // as a second space after the name: the args start with 'update')
+  amdvi_cache_update: (a, h) => {
+    sc.at = a.charCodeAt(0) === 32 ? 1 : 0;
+    if (!lit(a, 'update iotlb domid 0x') || !hex(a)) return null;
+    const domid = sc.num;
+    if (!lit(a, ' devid: ') || !scanBdf(a) || !lit(a, ' gpa 0x')) return null;
+    const iova = hex64(a);
+    if (iova === null || !lit(a, ' hpa 0x')) return null;
+    const gpa = hex64(a);
+    if (gpa === null || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'amdvi_cache_update', event: 'amdvi_cache_update',
+      domid, bus: bdf[0]!, dev: bdf[1]!, fn: bdf[2]!, iova, gpa,
+    };
+  },
+  // 'AMD-Vi pages for domain 0x%x invalidated'
+  amdvi_pages_inval: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'AMD-Vi pages for domain 0x') || !hex(a) || !lit(a, ' invalidated') || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'amdvi_pages_inval', event: 'amdvi_pages_inval',
+      domid: sc.num,
+    };
+  },
+  // 'completion wait requested with store address 0x%x and store data 0x%x'
+  amdvi_completion_wait: (a, h) => {
+    sc.at = 0;
+    if (!lit(a, 'completion wait requested with store address 0x')) return null;
+    const addr = hex64(a);
+    if (addr === null || !lit(a, ' and store data 0x')) return null;
+    const data = hex64(a);
+    if (data === null || sc.at !== a.length) return null;
+    return {
+      line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
+      kind: 'amdvi_completion_wait', event: 'amdvi_completion_wait',
+      addr, data,
+    };
+  },
+};
+
+function pageLookup(a: string, h: QemuBase, head: string, kind: 'vtd_iotlb_page_hit' | 'vtd_iotlb_page_update'): QemuTypedRecord | null {
+  sc.at = 0;
+  if (!lit(a, head) || !hex(a)) return null;
+  const sid = sc.num;
+  if (!lit(a, ' iova 0x')) return null;
+  const iova = hex64(a);
+  if (iova === null || !lit(a, ' slpte 0x')) return null;
+  const slpte = hex64(a);
+  if (slpte === null || !lit(a, ' domain 0x') || !hex(a) || sc.at !== a.length) return null;
+  return {
+    line: h.line, tid: h.tid, time: h.time, tUs: h.tUs, kind, event: kind,
+    sid, iova, slpte, domain: sc.num, gpa: slpte & VTD_SLPTE_ADDR_MASK, perm: Number(slpte & 3n),
+  } as VtdIotlbPageHit | VtdIotlbPageUpdate;
+}
+
+function amdLookup(a: string, h: QemuBase, head: string, kind: 'amdvi_translation_result' | 'amdvi_iotlb_hit'): QemuTypedRecord | null {
+  sc.at = 0;
+  if (!lit(a, head) || !scanBdf(a) || !lit(a, ' gpa 0x')) return null;
+  const iova = hex64(a);
+  if (iova === null || !lit(a, ' hpa 0x')) return null;
+  const gpa = hex64(a);
+  if (gpa === null || sc.at !== a.length) return null;
+  return {
+    line: h.line, tid: h.tid, time: h.time, tUs: h.tUs, kind, event: kind,
+    bus: bdf[0]!, dev: bdf[1]!, fn: bdf[2]!, iova, gpa,
+  } as AmdviTranslationResult | AmdviIotlbHit;
+}
+
 // Each builder writes its record as one object literal (header fields listed explicitly, no object
 // spread): V8 then allocates every record with a fixed shape per event, which is ~100x faster than
 // spreading a shared header into varying field sets.
@@ -897,6 +1124,10 @@ function usecOf(frac: string): number {
 let lastSecText = '';
 let lastSec = 0n;
 let lastSecUs = 0n;
+/** the fast path's cache of the same (by value) */
+let fastSecN = -1;
+let fastSec = 0n;
+let fastSecUs = 0n;
 
 /**
  * Parses one line. Returns `null` for blank lines, a {@link QemuMalformed} (which has a `malformed`
@@ -904,12 +1135,166 @@ let lastSecUs = 0n;
  * event's format, and otherwise a typed or opaque record.
  */
 export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | QemuMalformed | null {
+  return parseLine(line, lineNo, false);
+}
+
+/** `c` is an ASCII decimal digit */
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+/** `c` may start an event name: [A-Za-z_] */
+const isNameStart = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+/** `c` may continue an event name: [A-Za-z0-9_] */
+const isNameChar = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57);
+/** what `.` in HEADER_RE does not match: the args of a line holding one are no args */
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+/** An event name seen in a log, and its record's builder (none: opaque). */
+interface EventName {
+  event: string;
+  builder: Builder<QemuTypedKind> | undefined;
+  fast: FastBuilder | undefined;
+}
+/**
+ * The event names seen so far, by a hash of their characters: a line's name is found without
+ * cutting it out of the line (and hashing the new string) first. A log names a few dozen events;
+ * past NAMES_MAX distinct names new ones are no longer remembered (just cut out each time).
+ */
+const NAMES = new Map<number, EventName[]>();
+let namesKept = 0;
+const NAMES_MAX = 4096;
+
+/** text[from, from + s.length) is s (a loop: startsWith with a position is much slower) */
+function sameChars(text: string, from: number, s: string): boolean {
+  for (let j = 0; j < s.length; j++) if (text.charCodeAt(from + j) !== s.charCodeAt(j)) return false;
+  return true;
+}
+
+function eventName(text: string, from: number, to: number, hash: number): EventName {
+  const known = NAMES.get(hash);
+  if (known !== undefined)
+    for (const n of known) if (n.event.length === to - from && sameChars(text, from, n.event)) return n;
+  const event = text.slice(from, to);
+  const n: EventName = { event, builder: BUILDER_MAP.get(event), fast: isQemuTypedEvent(event) ? FAST[event] : undefined };
+  if (namesKept < NAMES_MAX) {
+    namesKept++;
+    if (known !== undefined) known.push(n);
+    else NAMES.set(hash, [n]);
+  }
+  return n;
+}
+
+/**
+ * {@link parseQemuLogLine}, and with `keepText` the line as read in `rawText` (for the converters).
+ *
+ * The header is scanned by hand when it has the shape QEMU prints (a TID of at most 9 digits, at
+ * most 15 digits of seconds, `%06zu` microseconds): then every field is in range by construction
+ * (fields.ts) and no regex runs. Anything else takes HEADER_RE, with the same results.
+ */
+export function parseLine(line: string, lineNo: number, keepText: boolean): QemuRecord | QemuMalformed | null {
+  const text = stripCr(line);
+  const len = text.length;
+  if (len === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
+  // TID: 1-9 digits, then '@'
+  let i = 0;
+  let tid = 0;
+  let c = text.charCodeAt(0);
+  while (i < 9 && isDigit(c)) {
+    tid = tid * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i === 0 || c !== 64) return parseLineSlow(line, text, lineNo, keepText);
+  // SEC: 1-15 digits (exact as a double), then '.'
+  const s0 = ++i;
+  let sec = 0;
+  c = text.charCodeAt(i);
+  while (i - s0 < 15 && isDigit(c)) {
+    sec = sec * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i === s0 || c !== 46) return parseLineSlow(line, text, lineNo, keepText);
+  // USEC: exactly 6 digits, then ':'
+  const u0 = ++i;
+  let usec = 0;
+  c = text.charCodeAt(i);
+  while (i - u0 < 6 && isDigit(c)) {
+    usec = usec * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i - u0 !== 6 || c !== 58) return parseLineSlow(line, text, lineNo, keepText);
+  // event name, then the end or ' ' and the args
+  const n0 = ++i;
+  c = text.charCodeAt(i);
+  if (!isNameStart(c)) return parseLineSlow(line, text, lineNo, keepText);
+  let h = c;
+  for (c = text.charCodeAt(++i); i < len && isNameChar(c); c = text.charCodeAt(++i)) h = (Math.imul(h, 31) + c) | 0;
+  if (i < len && c !== 32) return parseLineSlow(line, text, lineNo, keepText);
+  const name = eventName(text, n0, i, h);
+  const event = name.event;
+  const args = i < len ? text.slice(i + 1) : '';
+  if (args.length > 0 && LINE_TERMINATOR.test(args)) return parseLineSlow(line, text, lineNo, keepText);
+  if (sec !== fastSecN) {
+    // consecutive lines mostly share the second: convert it once
+    fastSecN = sec;
+    fastSec = BigInt(sec);
+    fastSecUs = fastSec * 1_000_000n;
+  }
+  const tUs = fastSecUs + BigInt(usec);
+  const time: QemuTime = { sec: fastSec, usec };
+  const b = name.builder;
+  if (b === undefined) {
+    // tid < 10^9, usec < 10^6 and sec < 10^15: the range checks of fields.ts hold
+    return keepText
+      ? ({ line: lineNo, tid, time, tUs, event, kind: 'opaque', args, rawText: line } as QemuOpaqueRecord & WithText)
+      : ({ line: lineNo, tid, time, tUs, event, kind: 'opaque', args } as QemuOpaqueRecord);
+  }
+  return typedRecord(b, name.fast, event, args, { line: lineNo, tid, time, tUs, event }, line, keepText);
+}
+
+/** The args of a typed event → its record, or the malformed line (args that do not match, fields out of range). */
+function typedRecord(
+  b: Builder<QemuTypedKind>,
+  fast: FastBuilder | undefined,
+  event: string,
+  args: string,
+  base: QemuBase,
+  line: string,
+  keepText: boolean,
+): QemuRecord | QemuMalformed {
+  const rec = (fast !== undefined ? fast(args, base) : null) ?? b(args, base);
+  if (rec === null) {
+    return {
+      kind: 'malformed',
+      line: base.line,
+      malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`,
+      text: line,
+    };
+  }
+  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
+  const bad = fieldRangeError(rec);
+  if (bad !== null) return { kind: 'malformed', line: base.line, malformed: `${event}: ${bad}`, text: line };
+  if (keepText) (rec as QemuRecord & WithText).rawText = line;
+  return rec;
+}
+
+/**
+ * The parser without its fast paths: HEADER_RE and the regex builders for every line. Results are
+ * {@link parseQemuLogLine}'s; the tests hold the fast paths to it.
+ */
+export function parseQemuLogLineByRegex(line: string, lineNo: number): QemuRecord | QemuMalformed | null {
   const text = stripCr(line);
   if (text.length === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
+  return parseLineSlow(line, text, lineNo, false);
+}
+
+/** Every header the fast path of {@link parseLine} does not take: HEADER_RE, untimed lines, malformed ones. */
+function parseLineSlow(line: string, text: string, lineNo: number, keepText: boolean): QemuRecord | QemuMalformed {
   const m = HEADER_RE.exec(text);
   if (m === null) {
     const u = UNTIMED_HEADER_RE.exec(text);
-    if (u !== null) return untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
+    if (u !== null) {
+      const r = untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
+      if (keepText && r.kind !== 'malformed') (r as QemuRecord & WithText).rawText = line;
+      return r;
+    }
     const reason = /^\d+@/.test(text)
       ? 'bad trace line header (expected TID@SEC.USEC:event args)'
       : 'not a QEMU log-backend trace line (expected TID@SEC.USEC:event args)';
@@ -917,7 +1302,6 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   }
   const secText = m[2]!;
   if (secText !== lastSecText) {
-    // consecutive lines mostly share the second: convert it once
     lastSecText = secText;
     lastSec = BigInt(secText);
     lastSecUs = lastSec * 1_000_000n;
@@ -936,21 +1320,11 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   if (b === undefined) {
     const bad = fieldRangeError(base);
     if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
-    return { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
+    const r: QemuOpaqueRecord = { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
+    if (keepText) (r as QemuRecord & WithText).rawText = line;
+    return r;
   }
-  const rec = b(args, base);
-  if (rec === null) {
-    return {
-      kind: 'malformed',
-      line: lineNo,
-      malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`,
-      text: line,
-    };
-  }
-  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
-  const bad = fieldRangeError(rec);
-  if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
-  return rec;
+  return typedRecord(b, undefined, event, args, base, line, keepText);
 }
 
 /** A line of a log without timestamps ({@link isUntimedQemuLogLine}): tid 0, time 0, tUs = line number. */
@@ -989,13 +1363,13 @@ export async function* readQemuLogBatches(source: LineSource, opts: ReadOptions 
   let pendingText = '';
   let records = 0;
   let malformed = 0;
+  const keep = opts.text === true;
   for await (const batch of lineBatches(source, state)) {
     const out: QemuItem[] = [];
     for (const line of batch) {
       lineNo++;
-      const item = parseQemuLogLine(line, lineNo);
+      const item = parseLine(line, lineNo, keep);
       if (item === null) continue;
-      if (opts.text && item.kind !== 'malformed') (item as QemuRecord & WithText).rawText = line;
       if (pending !== null) {
         if (pending.kind === 'malformed') malformed++;
         else records++;
