@@ -1,6 +1,9 @@
 // lineBatches (src/import/lines.ts) splits input into lines itself, for speed; node:readline (which it
 // replaced) is the reference: for any bytes in any chunking, the same lines, and the same verdict on
 // the final newline.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
@@ -85,5 +88,34 @@ describe('lineBatches', () => {
       break;
     }
     expect(first).toEqual(['x']);
+  });
+
+  it('reads a file as readline reads it, across its 64 KiB reads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dmareplay-lines-'));
+    try {
+      const file = join(dir, 'x.log');
+      const check = async (buf: Buffer): Promise<void> => {
+        writeFileSync(file, buf);
+        const state = newLineStreamState();
+        const lines: string[] = [];
+        for await (const b of lineBatches(file, state)) lines.push(...b);
+        expect(lines).toEqual(await viaReadline([buf]));
+        expect(state.lines).toBe(lines.length);
+        expect(state.done).toBe(true);
+        expect(state.finalNewline).toBe(buf.length === 0 || buf[buf.length - 1] === 10);
+      };
+      // a \r\n, a 3-byte character and a 4-byte one split by each read boundary
+      for (const tail of ['\r\nz\n', '€x\n', '😀\r', 'ab']) {
+        const head = Buffer.from('l\n'.repeat(32767) + 'q'.repeat(65536 - 2 * 32767 - 1) + '\r', 'utf8');
+        await check(Buffer.concat([head, Buffer.from(tail, 'utf8'), head, Buffer.from(tail, 'utf8')]));
+        await check(Buffer.concat([head.subarray(0, 65535), Buffer.from(tail, 'utf8')]));
+      }
+      await fc.assert(
+        fc.asyncProperty(bytesArb, async (buf) => check(buf)),
+        { numRuns: 100 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
