@@ -1,6 +1,6 @@
 /**
- * Line streaming shared by the trace importers, over a file (read in chunks) or any caller-supplied
- * readable stream, plus detection of a missing final newline, which is how a log that was cut
+ * Line streaming shared by the trace importers, over `fs.createReadStream` (or any caller-supplied
+ * readable stream), plus detection of a missing final newline, which is how a log that was cut
  * mid-write (truncated) shows up.
  *
  * Lines are handed out in batches, one per chunk read (one async step per chunk instead of per line):
@@ -12,7 +12,7 @@
  * ends a chunk and a `\n` that starts the next are one line end; the unfinished last line is a line
  * when it is not empty. test/import/lines.test.ts holds the two to the same lines.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -95,17 +95,15 @@ class Splitter {
 }
 
 /**
- * Yields the lines of `source` (without `\n` / `\r\n`) in arrays, in order. A path is opened and
- * closed when iteration ends (also on `break` or error); read errors (e.g. ENOENT) and stream errors
- * are thrown from the iteration. A stream the caller gave is paused, not closed, when iteration stops
- * early.
+ * Yields the lines of `source` (without `\n` / `\r\n`) in arrays, in order. A path is opened with
+ * `fs.createReadStream` and closed when iteration ends (also on `break` or error); a stream the caller
+ * gave is paused, not closed, when iteration stops early. Stream errors (e.g. ENOENT) are thrown from
+ * the iteration.
  */
 export async function* lineBatches(source: LineSource, state: LineStreamState = newLineStreamState()): AsyncGenerator<string[]> {
-  if (typeof source === 'string') {
-    yield* fileLineBatches(source, state);
-    return;
-  }
-  const input: NodeJS.ReadableStream = source;
+  const ownStream = typeof source === 'string';
+  // 64 KiB reads on the thread pool: the next chunk is read while this one is parsed
+  const input: NodeJS.ReadableStream = ownStream ? createReadStream(source, { highWaterMark: CHUNK_BYTES }) : source;
   const decoder = new StringDecoder('utf8');
   const split = new Splitter();
   let batch: string[] = [];
@@ -168,41 +166,10 @@ export async function* lineBatches(source: LineSource, state: LineStreamState = 
     input.removeListener('data', onData);
     input.removeListener('end', onEnd);
     input.removeListener('error', onError);
-    if (!ended) input.pause();
-  }
-}
-
-/**
- * {@link lineBatches} of a file: read synchronously, chunk by chunk, on this thread. A read stream
- * costs a round trip through the thread pool per chunk, and on a busy machine the wait for it was a
- * fifth of a log import's wall time; an importer has nothing else to do meanwhile.
- */
-async function* fileLineBatches(path: string, state: LineStreamState): AsyncGenerator<string[]> {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK_BYTES);
-    const decoder = new StringDecoder('utf8');
-    const split = new Splitter();
-    let lastByte = -1;
-    for (;;) {
-      const n = readSync(fd, buf, 0, CHUNK_BYTES, null);
-      if (n === 0) break;
-      lastByte = buf[n - 1]!;
-      const out: string[] = [];
-      split.write(decoder.write(buf.subarray(0, n)), out);
-      if (out.length > 0) {
-        state.lines += out.length;
-        yield out;
-      }
-    }
-    if (split.partial.length > 0) {
-      state.lines++;
-      yield [split.partial];
-    }
-    state.done = true;
-    state.finalNewline = lastByte === -1 || lastByte === 10;
-  } finally {
-    closeSync(fd);
+    if (ownStream) {
+      input.on('error', () => {}); // closing: a late error has no one to go to
+      (input as Readable).destroy();
+    } else if (!ended) input.pause();
   }
 }
 
