@@ -929,26 +929,35 @@ interface EventName {
   fast: FastBuilder | undefined;
 }
 /**
- * The event names seen so far, by a hash of their characters: a line's name is found without
- * cutting it out of the line (and hashing the new string) first. A log names a few dozen events;
- * past NAMES_MAX distinct names new ones are no longer remembered (just cut out each time).
+ * The event names seen so far, by their length and three of their characters: a line's name is
+ * found without cutting it out of the line (and hashing the new string) first, and without checking
+ * its characters again. A log names a few dozen events; past NAMES_MAX distinct names new ones are
+ * no longer remembered (just checked and cut out each time).
  */
 const NAMES = new Map<number, EventName[]>();
 let namesKept = 0;
 const NAMES_MAX = 4096;
 
-function eventName(text: string, from: number, to: number, hash: number): EventName {
-  const known = NAMES.get(hash);
-  if (known !== undefined)
-    for (const n of known) if (n.event.length === to - from && sameChars(text, from, n.event)) return n;
+/**
+ * The event name text[from, to) (`to`: the first space after it, or the end of the line), or null
+ * when it is not one ([A-Za-z_][A-Za-z0-9_]*).
+ */
+function eventName(text: string, from: number, to: number): EventName | null {
+  const n = to - from;
+  if (n === 0) return null;
+  const key = (((n << 7) ^ text.charCodeAt(to - 1)) * 131 + text.charCodeAt(from + (n >> 1))) * 131 + text.charCodeAt(to - 2 + (n === 1 ? 1 : 0));
+  const known = NAMES.get(key);
+  if (known !== undefined) for (const e of known) if (e.event.length === n && sameChars(text, from, e.event)) return e;
+  if (!isNameStart(text.charCodeAt(from))) return null;
+  for (let j = from + 1; j < to; j++) if (!isNameChar(text.charCodeAt(j))) return null;
   const event = text.slice(from, to);
-  const n: EventName = { event, builder: BUILDER_MAP.get(event), fast: isQemuTypedEvent(event) ? FAST[event] : undefined };
+  const e: EventName = { event, builder: BUILDER_MAP.get(event), fast: isQemuTypedEvent(event) ? FAST[event] : undefined };
   if (namesKept < NAMES_MAX) {
     namesKept++;
-    if (known !== undefined) known.push(n);
-    else NAMES.set(hash, [n]);
+    if (known !== undefined) known.push(e);
+    else NAMES.set(key, [e]);
   }
-  return n;
+  return e;
 }
 
 /**
@@ -991,12 +1000,10 @@ export function parseLine(line: string, lineNo: number, keepText: boolean): Qemu
   if (i - u0 !== 6 || c !== 58) return parseLineSlow(line, text, lineNo, keepText);
   // event name, then the end or ' ' and the args
   const n0 = ++i;
-  c = text.charCodeAt(i);
-  if (!isNameStart(c)) return parseLineSlow(line, text, lineNo, keepText);
-  let h = c;
-  for (c = text.charCodeAt(++i); i < len && isNameChar(c); c = text.charCodeAt(++i)) h = (Math.imul(h, 31) + c) | 0;
-  if (i < len && c !== 32) return parseLineSlow(line, text, lineNo, keepText);
-  const name = eventName(text, n0, i, h);
+  i = text.indexOf(' ', n0);
+  if (i < 0) i = len;
+  const name = eventName(text, n0, i);
+  if (name === null) return parseLineSlow(line, text, lineNo, keepText);
   const event = name.event;
   const args = i < len ? text.slice(i + 1) : '';
   if (args.length > 0 && LINE_TERMINATOR.test(args)) return parseLineSlow(line, text, lineNo, keepText);
