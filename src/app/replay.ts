@@ -69,8 +69,8 @@ export const PARALLEL_MIN_SEGMENT = 100_000;
  * whatever the length (measured on 2 workers): each worker thread pays for its own start, JIT
  * warm-up and compilation, code optimized for the worlds the simulation builds is deoptimized once
  * it meets a world decoded from a checkpoint (other hidden classes), and the store's checks read the
- * stream a second time. 3M events on 2 workers: +50% CPU, no faster under load; 10M: +15% CPU,
- * 1.6x faster.
+ * stream a second time. Measured on 2 shared cores (load 7-18): 3M events on 2 workers +50% CPU and
+ * no faster; 10M +15-34% CPU, wall from 1.6x faster to 1.3x slower depending on the load.
  */
 export const PARALLEL_MIN_EVENTS = 4_000_000;
 
