@@ -26,6 +26,7 @@ import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
+import type { Request } from './workload.js';
 import { deviceRunnable } from './device.js';
 import { SCENARIO_LINE, scenarioStep } from './scenario.js';
 import { vmmRunnable, vmmUnmapNotify } from './vmm.js';
@@ -125,8 +126,77 @@ function canSubmit(sim: Sim): boolean {
   if (need <= r.num && ringFree(r) < need) return false; // longer than the ring: it fails at once
   if (r.packed && r.free.length === 0) return false;
   // a buffer is not reused while a request that owns one of its cachelines is in flight
-  for (const x of w.rings) for (const p of x.extra.values()) for (const a of p.sg) for (const b of req.segs) if (sameCacheline(a, b)) return false;
-  return true;
+  return !cachelineBusy(sim, w.guest.ops, req);
+}
+
+/**
+ * The driver's look-ahead, kept between scheduler steps (derived from the world, never state: a
+ * fresh one gives the same answers). canSubmit asks on every step whether the next request shares a
+ * cacheline with one in flight; the answer changes only when that request or the set of posted
+ * chains does, so it is kept with the posted chains it was computed against (by identity: the
+ * rules create a Posted per vring.post and drop it at vring.getbuf).
+ */
+export class DriverScratch {
+  op = -1;
+  posted: Posted[] = [];
+  busy = false;
+  /** the next request's cachelines as numbers: [first, last] per segment */
+  reqLines = new Float64Array(0);
+  reqExact = true;
+  /** hasIndirect: the device features it was computed from */
+  features = -1n;
+  indirect = false;
+}
+
+function cachelineBusy(sim: Sim, op: number, req: Request): boolean {
+  const c = sim.driverScratch;
+  let same = c.op === op;
+  let n = 0;
+  for (const x of sim.world.rings)
+    for (const p of x.extra.values()) {
+      if (c.posted[n] !== p) (same = false), (c.posted[n] = p);
+      n++;
+    }
+  if (c.posted.length !== n) (same = false), (c.posted.length = n);
+  if (same) return c.busy;
+  if (c.op !== op) {
+    c.op = op;
+    c.reqExact = req.segs.every(exactLines);
+    c.reqLines = new Float64Array(2 * req.segs.length);
+    if (c.reqExact) req.segs.forEach((b, i) => ((c.reqLines[2 * i] = firstLineN(b)), (c.reqLines[2 * i + 1] = lastLineN(b))));
+  }
+  c.busy = c.reqExact ? busyN(c.posted, c.reqLines) : busyBig(c.posted, req.segs);
+  return c.busy;
+}
+
+/** GPAs of pool buffers are far below 2^53: their cacheline numbers are exact as numbers. */
+const exactLines = (s: Seg) => s.gpa <= MAX_EXACT_GPA;
+const MAX_EXACT_GPA = BigInt(Number.MAX_SAFE_INTEGER) - 0x1_0000_0000n; // room for any u32 length
+const firstLineN = (s: Seg) => Math.floor(Number(s.gpa) / 64);
+const lastLineN = (s: Seg) => Math.floor((Number(s.gpa) + Math.max(s.len, 1) - 1) / 64);
+
+function busyN(posted: Posted[], lines: Float64Array): boolean {
+  for (const p of posted)
+    for (const a of p.sg) {
+      if (!exactLines(a)) {
+        for (let i = 0; i < lines.length; i += 2) if (sameCachelineBig(a, lines[i]!, lines[i + 1]!)) return true;
+        continue;
+      }
+      const lo = firstLineN(a);
+      const hi = lastLineN(a);
+      for (let i = 0; i < lines.length; i += 2) if (lines[i]! <= hi && lo <= lines[i + 1]!) return true;
+    }
+  return false;
+}
+
+/** An in-flight segment beyond 2^53 against a request's (exact) lines. */
+function sameCachelineBig(a: Seg, lo: number, hi: number): boolean {
+  return BigInt(lo) <= lastLine(a) && a.gpa >> 6n <= BigInt(hi);
+}
+
+function busyBig(posted: Posted[], segs: Seg[]): boolean {
+  for (const p of posted) for (const a of p.sg) for (const b of segs) if (sameCacheline(a, b)) return true;
+  return false;
 }
 
 function sameCacheline(a: Seg, b: Seg): boolean {
@@ -142,7 +212,14 @@ function ringFree(r: RingState): number {
   return r.num - held;
 }
 
-const hasIndirect = (sim: Sim, r: RingState) => !!(sim.world.devices.get(r.dev)!.features & (1n << 28n));
+const VIRTIO_RING_F_INDIRECT_DESC = 1n << 28n;
+/** INDIRECT_DESC negotiated (asked on every step: the bigint test is redone only when the features change) */
+function hasIndirect(sim: Sim, r: RingState): boolean {
+  const f = sim.world.devices.get(r.dev)!.features;
+  const c = sim.driverScratch;
+  if (f !== c.features) (c.features = f), (c.indirect = !!(f & VIRTIO_RING_F_INDIRECT_DESC));
+  return c.indirect;
+}
 
 function submit(sim: Sim): void {
   const w = sim.world;
