@@ -366,21 +366,25 @@ function reap(sim: Sim, r: RingState): void {
 /** detach_buf: unmap from the shadow, then the CPU reads what the device wrote. */
 function detach(sim: Sim, d: DeviceState, posted: Posted, cause: number): void {
   const skipSync = !!sim.fault('skip-sync');
-  const reads = posted.sg.filter((s) => s.write && s.len > 0);
-  if (skipSync) for (const s of reads) cpuRead(sim, d, s, cause); // before the sync/unmap that makes it visible
+  if (skipSync) cpuReads(sim, d, posted.sg, cause); // before the sync/unmap that makes it visible
   const skip = sim.faultHit('skip-unmap', 'unmaps');
   if (!skip) {
     const extra = sim.fault('unmap-size')?.arg ?? 0;
-    posted.chain.forEach((c) => {
+    for (const c of posted.chain) {
       const dir: DirName = c.flags & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE';
       if (c.addr !== DMA_MAPPING_ERROR) dmaUnmap(sim, d, c.addr, c.len + extra, dir, 'page', cause);
-    });
+    }
     if (posted.table) dmaUnmap(sim, d, posted.table, 16 * posted.chain.length, 'TO_DEVICE', 'single', cause);
   } else if (!skipSync && d.path.startsWith('swiotlb')) {
     // a driver that keeps the mapping must sync before reading
-    posted.chain.forEach((c) => c.flags & VRING_DESC_F_WRITE && c.len > 0 && dmaSync(sim, d, c.addr, c.len, 'FROM_DEVICE', true, cause));
+    for (const c of posted.chain) if (c.flags & VRING_DESC_F_WRITE && c.len > 0) dmaSync(sim, d, c.addr, c.len, 'FROM_DEVICE', true, cause);
   }
-  if (!skipSync) for (const s of reads) cpuRead(sim, d, s, cause);
+  if (!skipSync) cpuReads(sim, d, posted.sg, cause);
+}
+
+/** The CPU reads the device-writable segments with bytes in them, in list order. */
+function cpuReads(sim: Sim, d: DeviceState, sg: readonly Seg[], cause: number): void {
+  for (const s of sg) if (s.write && s.len > 0) cpuRead(sim, d, s, cause);
 }
 
 function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
