@@ -225,7 +225,7 @@ function submit(sim: Sim): void {
   const w = sim.world;
   const op = w.guest.ops;
   const req = sim.request(op);
-  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs });
+  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs, seq: 0 });
   const d = w.devices.get(req.dev);
   const r = queueFor(sim, req.dev, req.what, op);
   if (!d || !d.probed || !r || r.broken) return; // the driver has no such queue: the request fails
@@ -236,12 +236,12 @@ function submit(sim: Sim): void {
     const v = new DataView(hdr.buffer);
     v.setUint32(0, req.what === 'write' ? 1 : 0, true); // VIRTIO_BLK_T_OUT / _IN
     v.setBigUint64(8, req.sector, true);
-    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: hdrGpa(op), by: 'cpu', data: hdr });
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: hdrGpa(op), by: 'cpu', data: hdr, seq: 0 });
     sg.push({ gpa: hdrGpa(op), len: 16, write: 0 });
   } else sg.push({ gpa: hdrGpa(op), len: 12, write: req.what === 'rx' ? 1 : 0 });
   let off = 0;
   for (const s of req.segs) {
-    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len) });
+    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len), seq: 0 });
     sg.push(s);
     off += s.len;
   }
@@ -277,7 +277,7 @@ function submit(sim: Sim): void {
     // entries {addr, len, id, flags} without NEXT, read in order (virtqueue_add_indirect_packed)
     if (r.packed) chain.forEach((c, i) => bytes.set(encodePacked(c.addr, c.len, 0, c.flags & VRING_DESC_F_WRITE), 16 * i));
     else chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
-    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes, seq: 0 });
     const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
     if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
     table = m.dma;
@@ -291,8 +291,8 @@ function submit(sim: Sim): void {
   const slot = r.packed ? r.availIdx : r.availIdx % r.num;
   const availIdx = r.packed ? (r.availIdx + entries) % r.num : (r.availIdx + 1) & 0xffff;
   const id = r.packed ? r.free[r.free.length - 1]! : chain[0]!.idx;
-  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg });
-  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg, seq: 0 });
+  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q, seq: 0 });
 }
 
 /**
@@ -345,19 +345,19 @@ function reap(sim: Sim, r: RingState): void {
       len = readU32(w.mem, at + 4n);
     }
     // BAD_RING() in virtqueue_get_buf_ctx_split: the queue is marked broken
-    if (id >= r.num) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} out of range` });
+    if (id >= r.num) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} out of range`, seq: 0 });
     const posted = r.extra.get(id);
-    if (!posted) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} is not a head!` });
+    if (!posted) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} is not a head!`, seq: 0 });
     const entries = posted.table ? 1 : posted.chain.length;
     const lastUsed = r.packed ? (r.lastUsed + entries) % r.num : (r.lastUsed + 1) & 0xffff;
-    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: posted.op, q: r.q, id, len, lastUsed });
+    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: posted.op, q: r.q, id, len, lastUsed, seq: 0 });
     detach(sim, d, posted, got);
     sim.completions++;
     guestFaultsAfterCompletion(sim, d);
   }
   if (r.eventIdx && !r.packed) {
     // virtqueue_enable_cb_prepare: interrupt me once used.idx passes what I have consumed
-    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num) });
+    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num), seq: 0 });
   }
   const lazy = firstWithFlushQueue(sim, FQ_SIZE);
   if (lazy) flushQueue(sim, lazy);
@@ -389,19 +389,19 @@ function cpuReads(sim: Sim, d: DeviceState, sg: readonly Seg[], cause: number): 
 
 function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
   // FNV-1a of what the guest sees, read in place
-  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len) });
+  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len), seq: 0 });
 }
 
 /** Guest-side invalidations that only a fault asks for (Q2's device-IOTLB [0, ~0], Q1's domain resync). */
 function guestFaultsAfterCompletion(sim: Sim, d: DeviceState): void {
   if (sim.faultHit('devtlb-inv-all', 'completions')) {
     const size = 0xffff_ffff_ffff_ffffn;
-    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'device' });
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'device', seq: 0 });
     if (!sim.world.variants.devIotlbClamp) return; // QEMU 5.2 aborts on the notifier range assertion
     vmmUnmapNotify(sim, d, inv, 0n, 1n << 48n, 'device'); // clamped to the notifier's range
   }
   if (sim.faultHit('resync', 'completions')) {
-    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size: 1n << 32n, gran: 'domain' });
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size: 1n << 32n, gran: 'domain', seq: 0 });
     vmmUnmapNotify(sim, d, inv, 0n, 1n << 32n, 'domain');
   }
 }

@@ -128,8 +128,14 @@ export class Sim {
     return this.pipe.seq;
   }
 
-  emit(e: NewEvent): number {
-    return this.pipe.emit(e);
+  /**
+   * Steps an event through the pipeline, which gives it its seq. The simulation's events are built
+   * with `seq: 0` as their last field: the pipeline then stores the seq in place (adding a property
+   * to a finished object literal costs a hidden-class transition and an out-of-object property
+   * store on every event), and the fields keep the order they had (seq last).
+   */
+  emit(e: NewEvent | DmaEvent): number {
+    return this.pipe.emit(e as NewEvent);
   }
 
   state(): SimState {
@@ -149,7 +155,7 @@ export class Sim {
       // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
       const pick = this.config.schedule ? pctPick(this, this.config.schedule, runnable) : runnable.length > 1 ? runnable[this.rng.int(runnable.length)]! : runnable[0]!;
       if (runnable.length > 1) {
-        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: set.text });
+        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: set.text, seq: 0 });
       }
       this.step(pick);
     }
@@ -196,7 +202,7 @@ export class Sim {
   // Nothing can run: the marker (the pipeline judges liveness there), then the driver is unbound
   // (rings freed, leaks reported).
   private finish(): void {
-    this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest' });
+    this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest', seq: 0 });
     for (const d of this.world.devices.values()) {
       if (!d.probed) continue;
       // remove: reset the device, detach the buffers it never used (virtqueue_detach_unused_buf), free the rings
@@ -212,7 +218,7 @@ export class Sim {
           const m = d.dmaLive.get(r.desc)?.[0];
           if (m) dmaUnmap(this, d, r.desc, m.size, 'BIDIRECTIONAL', 'coherent', 0); // dma_free_coherent
         }
-      this.emit({ kind: 'dev.teardown', actor: 'cpu0', cause: 0, dev: d.dev });
+      this.emit({ kind: 'dev.teardown', actor: 'cpu0', cause: 0, dev: d.dev, seq: 0 });
     }
   }
 }
