@@ -143,11 +143,18 @@ export function fnv1a(data: Uint8Array): number {
 
 /** FNV-1a of data[off, off+len), without a copy. */
 export function fnv1aAt(data: Uint8Array, off: number, len: number): number {
-  let h = 0x811c9dc5;
-  for (let i = off; i < off + len; i++) {
-    h ^= data[i]!;
-    h = Math.imul(h, 0x01000193) >>> 0;
+  // kept as a signed 32-bit value in the loop (Math.imul keeps the low 32 bits either way), four
+  // bytes a round: the device's reads of every buffer go through here
+  let h = 0x811c9dc5 | 0;
+  const end = off + len;
+  let i = off;
+  for (; i + 4 <= end; i += 4) {
+    h = Math.imul(h ^ data[i]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 1]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 2]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 3]!, 0x01000193);
   }
+  for (; i < end; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
   return h >>> 0;
 }
 
