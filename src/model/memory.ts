@@ -6,6 +6,8 @@ export const PAGE_SHIFT = 12n;
 export const PAGE = 4096;
 export const PAGE_BIG = 4096n;
 export const PAGE_MASK = 0xfffn;
+/** ~PAGE_MASK, once: `x & PAGE_BASE` is the page base of x (a bigint `~` allocates on every use) */
+export const PAGE_BASE = ~PAGE_MASK;
 
 export type Pages = Map<bigint, Uint8Array>;
 

@@ -9,7 +9,7 @@
 import type { DirName } from '../model/types.js';
 import { PERM_FOR_DIR, usesIommu } from '../model/types.js';
 import { allocIova, IOVA_LIMIT_32 } from '../model/iova.js';
-import { PAGE_MASK } from '../model/memory.js';
+import { PAGE_BASE, PAGE_MASK } from '../model/memory.js';
 import { findSlots, IO_TLB_SIZE, mappingAt, slotAddr } from '../model/swiotlb.js';
 import type { DeviceState } from '../model/world.js';
 import { liveFind } from '../model/dma-live.js';
@@ -34,8 +34,8 @@ function mapOne(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirNa
     const limit = d.dmaMask < IOVA_LIMIT_32 - 1n ? d.dmaMask + 1n : IOVA_LIMIT_32;
     const iova = allocIova(d.iovas, pages, limit);
     if (iova === null) return { ok: false, reason: 'iova_alloc' };
-    sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, dev: d.dev, iova, gpa: phys & ~PAGE_MASK, size: pages, perm: type === 'coherent' ? 'RW' : PERM_FOR_DIR[dir], seq: 0 });
-    if (d.translate === 'shadow') shadowMap(sim, d, iova, phys & ~PAGE_MASK, pages, cause);
+    sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, dev: d.dev, iova, gpa: phys & PAGE_BASE, size: pages, perm: type === 'coherent' ? 'RW' : PERM_FOR_DIR[dir], seq: 0 });
+    if (d.translate === 'shadow') shadowMap(sim, d, iova, phys & PAGE_BASE, pages, cause);
     return mapped(sim, d, phys, size, dir, type, cause, iova + (phys & PAGE_MASK), 'iommu');
   }
   const reachable = phys + BigInt(Math.max(size, 1)) - 1n <= d.dmaMask;
@@ -72,7 +72,7 @@ export function dmaUnmap(sim: Sim, d: DeviceState, dma: bigint, size: number, di
   sim.emit({ kind: 'dma.unmap', actor: 'cpu0', cause, dev: d.dev, dma, size, dir, type, seq: 0 });
   if (!live) return;
   if (usesIommu(d.path)) {
-    const page = dma & ~PAGE_MASK;
+    const page = dma & PAGE_BASE;
     const span = pageSpan(dma, live.size);
     sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause, dev: d.dev, iova: page, size: span, seq: 0 });
     if (d.path === 'iommu') {
