@@ -155,7 +155,9 @@ function prefetch(p: Pass): boolean {
 function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): number {
   const { sim, d, r } = p;
   const first = lookup(d.iotlb, addr);
-  if (first && ((first.last - first.start + 1n) & M64) === 0n)
+  // (last - start + 1) mod 2^64 is 0: lookup's entry has start <= last, so only [0, 2^64-1] (no
+  // bigint arithmetic for the ordinary entry, on every ring area of every pass)
+  if (first && first.start === 0n && first.last === M64)
     // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
   const res = resolve(sim.world, d, addr, len, access);
