@@ -320,13 +320,30 @@ export class EventWriter {
   private grow(need: number): void {
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = Buffer.allocUnsafeSlow(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
     this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
   reset(): void {
     this.pos = 0;
+  }
+  /**
+   * Hands over what was written (a Buffer that owns its ArrayBuffer alone, so it can be transferred
+   * to another thread) and starts again on a fresh buffer of `next` bytes.
+   */
+  take(next = this.buf.length): Buffer {
+    let out = this.buf.subarray(0, this.pos);
+    if (this.buf.byteOffset !== 0 || this.buf.buffer.byteLength !== this.buf.byteLength) {
+      // a small first buffer may come from Node's pool, shared with other Buffers: copy it out
+      const own = Buffer.allocUnsafeSlow(this.pos);
+      out.copy(own);
+      out = own;
+    }
+    this.buf = Buffer.allocUnsafeSlow(next); // never from Node's shared pool: its ArrayBuffer is its own
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.pos = 0;
+    return out;
   }
   bytes(): Buffer {
     return this.buf.subarray(0, this.pos);
