@@ -7,7 +7,8 @@ import { InputError } from '../errors.js';
 import { CodecError } from '../events/binary.js';
 import { readChunks, type TraceRow } from '../store/db.js';
 import { isJsonlImportConfig } from './import.js';
-import { loadTrace } from './load.js';
+import { loadTrace, withTrace } from './load.js';
+import type Database from 'better-sqlite3';
 
 export function exportHeader(trace: TraceRow): TraceHeader {
   let config: unknown;
@@ -41,6 +42,28 @@ export function exportHeader(trace: TraceRow): TraceHeader {
   };
 }
 
+/** The export of an open trace in pieces of about 1 MiB: the header line, then the event lines. */
+function* exportPieces(db: Database.Database, trace: TraceRow, progress?: (done: number, total: number) => void): Generator<string, number> {
+  let buf = headerLine(exportHeader(trace)) + '\n';
+  let n = 0;
+  for (const c of readChunks(db, trace)) {
+    let off = 0;
+    for (let i = 0; i < c.n; i++) {
+      const ev = decodeAt(c.data, off, c.seq0 + i);
+      off += sizeAt(c.data, off);
+      buf += eventLine(ev) + '\n';
+      n++;
+    }
+    progress?.(c.seq0 + c.n - 1, trace.events);
+    if (buf.length >= 1 << 20) {
+      yield buf;
+      buf = '';
+    }
+  }
+  if (buf) yield buf;
+  return n;
+}
+
 /**
  * Writes the export of trace `id` through `write`, in pieces of about 1 MiB; `write` may return a
  * promise (back-pressure). The database stays open only while this runs.
@@ -48,28 +71,26 @@ export function exportHeader(trace: TraceRow): TraceHeader {
 export async function exportTrace(dbPath: string, id: string, write: (chunk: string) => void | Promise<void>, opts: { progress?: (done: number, total: number) => void } = {}): Promise<{ trace: number; events: number }> {
   const { db, trace } = loadTrace(dbPath, id);
   try {
-    let buf = headerLine(exportHeader(trace)) + '\n';
-    let n = 0;
-    for (const c of readChunks(db, trace)) {
-      let off = 0;
-      for (let i = 0; i < c.n; i++) {
-        const ev = decodeAt(c.data, off, c.seq0 + i);
-        off += sizeAt(c.data, off);
-        buf += eventLine(ev) + '\n';
-        n++;
-      }
-      opts.progress?.(c.seq0 + c.n - 1, trace.events);
-      if (buf.length >= 1 << 20) {
-        await write(buf);
-        buf = '';
-      }
+    const pieces = exportPieces(db, trace, opts.progress);
+    for (let r = pieces.next(); ; r = pieces.next()) {
+      if (r.done) return { trace: trace.id, events: r.value };
+      await write(r.value);
     }
-    if (buf) await write(buf);
-    return { trace: trace.id, events: n };
   } catch (e) {
     if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
     throw e;
   } finally {
     db.close();
   }
+}
+
+/** exportTrace with a synchronous `write` (a file being written), for callers that are synchronous themselves. */
+export function exportTraceSync(dbPath: string, id: string, write: (chunk: string) => void): { trace: number; events: number } {
+  return withTrace(dbPath, id, ({ db, trace }) => {
+    const pieces = exportPieces(db, trace);
+    for (let r = pieces.next(); ; r = pieces.next()) {
+      if (r.done) return { trace: trace.id, events: r.value };
+      write(r.value);
+    }
+  });
 }
