@@ -72,9 +72,13 @@ export async function exportTrace(dbPath: string, id: string, write: (chunk: str
   const { db, trace } = loadTrace(dbPath, id);
   try {
     const pieces = exportPieces(db, trace, opts.progress);
-    for (let r = pieces.next(); ; r = pieces.next()) {
-      if (r.done) return { trace: trace.id, events: r.value };
-      await write(r.value);
+    try {
+      for (let r = pieces.next(); ; r = pieces.next()) {
+        if (r.done) return { trace: trace.id, events: r.value };
+        await write(r.value);
+      }
+    } finally {
+      pieces.return(0); // a write that failed (the reader has gone) ends the read before the database closes
     }
   } catch (e) {
     if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
@@ -88,9 +92,13 @@ export async function exportTrace(dbPath: string, id: string, write: (chunk: str
 export function exportTraceSync(dbPath: string, id: string, write: (chunk: string) => void): { trace: number; events: number } {
   return withTrace(dbPath, id, ({ db, trace }) => {
     const pieces = exportPieces(db, trace);
-    for (let r = pieces.next(); ; r = pieces.next()) {
-      if (r.done) return { trace: trace.id, events: r.value };
-      write(r.value);
+    try {
+      for (let r = pieces.next(); ; r = pieces.next()) {
+        if (r.done) return { trace: trace.id, events: r.value };
+        write(r.value);
+      }
+    } finally {
+      pieces.return(0);
     }
   });
 }
