@@ -25,8 +25,8 @@ function simulatedTrace(trace: TraceRow): { config: SimConfig; seed: string } {
   return { config: traceConfig(trace), seed: trace.seed };
 }
 
-/** Calls `each` with the stored events of seqs [from, to]; with `kinds`, only those are decoded (by their kind byte). */
-function scanStored(db: Database.Database, trace: TraceRow, from: number, to: number, each: (ev: DmaEvent) => void, kinds?: ReadonlySet<Kind>): void {
+/** The stored events of seqs [from, to], one at a time; with `kinds`, only those (the others are not decoded: their kind byte says). */
+function* storedEvents(db: Database.Database, trace: TraceRow, from: number, to: number, kinds?: ReadonlySet<Kind>): Generator<DmaEvent> {
   let codes: Uint8Array | null = null;
   if (kinds) {
     codes = new Uint8Array(256);
@@ -37,7 +37,7 @@ function scanStored(db: Database.Database, trace: TraceRow, from: number, to: nu
     for (let i = 0; i < c.n; i++) {
       const seq = c.seq0 + i;
       const len = sizeAt(c.data, off);
-      if (seq >= from && seq <= to && (!codes || codes[c.data[off + 4]!])) each(decodeAt(c.data, off, seq));
+      if (seq >= from && seq <= to && (!codes || codes[c.data[off + 4]!])) yield decodeAt(c.data, off, seq);
       off += len;
     }
   }
@@ -56,7 +56,9 @@ function storedPerturbSource(db: Database.Database, trace: TraceRow): PerturbSou
       const ck = decodeCheckpoint(row.seq, row.state);
       return ck.sim ? { seq: ck.seq, world: ck.world, state: ck.sim } : null;
     },
-    scan: (from, to, each, kinds) => scanStored(db, trace, from, to, each, kinds),
+    scan(from, to, each, kinds) {
+      for (const e of storedEvents(db, trace, from, to, kinds)) each(e);
+    },
   };
 }
 
@@ -79,11 +81,8 @@ export interface MinimizeReport extends MinimizeResult {
 function storedMinimizeSource(db: Database.Database, trace: TraceRow): MinimizeSource {
   return {
     signature: () => firstFindings(db, trace, 1)[0]?.class ?? null,
-    intents() {
-      const out: EventOf<'intent'>[] = [];
-      scanStored(db, trace, 1, trace.events, (e) => void (e.kind === 'intent' && out.push(e)), new Set<Kind>(['intent']));
-      return out;
-    },
+    // a stream: minimize keeps each as a script op, not as an event
+    intents: () => storedEvents(db, trace, 1, trace.events, new Set<Kind>(['intent'])) as Iterable<EventOf<'intent'>>,
     events: () => trace.events,
   };
 }
