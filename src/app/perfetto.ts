@@ -304,7 +304,7 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
         life.after(ev, world);
       }
       opts.progress?.(Math.min(c.seq0 + c.n - 1, to), to);
-      if (buf.length >= 1 << 20) {
+      if (buf.length >= 1 << 16) {
         await write(buf);
         buf = '';
       }
