@@ -42,7 +42,7 @@ export function exportHeader(trace: TraceRow): TraceHeader {
   };
 }
 
-/** The export of an open trace in pieces of about 1 MiB: the header line, then the event lines. */
+/** The export of an open trace in pieces of about 32 KiB: the header line, then the event lines. */
 function* exportPieces(db: Database.Database, trace: TraceRow, progress?: (done: number, total: number) => void): Generator<string, number> {
   let buf = headerLine(exportHeader(trace)) + '\n';
   let n = 0;
@@ -53,19 +53,21 @@ function* exportPieces(db: Database.Database, trace: TraceRow, progress?: (done:
       off += sizeAt(c.data, off);
       buf += eventLine(ev) + '\n';
       n++;
+      // pieces of ~32 KiB: a longer string is a V8 large object, allocated in the old generation
+      // and freed only by a full GC
+      if (buf.length >= 1 << 15) {
+        yield buf;
+        buf = '';
+      }
     }
     progress?.(c.seq0 + c.n - 1, trace.events);
-    if (buf.length >= 1 << 20) {
-      yield buf;
-      buf = '';
-    }
   }
   if (buf) yield buf;
   return n;
 }
 
 /**
- * Writes the export of trace `id` through `write`, in pieces of about 1 MiB; `write` may return a
+ * Writes the export of trace `id` through `write`, in pieces of about 32 KiB; `write` may return a
  * promise (back-pressure). The database stays open only while this runs.
  */
 export async function exportTrace(dbPath: string, id: string, write: (chunk: string) => void | Promise<void>, opts: { progress?: (done: number, total: number) => void } = {}): Promise<{ trace: number; events: number }> {

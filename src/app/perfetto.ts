@@ -1,7 +1,7 @@
 // export --format perfetto: a trace as Chrome/Perfetto JSON trace events, loadable in
 // ui.perfetto.dev and chrome://tracing. The format is the Trace Event Format ("JSON Object Format":
 // {"traceEvents": [...]}), written as a stream: one event at a time into a buffer flushed every
-// ~1 MiB, so a 10M-event trace never sits in memory. The flow arrows of the findings' causal chains
+// ~32 KiB, so a 10M-event trace never sits in memory. The flow arrows of the findings' causal chains
 // come at the end, from the findings streamed out of the store and one byte per event saying on
 // which track its slice went (a trace can hold hundreds of thousands of findings: none is held).
 //
@@ -231,6 +231,9 @@ class Lifetimes {
   }
 }
 
+/** what is written at once (see the loop) */
+const PIECE = 1 << 15;
+
 export interface PerfettoOptions {
   /** called every chunk with the events written so far and the trace's length */
   progress?: (done: number, total: number) => void;
@@ -302,12 +305,14 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
           }
         }
         life.after(ev, world);
+        // written in pieces of ~32 KiB: a longer string is a V8 large object, allocated in the old
+        // generation and only freed by a full GC (10M events: gigabytes of them before one came)
+        if (buf.length >= PIECE) {
+          await write(buf);
+          buf = '';
+        }
       }
       opts.progress?.(Math.min(c.seq0 + c.n - 1, to), to);
-      if (buf.length >= 1 << 16) {
-        await write(buf);
-        buf = '';
-      }
     }
     for (const [tid, depth] of openPass) for (let k = 0; k < depth; k++) emit({ ph: 'E', pid: PID.actors, tid, ts: last + 1, name: 'handler pass', cat: 'pass' });
     life.close(last + 1);
