@@ -7,11 +7,10 @@ import { minimize, type MinimizeResult, type MinimizeSource } from '../analysis/
 import { perturb, type PerturbResult, type PerturbSource } from '../analysis/perturb.js';
 export { DEFAULT_POINTS } from '../analysis/perturb.js';
 import { provenance, type ByteRun } from '../analysis/provenance.js';
-import { decodeCheckpoint } from '../engine/snapshot.js';
 import { InputError, UsageError } from '../errors.js';
 import { decodeAt, sizeAt } from '../events/binary.js';
 import { type DmaEvent, type EventOf, type Kind, KINDS } from '../events/schema.js';
-import { checkpointBefore, deleteTrace, readChunks, type TraceRow } from '../store/db.js';
+import { checkpointAt, deleteTrace, readChunks, type TraceRow } from '../store/db.js';
 import { firstFindings } from '../store/findings.js';
 import { exportTraceSync } from './export.js';
 import { record } from './record.js';
@@ -51,10 +50,8 @@ function storedPerturbSource(db: Database.Database, trace: TraceRow): PerturbSou
       return f ? { seq: f.seq, cls: f.class } : null;
     },
     resumeBefore(seq) {
-      const row = checkpointBefore(db, trace, seq);
-      if (!row) return null;
-      const ck = decodeCheckpoint(row.seq, row.state);
-      return ck.sim ? { seq: ck.seq, world: ck.world, state: ck.sim } : null;
+      const ck = checkpointAt(db, trace.id, seq, trace.events);
+      return ck?.sim ? { seq: ck.seq, world: ck.world, state: ck.sim } : null;
     },
     scan(from, to, each, kinds) {
       for (const e of storedEvents(db, trace, from, to, kinds)) each(e);
