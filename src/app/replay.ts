@@ -8,7 +8,8 @@ import { InputError } from '../errors.js';
 import { JUDGE } from '../check/index.js';
 import { fold, type ReplayOutcome } from '../engine/replay.js';
 import { reexecute } from '../sim/replay.js';
-import { checkpointHashes, listFindings, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { checkpointHashes, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { countFindings, firstFindings } from '../store/findings.js';
 import type Database from 'better-sqlite3';
 import { loadTrace, traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
@@ -24,11 +25,21 @@ export interface ReplayReport {
   incomplete: boolean;
   checkpoints: number;
   findings: { class: string; seq: number; message: string }[];
+  /** all the findings, however many `findings` lists */
+  findingCount: number;
   mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
 }
 
+export interface FindingsOption {
+  /**
+   * re-execute: list only the first N findings of the store (default all; the CLI streams them with
+   * eachFinding instead of holding hundreds of thousands); a fold judges them itself and lists them all
+   */
+  findings?: number;
+}
+
 /** Replays on this thread. */
-export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): ReplayReport {
+export function replayTrace(dbPath: string, id: string, progress?: ProgressFn, opts: FindingsOption = {}): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
     if (trace.source !== 'sim' || trace.seed === null) return foldReport(db, trace, progress);
     const out = reexecute(traceConfig(trace), trace.seed, counted(readChunks(db, trace), trace.events, progress), {
@@ -44,11 +55,11 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
       if (out.prefixOnly) verifyStream(db, trace); // the run stopped reading before the end
       verifyCheckpoints(db, trace);
     }
-    return reexecuteReport(db, trace, out);
+    return reexecuteReport(db, trace, out, opts);
   });
 }
 
-export interface ReplayOptions {
+export interface ReplayOptions extends FindingsOption {
   /** worker threads (default: the cores); 1 replays on this thread */
   jobs?: number;
   progress?: ProgressFn;
@@ -98,7 +109,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
         : [];
     if (segments.length < 2) {
       close();
-      return replayTrace(dbPath, id, opts.progress);
+      return replayTrace(dbPath, id, opts.progress, opts);
     }
     traceConfig(trace); // a config that does not parse is reported here, as on one thread
     const runner = opts.runner ?? segmentRunner(Math.min(jobs, segments.length));
@@ -113,7 +124,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
       if (r.store.stream) rethrow(r.store.stream);
       if (r.store.checkpoints) rethrow(r.store.checkpoints);
     }
-    return reexecuteReport(db, trace, r.outcome);
+    return reexecuteReport(db, trace, r.outcome, opts);
   } catch (e) {
     if (e instanceof CodecError) throw new InputError(`trace ${trace.id} is corrupt: ${e.message}`);
     throw e;
@@ -134,10 +145,11 @@ function foldReport(db: Database.Database, trace: TraceRow, progress?: ProgressF
     events: r.events,
     checkpoints: 0,
     findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
+    findingCount: r.findings.length,
   };
 }
 
-function reexecuteReport(db: Database.Database, trace: TraceRow, out: ReplayOutcome): ReplayReport {
+function reexecuteReport(db: Database.Database, trace: TraceRow, out: ReplayOutcome, opts: FindingsOption): ReplayReport {
   if (!out.ok && out.expected === null && out.actual !== null && out.reason.includes('corrupt'))
     throw new InputError(`trace ${trace.id} is corrupt at event ${out.seq}`);
   return {
@@ -148,7 +160,8 @@ function reexecuteReport(db: Database.Database, trace: TraceRow, out: ReplayOutc
     ok: out.ok,
     events: out.ok ? out.events : out.seq - 1,
     checkpoints: out.checkpoints,
-    findings: listFindings(db, trace).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+    findings: firstFindings(db, trace, opts.findings ?? -1).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+    findingCount: countFindings(db, trace),
     ...(out.ok
       ? {}
       : {
