@@ -370,7 +370,11 @@ async function commandRows(args: Args, dir: string, dbPath: string, config: SimC
     note: `${pt.timedOut ? 'killed after ' + (2 * T.perturbMs) / 1000 + ' s, ' : ''}exit ${pt.code}, CPU ${(pt.cpuMs / 1000).toFixed(1)} s, ${pt.maxRssMb.toFixed(0)} MB`,
   });
   mem.push(['perturb', pt]);
-  const mn = await runCli(['minimize', '1', '--db', pDb, '--json', '--out', join(dir, 'min.jsonl')], { timeoutMs: 2 * T.perturbMs });
+  // minimize: the big remap trace with the remap race from its first invalidation on (ddmin needs a
+  // failure that survives removing intents; a fault counted to the Nth unmap moves when intents go)
+  const m = record({ db: pDb, config: { ...config, faults: [{ kind: 'delay-invalidate', arg: 1 }] }, seed: SEED });
+  log(`minimize: remap/iommu, ${m.events} events, ${m.findings.length} findings ...`);
+  const mn = await runCli(['minimize', String(m.trace), '--db', pDb, '--json', '--out', join(dir, 'min.jsonl')], { timeoutMs: 2 * T.perturbMs });
   mem.push(['minimize', mn]);
   log(`minimize: exit ${mn.code}, ${(mn.wallMs / 1000).toFixed(1)} s, ${mn.maxRssMb.toFixed(0)} MB`);
   rmDb(pDb);
