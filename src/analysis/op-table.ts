@@ -19,6 +19,8 @@ import type { World } from '../model/world.js';
 
 /** u32 words per row */
 export const ROW = 24;
+/** The stored layout (store/projections.ts): bump when a row's meaning changes. */
+export const TABLE_LAYOUT = { format: 1, words: ROW } as const;
 export const F = {
   op: 0,
   intent: 1,

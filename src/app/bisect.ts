@@ -1,7 +1,7 @@
 // bisect: two traces of the same guest intents (or one workload run under two paths), the first
 // operation whose observable outcome differs, and why.
 import { explainWindowed, type TraceWindow } from '../analysis/bisect.js';
-import { byOp, F, firstIntentDifference, firstRowDivergence, type OpRow, OpHasher, type OpTable, ROW, rowAt } from '../analysis/op-table.js';
+import { byOp, F, firstIntentDifference, firstRowDivergence, type OpRow, OpHasher, type OpTable, ROW, rowAt, TABLE_LAYOUT } from '../analysis/op-table.js';
 import { fold } from '../engine/replay.js';
 import { decodeCheckpoint } from '../engine/snapshot.js';
 import { KINDS } from '../events/schema.js';
@@ -42,7 +42,7 @@ export interface BisectReport {
  * folding the trace once (then cached: see cacheTables).
  */
 function tableOf(db: Database.Database, t: TraceRow, fresh: Map<number, { trace: TraceRow; table: OpTable }>, progress?: ProgressFn, what?: string): OpTable {
-  const stored = loadOpTable(db, t);
+  const stored = loadOpTable(db, t, TABLE_LAYOUT);
   if (stored) return stored;
   // a trace without intents (an imported log) is refused before anything is folded
   refuseWithoutIntents(t, findKind(db, t, 0, new Set([KINDS.intent.code]), 'next') === null ? 0 : 1);
@@ -65,7 +65,7 @@ function cacheTables(dbPath: string, fresh: Map<number, { trace: TraceRow; table
     db = new BetterSqlite(dbPath, { fileMustExist: true, timeout: 0 });
     const w = db;
     w.transaction(() => {
-      for (const { trace, table } of fresh.values()) saveOpTable(w, trace, table);
+      for (const { trace, table } of fresh.values()) saveOpTable(w, trace, table, TABLE_LAYOUT);
     }).immediate();
   } catch {
     /* only a cache */
@@ -150,8 +150,8 @@ export function explainOperation(dbPath: string, idA: string, idB: string, op: n
   try {
     const ta = getTrace(db, parseTraceId(idA));
     const tb = getTrace(db, parseTraceId(idB));
-    const xa = loadOpTable(db, ta);
-    const xb = loadOpTable(db, tb);
+    const xa = loadOpTable(db, ta, TABLE_LAYOUT);
+    const xb = loadOpTable(db, tb, TABLE_LAYOUT);
     if (!xa || !xb) throw new UsageError(`traces ${ta.id} and ${tb.id} need their operation tables (bisect them first)`);
     const rowA = findRow(byOp(xa), op);
     const rowB = findRow(byOp(xb), op);

@@ -4,7 +4,7 @@ import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
 import { traceName } from './sim-args.js';
-import { OpHasher } from '../analysis/op-table.js';
+import { OpHasher, TABLE_LAYOUT } from '../analysis/op-table.js';
 import { saveOpTableQuietly } from '../store/projections.js';
 
 export const DEFAULT_CHECKPOINT_EVERY = 16384;
@@ -62,7 +62,7 @@ export function record(opts: RecordOptions): RecordResult {
     sim.run();
     const done = r.finish();
     rec = null; // stored: nothing after this point may fail the command
-    saveOpTableQuietly(db, { id: r.traceId, events: done.events, hash: done.hash }, ops.table());
+    saveOpTableQuietly(db, { id: r.traceId, events: done.events, hash: done.hash }, ops.table(), TABLE_LAYOUT);
     return { trace: r.traceId, events: done.events, findings, hash: done.hash };
   } catch (e) {
     rec?.abort();
