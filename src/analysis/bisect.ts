@@ -4,7 +4,7 @@
 // search. Then the operation is explained: which bytes differ (offset, expected, got), the device
 // access that produced them, and its causal chain.
 import { createHash } from 'node:crypto';
-import { decodeAt, sizeAt } from '../events/binary.js';
+import { decodeAt, fieldOffset, sizeAt } from '../events/binary.js';
 import { type DmaEvent, type EventOf, type Kind, KINDS, type Seg } from '../events/schema.js';
 import type { RecordedChunk } from '../engine/replay.js';
 import type { World } from '../model/world.js';
@@ -150,6 +150,9 @@ export interface TraceWindow {
 
 const CHAIN_KINDS = new Set<string>(['iotlb.update', 'iotlb.invalidate', 'iommu.map', 'iommu.unmap', 'iommu.inv', 'iommu.notify', 'finding']);
 const CODE = (k: Kind) => KINDS[k].code;
+/** per kind code: byte offsets of iova and size in the mapping changes a chain can name */
+const MAPPING_FIELDS: ([number, number] | undefined)[] = [];
+for (const k of ['iommu.map', 'iommu.unmap', 'iommu.inv'] as const) MAPPING_FIELDS[CODE(k)] = [fieldOffset(k, 'iova')!, fieldOffset(k, 'size')!];
 
 /**
  * Explains operation `op` as `explain` does, but folding only the operation: each trace from the
@@ -249,12 +252,15 @@ function chainWindowed(t: TraceWindow, get: (s: number) => DmaEvent | undefined,
   const seqs = new Set<number>(finding ? finding.chain : [access.entry, accessSeq].filter((s) => s > 0));
   if (!finding && access.entry) {
     const page = access.dma & ~0xfffn;
-    const codes = new Set<number>([CODE('iommu.map'), CODE('iommu.unmap'), CODE('iommu.inv')]);
+    // the range between the fill and the access can be long: each candidate's iova and size are read in place
     scan(t, access.entry + 1, accessSeq - 1, (code, _cause, seq, data, off) => {
-      if (!codes.has(code)) return true;
-      const e = decodeAt(data, off, seq) as EventOf<'iommu.map'> | EventOf<'iommu.unmap'> | EventOf<'iommu.inv'>;
-      if (e.iova <= page && page < e.iova + (e.size || 1n)) {
-        remember(e);
+      const at = MAPPING_FIELDS[code];
+      if (!at) return true;
+      const view = new DataView(data.buffer, data.byteOffset + off);
+      const iova = view.getBigUint64(at[0], true);
+      const size = view.getBigUint64(at[1], true);
+      if (iova <= page && page < iova + (size || 1n)) {
+        remember(decodeAt(data, off, seq));
         seqs.add(seq);
       }
       return true;
