@@ -17,6 +17,7 @@ interface Opts extends CommonOpts, SimOpts {
   strategy: string;
   sweep?: string;
   verifyEvery?: string;
+  selftestNondeterminism?: boolean;
   block?: string;
   minimize?: boolean;
 }
@@ -72,6 +73,7 @@ export function exploreCommand(program: Command): void {
     .option('--strategy <s>', `schedule: ${STRATEGIES.join(' | ')} (swarm also switches faults, variants and knobs per seed)`, 'random')
     .option('--sweep <fault>', `run every injection point of a fault per seed (fail_nth): ${SWEEPABLE.join(', ')}`)
     .option('--verify-every <k>', 'determinism self-check: re-run every seed divisible by k on another worker and compare trace hashes (0: off)', '0')
+    .option('--selftest-nondeterminism', 'check the self-check itself: the --verify-every re-runs use another seed, so explore must stop with exit 5')
     .option('--block <n>', `seeds per block (the unit of work, storage and minimization; part of the campaign)`, String(DEFAULT_BLOCK))
     .option('--no-minimize', 'store reproducers as they ran, without minimizing them')
     .action(async (o: Opts) => {
@@ -108,7 +110,7 @@ export function exploreCommand(program: Command): void {
       const progress = progressPrinter(o);
       let report: ExploreReport;
       try {
-        report = await explore({ db, campaign, from, to, shard, jobs, verifyEvery, minimize: o.minimize !== false, budgetMs, stop, onProgress: (p) => progress.update(p) });
+        report = await explore({ db, campaign, from, to, shard, jobs, verifyEvery, selftest: o.selftestNondeterminism === true, minimize: o.minimize !== false, budgetMs, stop, onProgress: (p) => progress.update(p) });
       } finally {
         progress.end();
         process.off('SIGINT', onSignal);

@@ -6,7 +6,7 @@ import { type BlockResult, type BlockTask, encodedRun, minimizeFor, runBlock } f
 
 export type WorkerTask =
   | { type: 'block'; block: BlockTask }
-  | { type: 'verify'; config: SimConfig; seed: string; avoid: number }
+  | { type: 'verify'; config: SimConfig; seed: string; avoid: number; selftest?: boolean }
   | { type: 'minimize'; config: SimConfig; seed: string; sig: string; sweep?: FaultKind };
 
 export interface WorkerReply {
@@ -19,10 +19,18 @@ export interface WorkerReply {
   minimized?: { config: SimConfig; events: number } | null;
 }
 
+/**
+ * The seed a verification re-runs. `--selftest-nondeterminism` makes it another one, so the re-run
+ * differs the way a nondeterministic model would, and the alarm (exit 5) can be checked end to end.
+ */
+export function verifySeed(seed: string, selftest = false): string {
+  return selftest ? `${seed}/selftest` : seed;
+}
+
 export default function handle(task: WorkerTask): WorkerReply {
   if (task.type === 'block') return { threadId, block: runBlock(task.block) };
   if (task.type === 'minimize') return { threadId, minimized: minimizeFor(task.config, task.seed, task.sig, task.sweep) };
   if (task.avoid === threadId) return { threadId, verify: null };
-  const { hash, bytes } = encodedRun(task.config, task.seed);
+  const { hash, bytes } = encodedRun(task.config, verifySeed(task.seed, task.selftest));
   return { threadId, verify: { hash, bytes } };
 }

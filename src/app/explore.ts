@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
 import { type BlockResult, type Candidate, encodedRun, firstDifference, SIM_FAILED } from '../analysis/explore.js';
+import { verifySeed } from '../analysis/explore-worker.js';
 import { type Campaign, campaignKey, configFor, shardBlocks } from '../analysis/explore-plan.js';
 import { recordCommandLine, shellQuote } from './sim-args.js';
 import { defaultDevices, type SimConfig } from '../sim/config.js';
@@ -80,6 +81,8 @@ export interface ExploreRequest {
   shard: Shard;
   jobs: number;
   verifyEvery: number;
+  /** the re-runs of --verify-every use another seed: checks that the nondeterminism alarm fires */
+  selftest?: boolean;
   minimize?: boolean;
   budgetMs?: number;
   /** set when the user asked to stop (SIGINT): no new block starts, the running ones are kept */
@@ -217,8 +220,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
     };
     const verify = async (config: SimConfig, seed: number, point: number, hash: string, bytes: Uint8Array, thread: number) => {
       let again: { hash: string; bytes: Uint8Array } | null = null;
-      for (let tries = 0; tries < 8 && !again && r.threads > 1; tries++) again = (await r.run({ type: 'verify', config, seed: String(seed), avoid: thread })).verify ?? null;
-      again ??= encodedRun(config, String(seed)); // one worker: this thread is the other one
+      for (let tries = 0; tries < 8 && !again && r.threads > 1; tries++) again = (await r.run({ type: 'verify', config, seed: String(seed), avoid: thread, selftest: req.selftest })).verify ?? null;
+      again ??= encodedRun(config, verifySeed(String(seed), req.selftest)); // one worker: this thread is the other one
       run.verified++;
       if (again.hash === hash || mismatch) return;
       const d = firstDifference(bytes, again.bytes);

@@ -42,6 +42,25 @@ describe('explore and merge on the command line', () => {
     expect(exploreContents(all)).toEqual(want);
   });
 
+  it('a nondeterministic re-run stops explore with exit 5, both hashes and the first differing event', () => {
+    const dir = tempDir();
+    for (const jobs of ['1', '2']) {
+      const db = join(dir, `nd-${jobs}.db`);
+      const r = cli(['explore', ...ARGS, '--seeds', '1..20', '--jobs', jobs, '--verify-every', '5', '--selftest-nondeterminism', '--db', db]);
+      expect(r.code).toBe(5);
+      const m = /NONDETERMINISM: seed (\d+) gave trace hash ([0-9a-f]+) on one worker and ([0-9a-f]+) on another; first differing event #(\d+)/.exec(r.stderr);
+      expect(m).not.toBeNull();
+      expect(Number(m![1]) % 5).toBe(0);
+      expect(m![2]).not.toBe(m![3]);
+      expect(Number(m![4])).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(/first run: \{.*\n\s+re-run: +\{/);
+    }
+    // without the self-test the same run verifies its re-runs and exits 0
+    const ok = cli(['explore', ...ARGS, '--seeds', '1..20', '--jobs', '2', '--verify-every', '5', '--json', '--db', join(dir, 'ok.db')]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).run.verified).toBe(4);
+  });
+
   it('the printed record command reproduces the reproducer run (same trace hash), the replay command verifies it', () => {
     const dir = tempDir();
     const db = join(dir, 'e.db');
