@@ -210,6 +210,18 @@ export class OpHasher {
   private readonly scratch = new Lanes();
   private reaped: number | undefined;
 
+  private followed: World | null = null;
+
+  /** For a producer that steps its own world (the recording): `observe` then reads it. */
+  follow(world: World): void {
+    this.followed = world;
+  }
+
+  /** An event the followed world has just stepped. */
+  observe(ev: DmaEvent): void {
+    this.event(ev, this.followed!);
+  }
+
   event(ev: DmaEvent, w: World): void {
     switch (ev.kind) {
       case 'intent':

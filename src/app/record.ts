@@ -52,13 +52,14 @@ export function record(opts: RecordOptions): RecordResult {
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
         r.event(ev);
-        ops.event(ev, sim.world);
+        ops.observe(ev);
         if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
         if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: r.checkpoint.bind(r),
     };
     const sim = new Sim(config, opts.seed, sink, every);
+    ops.follow(sim.world);
     sim.run();
     const done = r.finish();
     rec = null; // stored: nothing after this point may fail the command
