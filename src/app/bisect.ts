@@ -37,21 +37,16 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-/**
- * A trace's per-operation table: as recorded (or cached by an earlier bisect), else computed by
- * folding the trace once (then cached: see cacheTables).
- */
-function tableOf(db: Database.Database, t: TraceRow, fresh: Map<number, { trace: TraceRow; table: OpTable }>, progress?: ProgressFn, what?: string): OpTable {
-  const stored = loadOpTable(db, t, TABLE_LAYOUT);
-  if (stored) return stored;
-  // a trace without intents (an imported log) is refused before anything is folded
-  refuseWithoutIntents(t, findKind(db, t, 0, new Set([KINDS.intent.code]), 'next') === null ? 0 : 1);
+/** A trace's per-operation table computed by folding it once (cached afterwards: see cacheTables). */
+function computeTable(db: Database.Database, t: TraceRow, fresh: Map<number, { trace: TraceRow; table: OpTable }>, progress?: ProgressFn, what?: string): OpTable {
   const h = new OpHasher();
   fold(counted(readChunks(db, t), t.events, progress, what), null, { noLiveness: true, onEvent: (ev, w) => h.event(ev, w) });
   const table = h.table();
   fresh.set(t.id, { trace: t, table });
   return table;
 }
+
+const hasIntent = (db: Database.Database, t: TraceRow) => findKind(db, t, 0, new Set([KINDS.intent.code]), 'next') !== null;
 
 /**
  * Keeps newly computed tables for the next bisect: a cache, written after the answer is known, in
@@ -104,10 +99,14 @@ function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<num
   try {
     const ta = getTrace(db, a);
     const tb = getTrace(db, b);
-    const xa = tableOf(db, ta, fresh, progress, `projecting trace ${a}`);
-    const xb = tableOf(db, tb, fresh, progress, `projecting trace ${b}`);
-    refuseWithoutIntents(ta, xa.n);
-    refuseWithoutIntents(tb, xb.n);
+    // the tables as recorded (or cached by an earlier bisect); a trace without one is folded once, unless
+    // it has no intent at all (an imported log): refused first, whichever trace it is
+    const sa = loadOpTable(db, ta, TABLE_LAYOUT);
+    const sb = loadOpTable(db, tb, TABLE_LAYOUT);
+    refuseWithoutIntents(ta, sa ? sa.n : hasIntent(db, ta) ? 1 : 0);
+    refuseWithoutIntents(tb, sb ? sb.n : hasIntent(db, tb) ? 1 : 0);
+    const xa = sa ?? computeTable(db, ta, fresh, progress, `projecting trace ${a}`);
+    const xb = sb ?? computeTable(db, tb, fresh, progress, `projecting trace ${b}`);
     // The same intents, or one trace's intents a prefix of the other's (a run that stopped early, e.g. a
     // device that broke, is comparable up to where it stopped; the first missing operation diverges).
     const differsAt = firstIntentDifference(xa, xb);

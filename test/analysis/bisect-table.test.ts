@@ -2,6 +2,7 @@
 // folded from the checkpoint before the diverging operation give what the full-fold bisect gave: the
 // oracle below is that bisect (both traces projected whole with SHA-256 hashes, compared by binary
 // search over the running hashes, the operation explained by folding both traces again).
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
@@ -20,7 +21,7 @@ import type { PathName } from '../../src/model/types.js';
 import type { FaultKind, SimConfig } from '../../src/sim/config.js';
 import { getTrace, openDb, readChunks } from '../../src/store/db.js';
 import { loadOpTable } from '../../src/store/projections.js';
-import { tempDir } from '../helpers.js';
+import { cli, tempDir } from '../helpers.js';
 
 /** The full-fold bisect this change replaced, as the oracle. */
 function oracle(dbPath: string, a: number, b: number) {
@@ -233,6 +234,27 @@ describe('bisect from per-operation tables', () => {
       { numRuns: 10, seed: 5 },
     );
     expect(fromCheckpoint).toBeGreaterThan(10);
+  });
+
+  it('an imported copy of a trace (no table until its first bisect) bisects as the recorded trace does', () => {
+    const dir = tempDir();
+    const db = join(dir, 'i.db');
+    const base = { workload: 'remap' as const, ops: 16, ringNum: 16, faults: [{ kind: 'delay-invalidate' as const, arg: 2 }] };
+    const a = record({ db, seed: '3', config: { ...base, path: 'direct' }, checkpointEvery: 64 }).trace;
+    const b = record({ db, seed: '3', config: { ...base, path: 'iommu' }, checkpointEvery: 64 }).trace;
+    const jsonl = join(dir, 'b.jsonl');
+    const exported = cli(['export', String(b), '--db', db]);
+    expect(exported.code).toBe(0);
+    writeFileSync(jsonl, exported.stdout);
+    expect(cli(['import', jsonl, '--db', db]).code).toBe(0);
+    const c = b + 1;
+    expect(storedTable(db, c)).toBeNull();
+    const want = viaTables(db, a, b);
+    expect(want.comparable && want.diverged).toBe(true);
+    const got = viaTables(db, a, c);
+    expect(got).toEqual(want);
+    expect(got).toEqual(oracle(db, a, c));
+    expect(storedTable(db, c)).not.toBeNull();
   });
 
   it('a stored table that no longer matches its trace (an id reused after a delete) is not used', () => {
