@@ -4,13 +4,13 @@ import { UsageError } from '../errors.js';
 import { eventToJson, hex } from '../events/json.js';
 import { JUDGE } from '../check/index.js';
 import { seek } from '../engine/seek.js';
-import { decodeCheckpoint, stateHash, worldToPlain } from '../engine/snapshot.js';
+import { stateHash, worldToPlain } from '../engine/snapshot.js';
 import { lookup } from '../model/device-iotlb.js';
 import { hvaToGpa } from '../model/memtable.js';
 import { readMem } from '../model/memory.js';
 import { iommuTranslate } from '../model/viommu.js';
 import type { DeviceState, World } from '../model/world.js';
-import { checkpointBefore, readChunks } from '../store/db.js';
+import { checkpointAt, readChunks } from '../store/db.js';
 import { withTrace } from './load.js';
 import { findKind } from '../store/scan.js';
 import { kindMatcher } from '../events/format.js';
@@ -45,9 +45,8 @@ export function stateAt(dbPath: string, id: string, query: StateQuery) {
       if (found === null) throw new UsageError(`no ${glob} event ${q.prev !== undefined ? 'before' : 'after'} #${q.at} in trace ${trace.id}`);
       q = { ...q, at: found };
     }
-    const ck = checkpointBefore(db, trace, q.at);
-    const checkpoint = ck ? decodeCheckpoint(ck.seq, ck.state) : null;
-    const r = seek(checkpoint, readChunks(db, trace, (ck?.seq ?? 0) + 1, q.at), q.at, JUDGE);
+    const checkpoint = checkpointAt(db, trace.id, q.at, trace.events);
+    const r = seek(checkpoint, readChunks(db, trace, (checkpoint?.seq ?? 0) + 1, q.at), q.at, JUDGE);
     const len = q.len ?? 64;
     const memory: Record<string, unknown> = {};
     if (q.gpa !== undefined) memory.gpa = { gpa: hex(q.gpa), bytes: hexOf(readMem(r.world.mem, q.gpa, len)) };

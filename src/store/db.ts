@@ -6,8 +6,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, linkSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { SCHEMA_VERSION } from '../events/schema.js';
 import { InputError, IntegrityError } from '../errors.js';
+import { deleteCheckpoints, migrateCheckpointsToPages, PAGE_BYTES, partsBefore, partsToBlob, type StoredCheckpoint, storedCheckpoints } from './checkpoints.js';
+import type { Checkpoint, PlainWorld, SimState } from '../engine/snapshot.js';
+import { worldFromPlain } from '../model/world.js';
 
-export const STORE_VERSION = 1;
+export { type CheckpointParts, checkpointStateHash, CheckpointWriter, copyCheckpoints, deleteCheckpoints, partsBefore, type StoredCheckpoint } from './checkpoints.js';
+
+/** 2: checkpoints store each page content once (checkpoints.ts); version-1 files are migrated on the first write */
+export const STORE_VERSION = 2;
 export const CHUNK = 256;
 export const CHUNK_ID_SHIFT = 0x1_0000_0000;
 
@@ -39,9 +45,21 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   trace INTEGER NOT NULL,
   seq INTEGER NOT NULL,              -- state after applying events 1..seq
   state_hash TEXT NOT NULL,
-  state BLOB NOT NULL,
+  state BLOB NOT NULL,               -- the JSON header, deflated (version 1: the whole blob, pages included)
+  pages BLOB,                        -- deflated list of (u64 pfn, u48 pages.id); NULL in a version-1 row
   PRIMARY KEY (trace, seq)
 );
+CREATE TABLE IF NOT EXISTS pages (   -- each guest page content once, whichever checkpoints and traces hold it
+  id INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL UNIQUE,         -- SHA-256 of data
+  data BLOB NOT NULL                 -- the 4096 bytes without their trailing zeros
+);
+CREATE TABLE IF NOT EXISTS trace_pages (  -- which traces use a page: deleting a trace deletes the pages only it used
+  trace INTEGER NOT NULL,
+  page INTEGER NOT NULL,
+  PRIMARY KEY (trace, page)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_pages_page ON trace_pages (page);
 CREATE TABLE IF NOT EXISTS findings (
   trace INTEGER NOT NULL,
   seq INTEGER NOT NULL,              -- the finding event's own seq
@@ -242,8 +260,8 @@ function checkVersions(db: Database.Database, path: string): number {
 function checkSchema(db: Database.Database, path: string): void {
   const t = tableNames(db);
   if (!t.has('meta')) throw new InputError(`${path} is a SQLite database but not a dmareplay one`);
-  checkVersions(db, path);
-  for (const need of ['traces', 'events', 'checkpoints', 'findings'])
+  const version = checkVersions(db, path);
+  for (const need of ['traces', 'events', 'checkpoints', 'findings', ...(version >= 2 ? ['pages', 'trace_pages'] : [])])
     if (!t.has(need)) throw new InputError(`database ${path} is incomplete (no ${need} table: its creation was interrupted); record or import into it to repair it`);
 }
 
@@ -265,7 +283,7 @@ function createSchema(db: Database.Database, path: string): void {
 
 // Schema changes between store versions go here, oldest first; they run inside createSchema's transaction.
 function migrate(db: Database.Database, from: number): void {
-  const steps: Record<number, (db: Database.Database) => void> = {};
+  const steps: Record<number, (db: Database.Database) => void> = { 1: migrateCheckpointsToPages };
   for (let v = from; v < STORE_VERSION; v++) steps[v]?.(db);
   db.prepare(`INSERT OR REPLACE INTO meta VALUES ('store_version', ?)`).run(String(STORE_VERSION));
 }
@@ -318,38 +336,27 @@ export function* readChunks(db: Database.Database, trace: TraceRow, from = 1, to
   }
 }
 
-/**
- * SHA-256 of a checkpoint blob's state: what recorder.ts encodeCheckpointRow hashes, i.e. the blob
- * with the JSON header's last member ("sim", the simulation state) replaced by null.
- */
-export function checkpointStateHash(blob: Buffer): string | null {
-  if (blob.length < 4) return null;
-  const n = blob.readUInt32LE(0);
-  if (4 + n > blob.length) return null;
-  const head = blob.subarray(4, 4 + n);
-  const at = head.lastIndexOf(',"sim":');
-  if (at < 0 || head[head.length - 1] !== 0x7d) return null;
-  const nullHead = Buffer.concat([head.subarray(0, at), Buffer.from(',"sim":null}')]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(nullHead.length, 0);
-  return createHash('sha256').update(len).update(nullHead).update(blob.subarray(4 + n)).digest('hex');
-}
-
 /** The nearest checkpoint at or before seq, its state checked against its stored hash before use. */
-export function checkpointBefore(db: Database.Database, trace: TraceRow, seq: number): { seq: number; state: Buffer; state_hash: string } | null {
-  const row = db
-    .prepare(`SELECT seq, state, state_hash FROM checkpoints WHERE trace = ? AND seq <= ? AND seq <= ? ORDER BY seq DESC LIMIT 1`)
-    .get(trace.id, seq, trace.events) as { seq: number; state: unknown; state_hash: unknown } | undefined;
-  if (!row) return null;
-  verifyCheckpoint(trace, row);
-  return row as { seq: number; state: Buffer; state_hash: string };
+export function checkpointBefore(db: Database.Database, trace: TraceRow, seq: number): StoredCheckpoint | null {
+  const c = partsBefore(db, trace.id, seq, trace.events);
+  return c && { seq: c.seq, state: partsToBlob(c), state_hash: c.stateHash };
 }
 
-function verifyCheckpoint(trace: TraceRow, row: { seq: number; state: unknown; state_hash: unknown }): void {
-  if (!Buffer.isBuffer(row.state)) throw new InputError(`trace ${trace.id} is corrupt: the checkpoint after #${row.seq} is stored as ${typeof row.state === 'string' ? 'TEXT' : typeof row.state}, not a blob`);
-  const got = checkpointStateHash(row.state);
-  if (got === null) throw new IntegrityError(`trace ${trace.id} is corrupt: the checkpoint after #${row.seq} is not a checkpoint (its header is damaged)`);
-  if (got !== row.state_hash) throw new IntegrityError(`trace ${trace.id} is corrupt: the checkpoint after #${row.seq} hashes to ${got.slice(0, 16)}…, not to its stored state hash ${String(row.state_hash).slice(0, 16)}…`);
+/**
+ * The nearest checkpoint of a trace at or before seq (and `last`), checked and decoded, or null: what
+ * engine/snapshot.ts decodeCheckpoint makes of its blob, without putting the blob together. The
+ * world's pages are views of the bytes read (never written: guest memory is copy-on-write).
+ */
+export function checkpointAt(db: Database.Database, trace: number, seq: number, last: number): Checkpoint | null {
+  const c = partsBefore(db, trace, seq, last);
+  if (!c) return null;
+  const head = JSON.parse(c.head.toString('utf8')) as { world: PlainWorld; sim: SimState | null };
+  const mem = new Map<bigint, Uint8Array>();
+  for (let i = 0; i < c.pages.length; i++) {
+    const p = c.pages[i]!;
+    mem.set(c.pfns[i]!, new Uint8Array(p.buffer, p.byteOffset, PAGE_BYTES));
+  }
+  return { seq: c.seq, world: worldFromPlain(head.world, mem), sim: head.sim };
 }
 
 /** Reads a whole trace only to check it: its rows against traces.events, its stream against traces.hash. */
@@ -360,10 +367,7 @@ export function verifyStream(db: Database.Database, trace: TraceRow): void {
 /** Checks every stored checkpoint of a trace against its state hash (replay does, before saying ok). */
 export function verifyCheckpoints(db: Database.Database, trace: TraceRow): number {
   let n = 0;
-  for (const row of db.prepare(`SELECT seq, state, state_hash FROM checkpoints WHERE trace = ? AND seq <= ? ORDER BY seq`).iterate(trace.id, trace.events) as Iterable<{ seq: number; state: unknown; state_hash: unknown }>) {
-    verifyCheckpoint(trace, row);
-    n++;
-  }
+  for (const _ of storedCheckpoints(db, trace.id, trace.events)) n++;
   return n;
 }
 
@@ -457,7 +461,8 @@ export function deleteTrace(path: string, id: number): void {
     const lo = id * CHUNK_ID_SHIFT;
     db.transaction(() => {
       db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(lo, lo + CHUNK_ID_SHIFT - 1);
-      for (const t of ['checkpoints', 'findings']) db.prepare(`DELETE FROM ${t} WHERE trace = ?`).run(id);
+      deleteCheckpoints(db, id);
+      db.prepare(`DELETE FROM findings WHERE trace = ?`).run(id);
       db.prepare(`DELETE FROM traces WHERE id = ?`).run(id);
     }).immediate();
   } finally {

@@ -12,7 +12,7 @@
 //                      the reproducer of a signature: its smallest run (fewest events, then lowest
 //                      seed and point), stored in `traces` minimized once the minimization is done
 import type Database from 'better-sqlite3';
-import { CHUNK_ID_SHIFT } from './db.js';
+import { CHUNK_ID_SHIFT, copyCheckpoints, deleteCheckpoints } from './db.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS explore_campaigns (id TEXT PRIMARY KEY, params TEXT NOT NULL);
@@ -172,7 +172,7 @@ function traceStillUsed(db: Database.Database, trace: number): boolean {
 
 export function deleteTrace(db: Database.Database, trace: number): void {
   db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(trace * CHUNK_ID_SHIFT, trace * CHUNK_ID_SHIFT + CHUNK_ID_SHIFT - 1);
-  db.prepare(`DELETE FROM checkpoints WHERE trace = ?`).run(trace);
+  deleteCheckpoints(db, trace);
   db.prepare(`DELETE FROM findings WHERE trace = ?`).run(trace);
   db.prepare(`DELETE FROM traces WHERE id = ?`).run(trace);
 }
@@ -192,9 +192,7 @@ export function copyTrace(src: Database.Database, dst: Database.Database, id: nu
     data: Buffer;
   }>)
     insEv.run(to * CHUNK_ID_SHIFT + (e.id - id * CHUNK_ID_SHIFT), to, e.seq0, e.n, e.data);
-  const insCk = dst.prepare(`INSERT INTO checkpoints (trace, seq, state_hash, state) VALUES (?, ?, ?, ?)`);
-  for (const c of src.prepare(`SELECT seq, state_hash, state FROM checkpoints WHERE trace = ?`).iterate(id) as Iterable<{ seq: number; state_hash: string; state: Buffer }>)
-    insCk.run(to, c.seq, c.state_hash, c.state);
+  copyCheckpoints(src, dst, id, to);
   const insF = dst.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
   for (const f of src.prepare(`SELECT seq, class, message, iova, gpa, chain FROM findings WHERE trace = ?`).iterate(id) as Iterable<Record<string, unknown>>)
     insF.run(to, f.seq, f.class, f.message, f.iova, f.gpa, f.chain);

@@ -9,6 +9,7 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { CheckpointWriter } from './checkpoints.js';
 
 export const GROUPS_DONE = 0;
 export const STATE = 1;
@@ -70,12 +71,12 @@ function main(init: WorkerInit): void {
       for (const data of first.iterate(init.firstChunkId, init.firstChunkId + init.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);
     }
     const insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
-    const insCk = db.prepare(`INSERT INTO checkpoints (trace, seq, state_hash, state) VALUES (?, ?, ?, ?)`);
+    const insCk = new CheckpointWriter(db, init.traceId);
     const insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     const updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
     const write = db.transaction((g: Group) => {
       for (const r of g.chunks) insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
-      for (const c of g.checkpoints) insCk.run(init.traceId, c.seq, checkpointHash(c), asBuffer(c.blob));
+      for (const c of g.checkpoints) insCk.write(c.seq, checkpointHash(c), c.blob);
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
     });

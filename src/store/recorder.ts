@@ -21,7 +21,7 @@ import { worldToPlain } from '../engine/snapshot.js';
 import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../engine/snapshot.js';
-import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT } from './db.js';
+import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT, CheckpointWriter, deleteCheckpoints } from './db.js';
 import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, RUNNING, STATE, type WorkerInit } from './record-worker.js';
 
 import { ENGINE_VERSION } from '../events/jsonl.js';
@@ -67,7 +67,7 @@ export class Recorder {
   private readonly hash: Hash = createHash('sha256');
   private thread: Writer | null = null;
   private readonly insChunk: Database.Statement;
-  private readonly insCk: Database.Statement;
+  private readonly insCk: CheckpointWriter;
   private readonly insFinding: Database.Statement;
   private readonly updTrace: Database.Statement;
   private readonly flushTx: () => void;
@@ -86,12 +86,12 @@ export class Recorder {
     this.traceId = Number(info.lastInsertRowid);
     this.useWorker = (opts.worker ?? true) && WORKER_AVAILABLE && !db.memory && !!db.name;
     this.insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
-    this.insCk = db.prepare(`INSERT INTO checkpoints (trace, seq, state_hash, state) VALUES (?, ?, ?, ?)`);
+    this.insCk = new CheckpointWriter(db, this.traceId);
     this.insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
     this.flushTx = db.transaction(() => {
       for (const r of this.pending) this.insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
-      for (const c of this.pendingCk) this.insCk.run(this.traceId, c.seq, checkpointHash(c), asBuffer(c.blob));
+      for (const c of this.pendingCk) this.insCk.write(c.seq, checkpointHash(c), c.blob);
       for (const r of this.pendingFindings) this.insFinding.run(r);
       this.updTrace.run(this.committed, this.findingCount, this.traceId);
     });
@@ -196,7 +196,7 @@ export class Recorder {
       const lo = this.traceId * CHUNK_ID_SHIFT;
       this.db.transaction(() => {
         this.db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(lo, lo + CHUNK_ID_SHIFT - 1);
-        this.db.prepare(`DELETE FROM checkpoints WHERE trace = ?`).run(this.traceId);
+        deleteCheckpoints(this.db, this.traceId);
         this.db.prepare(`DELETE FROM findings WHERE trace = ?`).run(this.traceId);
         this.db.prepare(`DELETE FROM traces WHERE id = ?`).run(this.traceId);
       })();

@@ -57,10 +57,12 @@ describe('failing commands change nothing', () => {
     writeFileSync(imp, cli(['export', String(t), '--db', db]).stdout);
     const t2 = cliJson(['import', imp, '--db', db]).trace;
     const h = new Database(db);
-    const ck = h.prepare('SELECT seq, state FROM checkpoints WHERE trace = ? ORDER BY seq LIMIT 1').get(t) as { seq: number; state: Buffer };
-    const bad = Buffer.from(ck.state);
-    bad[bad.length - 1]! ^= 0xff; // a memory byte of the checkpointed world
-    h.prepare('UPDATE checkpoints SET state = ? WHERE trace = ? AND seq = ?').run(bad, t, ck.seq);
+    const ck = h.prepare('SELECT seq FROM checkpoints WHERE trace = ? ORDER BY seq LIMIT 1').get(t) as { seq: number };
+    // a memory byte of the checkpointed world: the trace's first stored page content, written with its first checkpoint
+    const page = h.prepare('SELECT id, data FROM pages WHERE id = (SELECT min(page) FROM trace_pages WHERE trace = ?)').get(t) as { id: number; data: Buffer };
+    const bad = Buffer.from(page.data);
+    bad[bad.length - 1]! ^= 0xff;
+    h.prepare('UPDATE pages SET data = ? WHERE id = ?').run(bad, page.id);
     const ev = h.prepare('SELECT id, data FROM events WHERE trace = ? ORDER BY id LIMIT 1').get(t2) as { id: number; data: Buffer };
     const d = Buffer.from(ev.data);
     d[6]! ^= 1; // the first event's cause (u32 length, u8 kind, u8 actor, u32 cause): still decodes
