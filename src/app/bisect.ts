@@ -3,12 +3,11 @@
 import { explainWindowed, type TraceWindow } from '../analysis/bisect.js';
 import { byOp, F, firstIntentDifference, firstRowDivergence, type OpRow, OpHasher, type OpTable, ROW, rowAt, TABLE_LAYOUT } from '../analysis/op-table.js';
 import { fold } from '../engine/replay.js';
-import { decodeCheckpoint } from '../engine/snapshot.js';
 import { KINDS } from '../events/schema.js';
 import { findKind } from '../store/scan.js';
 import { DmaReplayError, UsageError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
-import { checkpointBefore, deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { checkpointAt, deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
 import { loadOpTable, saveOpTable } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
@@ -178,10 +177,7 @@ function findRow(rows: Uint32Array, op: number): OpRow | null {
 function windowOf(db: Database.Database, t: TraceRow, row: OpRow | null): TraceWindow {
   return {
     row,
-    checkpointAtOrBefore(seq) {
-      const ck = checkpointBefore(db, t, seq);
-      return ck ? decodeCheckpoint(ck.seq, ck.state) : null;
-    },
+    checkpointAtOrBefore: (seq) => checkpointAt(db, t.id, seq, t.events),
     chunks: (from, to) => readChunks(db, t, from, to),
   };
 }

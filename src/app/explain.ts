@@ -8,8 +8,7 @@
 import { decodeAt, sizeAt } from '../events/binary.js';
 import { type DmaEvent, KINDS } from '../events/schema.js';
 import { seek } from '../engine/seek.js';
-import { decodeCheckpoint } from '../engine/snapshot.js';
-import { checkpointBefore, readChunks, type TraceRow } from '../store/db.js';
+import { checkpointAt, readChunks, type TraceRow } from '../store/db.js';
 import type Database from 'better-sqlite3';
 import { withTrace } from './load.js';
 
@@ -48,8 +47,8 @@ function eventAt(db: Database.Database, trace: TraceRow, seq: number): DmaEvent 
 /** The first iotlb.invalidate at or after `from` answering one of `requests`, or null. */
 function delivery(db: Database.Database, trace: TraceRow, from: number, requests: Set<number>): DmaEvent | null {
   // what the world still owes after `from`: once none of it is, nothing later can deliver it
-  const ck = checkpointBefore(db, trace, from);
-  const world = seek(ck ? decodeCheckpoint(ck.seq, ck.state) : null, readChunks(db, trace, (ck?.seq ?? 0) + 1, from), from, null).world;
+  const ck = checkpointAt(db, trace.id, from, trace.events);
+  const world = seek(ck, readChunks(db, trace, (ck?.seq ?? 0) + 1, from), from, null).world;
   const owed = new Map<number, number>();
   for (const i of world.vmm.invals) if (requests.has(i.req)) owed.set(i.req, (owed.get(i.req) ?? 0) + 1);
   let left = [...owed.values()].reduce((x, y) => x + y, 0);
