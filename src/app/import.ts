@@ -174,7 +174,9 @@ class Folder {
   /** One event of the input (an imported event, or a line of the JSONL file with its seq). */
   put(e: NewEvent | DmaEvent): void {
     if (this.insertFindings) {
-      this.validator?.check({ ...(e as NewEvent), seq: this.pipe.seq + 1 } as DmaEvent);
+      // the seq emit() gives it (it sets ev.seq itself), set first so the validator sees it: no copy
+      (e as DmaEvent).seq = this.pipe.seq + 1;
+      this.validator?.check(e as DmaEvent);
       this.pipe.emit(e as NewEvent);
     } else this.pipe.put(e as DmaEvent);
     this.pipe.maybeCheckpoint();

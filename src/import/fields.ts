@@ -48,6 +48,9 @@ const RANGES: readonly (readonly [string, string])[] = [
  */
 const SPANS: readonly (readonly [string, string])[] = [['virtStart', 'virtEnd']];
 
+/** the smallest of NUMBER_MAX: a number up to it passes every field's check */
+const SMALLEST_MAX = Math.min(...Object.values(NUMBER_MAX));
+
 function checkValue(name: string, v: unknown): string | null {
   if (typeof v === 'bigint') {
     if (v < 0n) return `${name} is negative`;
@@ -68,27 +71,35 @@ export function fieldRangeError(rec: object): string | null {
   const r = rec as Record<string, unknown>;
   for (const k in r) {
     const v = r[k];
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    // the common cases first, without a lookup: a bigint in range, a small exact number
+    if (typeof v === 'bigint') {
+      if (v >= 0n && v < TWO64) continue;
+    } else if (typeof v === 'number') {
+      if (v >= 0 && v <= SMALLEST_MAX && Number.isInteger(v)) continue;
+    } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
       const inner = v as Record<string, unknown>;
       for (const k2 in inner) {
         const bad = checkValue(k2, inner[k2]);
         if (bad) return `${k}.${bad}`;
       }
       continue;
-    }
+    } else continue;
     const bad = checkValue(k, v);
     if (bad) return bad;
   }
-  for (const [a, n] of RANGES) {
-    const x = r[a];
-    const len = r[n];
-    if (typeof x === 'bigint' && typeof len === 'bigint' && x + len > TWO64) return `${a} 0x${x.toString(16)} + ${n} 0x${len.toString(16)} wraps past 2^64`;
-  }
-  for (const [a, b] of SPANS) {
-    const x = r[a];
-    const y = r[b];
-    if (typeof x === 'bigint' && typeof y === 'bigint' && y < x) return `${b} 0x${y.toString(16)} lies before ${a} 0x${x.toString(16)}`;
-  }
+  // every RANGES pair ends in a size; SPANS has one pair
+  if (typeof r.size === 'bigint')
+    for (const [a, n] of RANGES) {
+      const x = r[a];
+      const len = r[n];
+      if (typeof x === 'bigint' && typeof len === 'bigint' && x + len > TWO64) return `${a} 0x${x.toString(16)} + ${n} 0x${len.toString(16)} wraps past 2^64`;
+    }
+  if (r.virtEnd !== undefined)
+    for (const [a, b] of SPANS) {
+      const x = r[a];
+      const y = r[b];
+      if (typeof x === 'bigint' && typeof y === 'bigint' && y < x) return `${b} 0x${y.toString(16)} lies before ${a} 0x${x.toString(16)}`;
+    }
   return null;
 }
 

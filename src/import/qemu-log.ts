@@ -16,7 +16,11 @@
  * Pure line-level parsing: no state is carried between lines.
  */
 import { fieldRangeError } from './fields.js';
+import { FAST, type FastBuilder, sameChars, VTD_SLPTE_ADDR_MASK } from './qemu-fast.js';
 import { type LineSource, lineBatches, newLineStreamState } from './lines.js';
+
+/** SLPTE address bits 12..51 (VT-d MGAW is at most 52 bits). */
+export { VTD_SLPTE_ADDR_MASK };
 
 // ---------------------------------------------------------------------------------------------
 // Record types
@@ -337,8 +341,6 @@ export const QEMU_FORMATS: Readonly<Record<QemuTypedKind, string>> = {
   pci_cfg_write: '%s %02x:%02x.%x @0x%x <- 0x%x',
 };
 
-/** SLPTE address bits 12..51 (VT-d MGAW is at most 52 bits). */
-export const VTD_SLPTE_ADDR_MASK = 0x000f_ffff_ffff_f000n;
 
 /**
  * Hex digits → bigint, exactly. parseInt is exact below 2^53 (and rounds to ≥ 2^53 otherwise, so the
@@ -897,6 +899,10 @@ function usecOf(frac: string): number {
 let lastSecText = '';
 let lastSec = 0n;
 let lastSecUs = 0n;
+/** the fast path's cache of the same (by value) */
+let fastSecN = -1;
+let fastSec = 0n;
+let fastSecUs = 0n;
 
 /**
  * Parses one line. Returns `null` for blank lines, a {@link QemuMalformed} (which has a `malformed`
@@ -904,12 +910,167 @@ let lastSecUs = 0n;
  * event's format, and otherwise a typed or opaque record.
  */
 export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | QemuMalformed | null {
+  return parseLine(line, lineNo, false);
+}
+
+/** `c` is an ASCII decimal digit */
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+/** `c` may start an event name: [A-Za-z_] */
+const isNameStart = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+/** `c` may continue an event name: [A-Za-z0-9_] */
+const isNameChar = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57);
+/** what `.` in HEADER_RE does not match: the args of a line holding one are no args */
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+/** An event name seen in a log, and its record's builder (none: opaque). */
+interface EventName {
+  event: string;
+  builder: Builder<QemuTypedKind> | undefined;
+  fast: FastBuilder | undefined;
+}
+/**
+ * The event names seen so far, by their length and three of their characters: a line's name is
+ * found without cutting it out of the line (and hashing the new string) first, and without checking
+ * its characters again. A log names a few dozen events; past NAMES_MAX distinct names new ones are
+ * no longer remembered (just checked and cut out each time).
+ */
+const NAMES = new Map<number, EventName[]>();
+let namesKept = 0;
+const NAMES_MAX = 4096;
+
+/**
+ * The event name text[from, to) (`to`: the first space after it, or the end of the line), or null
+ * when it is not one ([A-Za-z_][A-Za-z0-9_]*).
+ */
+function eventName(text: string, from: number, to: number): EventName | null {
+  const n = to - from;
+  if (n === 0) return null;
+  const key = (((n << 7) ^ text.charCodeAt(to - 1)) * 131 + text.charCodeAt(from + (n >> 1))) * 131 + text.charCodeAt(to - 2 + (n === 1 ? 1 : 0));
+  const known = NAMES.get(key);
+  if (known !== undefined) for (const e of known) if (e.event.length === n && sameChars(text, from, e.event)) return e;
+  if (!isNameStart(text.charCodeAt(from))) return null;
+  for (let j = from + 1; j < to; j++) if (!isNameChar(text.charCodeAt(j))) return null;
+  const event = text.slice(from, to);
+  const e: EventName = { event, builder: BUILDER_MAP.get(event), fast: isQemuTypedEvent(event) ? FAST[event] : undefined };
+  if (namesKept < NAMES_MAX) {
+    namesKept++;
+    if (known !== undefined) known.push(e);
+    else NAMES.set(key, [e]);
+  }
+  return e;
+}
+
+/**
+ * {@link parseQemuLogLine}, and with `keepText` the line as read in `rawText` (for the converters).
+ *
+ * The header is scanned by hand when it has the shape QEMU prints (a TID of at most 9 digits, at
+ * most 15 digits of seconds, `%06zu` microseconds): then every field is in range by construction
+ * (fields.ts) and no regex runs. Anything else takes HEADER_RE, with the same results.
+ */
+export function parseLine(line: string, lineNo: number, keepText: boolean): QemuRecord | QemuMalformed | null {
+  const text = stripCr(line);
+  const len = text.length;
+  if (len === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
+  // TID: 1-9 digits, then '@'
+  let i = 0;
+  let tid = 0;
+  let c = text.charCodeAt(0);
+  while (i < 9 && isDigit(c)) {
+    tid = tid * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i === 0 || c !== 64) return parseLineSlow(line, text, lineNo, keepText);
+  // SEC: 1-15 digits (exact as a double), then '.'
+  const s0 = ++i;
+  let sec = 0;
+  c = text.charCodeAt(i);
+  while (i - s0 < 15 && isDigit(c)) {
+    sec = sec * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i === s0 || c !== 46) return parseLineSlow(line, text, lineNo, keepText);
+  // USEC: exactly 6 digits, then ':'
+  const u0 = ++i;
+  let usec = 0;
+  c = text.charCodeAt(i);
+  while (i - u0 < 6 && isDigit(c)) {
+    usec = usec * 10 + (c - 48);
+    c = text.charCodeAt(++i);
+  }
+  if (i - u0 !== 6 || c !== 58) return parseLineSlow(line, text, lineNo, keepText);
+  // event name, then the end or ' ' and the args
+  const n0 = ++i;
+  i = text.indexOf(' ', n0);
+  if (i < 0) i = len;
+  const name = eventName(text, n0, i);
+  if (name === null) return parseLineSlow(line, text, lineNo, keepText);
+  const event = name.event;
+  const args = i < len ? text.slice(i + 1) : '';
+  if (args.length > 0 && LINE_TERMINATOR.test(args)) return parseLineSlow(line, text, lineNo, keepText);
+  if (sec !== fastSecN) {
+    // consecutive lines mostly share the second: convert it once
+    fastSecN = sec;
+    fastSec = BigInt(sec);
+    fastSecUs = fastSec * 1_000_000n;
+  }
+  const tUs = fastSecUs + BigInt(usec);
+  const time: QemuTime = { sec: fastSec, usec };
+  const b = name.builder;
+  if (b === undefined) {
+    // tid < 10^9, usec < 10^6 and sec < 10^15: the range checks of fields.ts hold
+    return keepText
+      ? ({ line: lineNo, tid, time, tUs, event, kind: 'opaque', args, rawText: line } as QemuOpaqueRecord & WithText)
+      : ({ line: lineNo, tid, time, tUs, event, kind: 'opaque', args } as QemuOpaqueRecord);
+  }
+  return typedRecord(b, name.fast, event, args, { line: lineNo, tid, time, tUs, event }, line, keepText);
+}
+
+/** The args of a typed event → its record, or the malformed line (args that do not match, fields out of range). */
+function typedRecord(
+  b: Builder<QemuTypedKind>,
+  fast: FastBuilder | undefined,
+  event: string,
+  args: string,
+  base: QemuBase,
+  line: string,
+  keepText: boolean,
+): QemuRecord | QemuMalformed {
+  const rec = (fast !== undefined ? fast(args, base) : null) ?? b(args, base);
+  if (rec === null) {
+    return {
+      kind: 'malformed',
+      line: base.line,
+      malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`,
+      text: line,
+    };
+  }
+  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
+  const bad = fieldRangeError(rec);
+  if (bad !== null) return { kind: 'malformed', line: base.line, malformed: `${event}: ${bad}`, text: line };
+  if (keepText) (rec as QemuRecord & WithText).rawText = line;
+  return rec;
+}
+
+/**
+ * The parser without its fast paths: HEADER_RE and the regex builders for every line. Results are
+ * {@link parseQemuLogLine}'s; the tests hold the fast paths to it.
+ */
+export function parseQemuLogLineByRegex(line: string, lineNo: number): QemuRecord | QemuMalformed | null {
   const text = stripCr(line);
   if (text.length === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
+  return parseLineSlow(line, text, lineNo, false);
+}
+
+/** Every header the fast path of {@link parseLine} does not take: HEADER_RE, untimed lines, malformed ones. */
+function parseLineSlow(line: string, text: string, lineNo: number, keepText: boolean): QemuRecord | QemuMalformed {
   const m = HEADER_RE.exec(text);
   if (m === null) {
     const u = UNTIMED_HEADER_RE.exec(text);
-    if (u !== null) return untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
+    if (u !== null) {
+      const r = untimedRecord(u[1]!, u[2] ?? '', lineNo, line);
+      if (keepText && r.kind !== 'malformed') (r as QemuRecord & WithText).rawText = line;
+      return r;
+    }
     const reason = /^\d+@/.test(text)
       ? 'bad trace line header (expected TID@SEC.USEC:event args)'
       : 'not a QEMU log-backend trace line (expected TID@SEC.USEC:event args)';
@@ -917,7 +1078,6 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   }
   const secText = m[2]!;
   if (secText !== lastSecText) {
-    // consecutive lines mostly share the second: convert it once
     lastSecText = secText;
     lastSec = BigInt(secText);
     lastSecUs = lastSec * 1_000_000n;
@@ -936,21 +1096,11 @@ export function parseQemuLogLine(line: string, lineNo: number): QemuRecord | Qem
   if (b === undefined) {
     const bad = fieldRangeError(base);
     if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
-    return { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
+    const r: QemuOpaqueRecord = { line: base.line, tid: base.tid, time: base.time, tUs: base.tUs, event, kind: 'opaque', args };
+    if (keepText) (r as QemuRecord & WithText).rawText = line;
+    return r;
   }
-  const rec = b(args, base);
-  if (rec === null) {
-    return {
-      kind: 'malformed',
-      line: lineNo,
-      malformed: `${event}: args do not match "${QEMU_FORMATS[event as QemuTypedKind]}"`,
-      text: line,
-    };
-  }
-  // out-of-range fields (fields.ts) make the line malformed, like args that do not match
-  const bad = fieldRangeError(rec);
-  if (bad !== null) return { kind: 'malformed', line: lineNo, malformed: `${event}: ${bad}`, text: line };
-  return rec;
+  return typedRecord(b, undefined, event, args, base, line, keepText);
 }
 
 /** A line of a log without timestamps ({@link isUntimedQemuLogLine}): tid 0, time 0, tUs = line number. */
@@ -989,13 +1139,13 @@ export async function* readQemuLogBatches(source: LineSource, opts: ReadOptions 
   let pendingText = '';
   let records = 0;
   let malformed = 0;
+  const keep = opts.text === true;
   for await (const batch of lineBatches(source, state)) {
     const out: QemuItem[] = [];
     for (const line of batch) {
       lineNo++;
-      const item = parseQemuLogLine(line, lineNo);
+      const item = parseLine(line, lineNo, keep);
       if (item === null) continue;
-      if (opts.text && item.kind !== 'malformed') (item as QemuRecord & WithText).rawText = line;
       if (pending !== null) {
         if (pending.kind === 'malformed') malformed++;
         else records++;
