@@ -10,31 +10,41 @@ import type { EventOf, NewEvent } from '../events/schema.js';
 import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
 import { inPool } from '../model/swiotlb.js';
 import type { DeviceState, World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 import { liveEntries } from '../model/dma-live.js';
 import { endpointTranslate, type EndpointTranslation } from '../model/virtio-iommu.js';
+
+/** Every device access runs this: the common case (nothing wrong) allocates no array. */
+const PAGE_BASE_MASK = ~PAGE_MASK;
 
 export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
   const r = w.rings[ev.q];
   const d = r && w.devices.get(r.dev);
-  if (!d) return [];
-  const out: NewEvent[] = [];
+  if (!d) return NONE;
+  let out: NewEvent[] | null = null;
   const stale = ev.via === 'iotlb' || ev.via === 'meta' || ev.via === 'shadow' ? staleTranslation(w, d, ev) : null;
-  if (stale) out.push(stale);
+  if (stale) out = [stale];
   else if (d.useDmaApi) {
     const m = mappingFor(d, ev.dma, ev.len);
     if (!m)
-      out.push(finding(ev.seq, 'access-outside-mapping', `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at dma ${hex(ev.dma)}, outside every live DMA mapping of device ${bdf(d.dev)}`, [ev.seq], ev.dma, ev.gpa));
+      out = [finding(ev.seq, 'access-outside-mapping', `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at dma ${hex(ev.dma)}, outside every live DMA mapping of device ${bdf(d.dev)}`, [ev.seq], ev.dma, ev.gpa)];
     else if ((ev.dir === 'write' && m.dir === 'TO_DEVICE') || (ev.dir === 'read' && m.dir === 'FROM_DEVICE'))
-      out.push(finding(ev.seq, 'access-wrong-dir', `device ${ev.dir === 'read' ? 'read' : 'wrote'} dma ${hex(ev.dma)} mapped ${m.dir} at #${m.seq}`, [m.seq, ev.seq], ev.dma, ev.gpa));
+      out = [finding(ev.seq, 'access-wrong-dir', `device ${ev.dir === 'read' ? 'read' : 'wrote'} dma ${hex(ev.dma)} mapped ${m.dir} at #${m.seq}`, [m.seq, ev.seq], ev.dma, ev.gpa)];
   }
   if (w.protected && !inPool(ev.gpa) && !w.shared.some((s) => ev.gpa >= s.start && ev.gpa < s.start + s.size))
-    out.push(finding(ev.seq, 'unshared-access', `protected guest: device ${ev.dir === 'read' ? 'read' : 'wrote'} private GPA ${hex(ev.gpa)} (neither the swiotlb pool nor a shared coherent allocation)`, [ev.seq], ev.dma, ev.gpa));
-  return out;
+    (out ??= []).push(finding(ev.seq, 'unshared-access', `protected guest: device ${ev.dir === 'read' ? 'read' : 'wrote'} private GPA ${hex(ev.gpa)} (neither the swiotlb pool nor a shared coherent allocation)`, [ev.seq], ev.dma, ev.gpa));
+  return out ?? NONE;
 }
 
+/** The first live mapping (in the order debug.c would list them) holding [dma, dma + len). */
 function mappingFor(d: DeviceState, dma: bigint, len: number) {
-  for (const [start, m] of liveEntries(d.dmaLive)) if (dma >= start && dma + BigInt(len) <= start + BigInt(Math.max(m.size, 1))) return m;
+  const live = liveEntries(d.dmaLive);
+  if (!live.length) return null;
+  const end = dma + BigInt(len);
+  for (let i = 0; i < live.length; i++) {
+    const e = live[i]!;
+    if (dma >= e[0] && end <= e[2]) return e[1];
+  }
   return null;
 }
 
@@ -44,7 +54,7 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
   if (vt !== undefined) return vt && vt.gpa === ev.gpa ? null : virtioStale(w, d, ev, vt);
   const pfn = ev.dma >> PAGE_SHIFT;
   const pte = d.iommu.get(pfn);
-  const pageGpa = ev.gpa & ~PAGE_MASK;
+  const pageGpa = ev.gpa & PAGE_BASE_MASK;
   if (pte && pte.gpa === pageGpa) return null;
   const unmap = d.unmapSeq.get(pfn) ?? 0;
   const owed = w.vmm.invals.find((i) => i.dev === d.dev && i.iova <= ev.dma && ev.dma - i.iova < i.size);

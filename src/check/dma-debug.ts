@@ -5,7 +5,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { DMA_MAPPING_ERROR } from '../model/types.js';
 import type { DeviceState, DmaMapping, World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 import { liveEntries, liveFind } from '../model/dma-live.js';
 
 const CACHELINE = 64n;
@@ -58,7 +58,7 @@ export function checkSync(w: World, ev: EventOf<'dma.sync'>): NewEvent[] {
 }
 
 function containing(d: DeviceState, dma: bigint): [bigint, DmaMapping] | null {
-  for (const [start, m] of liveEntries(d.dmaLive)) if (dma >= start && dma < start + BigInt(Math.max(m.size, 1))) return [start, m];
+  for (const [start, m, end] of liveEntries(d.dmaLive)) if (dma >= start && dma < end) return [start, m];
   return null;
 }
 
@@ -67,18 +67,22 @@ function containing(d: DeviceState, dma: bigint): [bigint, DmaMapping] | null {
  * the CPU may write back over. Not for DMA_TO_DEVICE (and, in the kernel, not with SKIP_CPU_SYNC).
  */
 export function checkOverlap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
-  if (ev.dir === 'TO_DEVICE' || ev.type === 'coherent') return [];
-  const lo = ev.phys / CACHELINE;
-  const hi = (ev.phys + BigInt(Math.max(ev.size, 1)) - 1n) / CACHELINE;
-  for (const d of w.devices.values())
-    for (const [, m] of liveEntries(d.dmaLive)) {
+  if (ev.dir === 'TO_DEVICE' || ev.type === 'coherent') return NONE;
+  // cachelines [lo, hi] and [mlo, mhi] overlap iff the other mapping starts before the end of line hi
+  // and ends after the start of line lo: compared in bytes, with no arithmetic per live entry
+  const loStart = (ev.phys / CACHELINE) * CACHELINE;
+  const hiEnd = ((ev.phys + BigInt(Math.max(ev.size, 1)) - 1n) / CACHELINE + 1n) * CACHELINE;
+  for (const d of w.devices.values()) {
+    const live = liveEntries(d.dmaLive);
+    for (let i = 0; i < live.length; i++) {
+      const e = live[i]!;
+      const m = e[1];
       if (m.dir === 'TO_DEVICE' || m.type === 'coherent') continue;
-      const mlo = m.phys / CACHELINE;
-      const mhi = (m.phys + BigInt(Math.max(m.size, 1)) - 1n) / CACHELINE;
-      if (lo <= mhi && mlo <= hi)
+      if (m.phys < hiEnd && loStart < e[3])
         return [finding(ev.seq, 'dma-overlap', `DMA-API: cacheline tracking EEXIST, overlapping mappings aren't supported [phys ${hex(ev.phys)}+${ev.size} overlaps ${hex(m.phys)}+${m.size} mapped at #${m.seq}]`, [m.seq, ev.seq], ev.dma, ev.phys)];
     }
-  return [];
+  }
+  return NONE;
 }
 
 /** BUS_NOTIFY_UNBOUND_DRIVER with live entries. */

@@ -8,7 +8,7 @@ import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
 import { checkDeviceAccess } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 import { liveness } from './liveness.js';
 import { checkFault, checkRealInv, checkRealIotlbInvalidate, checkRealMap, checkRealMarker, checkRealOpaque, checkRealTranslate, checkRealUnmap } from './real.js';
 import { checkLog, checkPost, checkVqError } from './ring.js';
@@ -82,7 +82,16 @@ export const FINDING_CLASSES = [
 ] as const;
 
 const both = (a: NewEvent[] | null, b: NewEvent[]): NewEvent[] | null => (!b.length ? a : a && a.length ? [...b, ...a] : b);
-const concat4 = (a: NewEvent[], b: NewEvent[], c: NewEvent[], d: NewEvent[]) => (a.length + b.length + c.length + d.length ? [...a, ...b, ...c, ...d] : a);
+
+/** Every DMA-API map: the swiotlb call before it, cacheline overlap, the bounce offset, the map's copy, lazy IOVA reuse, in that order. */
+function dmaMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
+  const a = validateSwiotlbCall(w);
+  const b = checkOverlap(w, ev);
+  const c = checkMap(w, ev);
+  const d = validateBounceMap(w, ev);
+  const e = validateLazyDmaMap(w, ev);
+  return a.length + b.length + c.length + d.length + e.length ? [...a, ...b, ...c, ...d, ...e] : NONE;
+}
 
 /** A resolution the device IOTLB could not have produced is reported as such, not also as a stale translation. */
 const IMPOSSIBLE = new Set(['iotlb-entry-gone', 'iotlb-resolution-mismatch']);
@@ -101,7 +110,7 @@ export const CHECKS: { readonly [K in Kind]?: KindChecks<K> } = {
   // a swiotlb sync/unmap call (w.swiotlb.call) is judged at the next DMA-API call or slot change
   'dma.unmap': { pre: (w, ev) => both(checkUnmap(w, ev), validateSwiotlbCall(w)) },
   'dma.sync': { pre: (w, ev) => both(checkSync(w, ev), validateSwiotlbCall(w)) },
-  'dma.map': { pre: (w, ev) => concat4(validateSwiotlbCall(w), concat4(checkOverlap(w, ev), checkMap(w, ev), [], []), validateBounceMap(w, ev), validateLazyDmaMap(w, ev)) },
+  'dma.map': { pre: dmaMap },
   'swiotlb.slots': { pre: validateSwiotlbCall },
   'dev.access': { post: deviceAccess },
   'swiotlb.bounce': { post: checkBounce },

@@ -35,7 +35,7 @@ import { bdf } from '../events/format.js';
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { usesIommu } from '../model/types.js';
 import type { World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 
 // Kept in step with src/import/to-events.ts (the importer's synthetic markers).
 const DEV_UNKNOWN = 0xffff;
@@ -227,14 +227,14 @@ function close(s: RealState, h: PageHist, iv: Interval, seq: number): void {
 
 export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s) return [];
+  if (!s) return NONE;
   const out: NewEvent[] = [];
   s.guestMaps++;
   if (ev.actor === 'cpu0') s.guestSeen = true;
   const pages = (ev.size + 0xfffn) >> SHIFT;
   if (pages > BIG_PAGES) {
     s.big.push({ iova: ev.iova, size: ev.size, gpa: ev.gpa, mapSeq: ev.seq, mapPhase: s.phase, unmapSeq: 0, unmapPhase: Infinity, pre: false });
-    return [];
+    return NONE;
   }
   for (let i = 0n; i < pages; i++) {
     const page = (ev.iova >> SHIFT) + i;
@@ -274,7 +274,7 @@ export function checkRealMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
 
 export function checkRealUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s) return [];
+  if (!s) return NONE;
   const pages = (ev.size + 0xfffn) >> SHIFT;
   const out: NewEvent[] = [];
   // iommu_unmap of a range the guest had already unmapped and not mapped again (every page of it):
@@ -341,7 +341,7 @@ const covers = (inv: { iova: bigint; size: bigint }, u: { iova: bigint; size: bi
 
 export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s) return [];
+  if (!s) return NONE;
   // QEMU sends vhost the INVALIDATE while it processes the descriptor: by the next one it is late
   const out = s.devTlbOwed.length ? devTlbNotInvalidated(w, s, ev.seq, Infinity) : [];
   s.invSeen = true;
@@ -383,10 +383,10 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
 /** An imported vhost INVALIDATE (iotlb.invalidate) pays what the page invalidations it overlaps owed. */
 export function checkRealIotlbInvalidate(w: World, ev: EventOf<'iotlb.invalidate'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s || !s.devTlbOwed.length) return [];
+  if (!s || !s.devTlbOwed.length) return NONE;
   const last = ev.iova + ev.size - 1n;
   s.devTlbOwed = s.devTlbOwed.filter((o) => !(o.dev === ev.dev && o.iova <= last && ev.iova <= o.iova + o.size - 1n));
-  return [];
+  return NONE;
 }
 
 /**
@@ -466,11 +466,11 @@ function phaseName(s: RealState, k: number): string {
 
 export function checkRealTranslate(w: World, ev: EventOf<'iommu.translate'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s) return [];
+  if (!s) return NONE;
   // amd_iommu.c amdvi_page_walk: a zero PTE returns with translated_addr 0 and IOMMU_NONE and raises
   // no fault (no amdvi_page_fault, no event-log entry): the access was blocked, but nothing reported a
   // fault, so it is not a dmar-fault; stats counts these translations (cache 'fault')
-  if (ev.cache === 'fault' || ev.cache === 'pt') return [];
+  if (ev.cache === 'fault' || ev.cache === 'pt') return NONE;
   const t: Translation = { seq: ev.seq, dev: ev.dev, iova: ev.iova, gpa: ev.gpa, cache: ev.cache, phase: s.phase };
   const page = ev.iova >> SHIFT;
   // host order: the device's previous translation of this page, and invalidations since
@@ -527,20 +527,20 @@ export function checkRealTranslate(w: World, ev: EventOf<'iommu.translate'>): Ne
   if (out.length) return out;
   // against the guest's mappings: judged when the window closes, unless explained already
   // nothing to judge against: no guest log (a host log alone, or it has not begun yet), or it has ended
-  if (!s.guestSeen || s.guestEnded) return [];
+  if (!s.guestSeen || s.guestEnded) return NONE;
   if (s.guestFromBoot && !s.pages.has(page) && !s.big.some((b) => ev.iova >= b.iova && ev.iova < b.iova + b.size)) {
     const l = s.early.get(page);
     if (!l) s.early.set(page, [t]);
     else if (l.length < 8) l.push(t);
   }
   const cands = candidates(s, ev.iova, s.phase);
-  if (cands.some((iv) => samePage(iv.gpa, ev.gpa) || largePageBase(s, iv, ev.iova, ev.gpa))) return [];
+  if (cands.some((iv) => samePage(iv.gpa, ev.gpa) || largePageBase(s, iv, ev.iova, ev.gpa))) return NONE;
   // not explained (yet): the guest may still map it later in the window. One waiting translation per
   // page, GPA page and phase is enough (the judgment depends on nothing else).
   const list = s.pending.get(page);
   if (!list) s.pending.set(page, [t]);
   else if (!list.some((x) => x.phase === t.phase && samePage(x.gpa, t.gpa))) list.push(t);
-  return [];
+  return NONE;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -558,7 +558,7 @@ export function checkFault(w: World, ev: EventOf<'iommu.fault'>): NewEvent[] {
 
 function fault(w: World, s: RealState, seq: number, dev: number, iova: bigint, write: number, reason: number, what: string | null, msg?: string): NewEvent[] {
   const key = `${dev}:${iova >> SHIFT}:${reason}:${write}`;
-  if (s.faults.has(key)) return []; // the same fault again (a device retrying, fault compression)
+  if (s.faults.has(key)) return NONE; // the same fault again (a device retrying, fault compression)
   s.faults.add(key);
   return [finding(seq, 'dmar-fault', msg ?? `DMAR fault: ${devName(w, dev)} at IOVA ${hex(iova)}: ${what}`, [seq], iova)];
 }
@@ -568,7 +568,7 @@ function fault(w: World, s: RealState, seq: number, dev: number, iova: bigint, w
 
 export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s) return [];
+  if (!s) return NONE;
   if (ev.side === 'guest') {
     s.guestSeen = true;
     if (ev.n === MARKER_GUEST_END) s.guestEnded = true;
@@ -583,17 +583,17 @@ export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
       }
       s.early.clear();
     } else s.lastGuestMarker = { n: ev.n, seq: ev.seq };
-    return [];
+    return NONE;
   }
   if (ev.n === MARKER_HOST_END) {
     // the host log ended first: unmaps of this phase and the one before cannot be matched any more
     s.hostEnded = true;
     s.strictPending = s.strictPending.filter((u) => u.phase < s.phase - 1);
-    return [];
+    return NONE;
   }
   if (ev.n === MARKER_END) return [...devTlbNotInvalidated(w, s, ev.seq, Infinity), ...judge(w, s, ev.seq, Infinity, true)];
   const g = s.lastGuestMarker;
-  if (!g || g.n !== ev.n || g.seq !== ev.seq - 1) return [];
+  if (!g || g.n !== ev.n || g.seq !== ev.seq - 1) return NONE;
   // a shared marker pair: phase k begins; phase k-2 events have seen their whole window
   s.phase++;
   s.phaseMarkers.push(`after marker ${ev.n}${ev.name ? ` ${ev.name}` : ''}`);
@@ -603,12 +603,12 @@ export function checkRealMarker(w: World, ev: EventOf<'marker'>): NewEvent[] {
 
 export function checkRealOpaque(w: World, ev: EventOf<'opaque'>): NewEvent[] {
   const s = stateOf(w);
-  if (!s || ev.side !== 'guest') return [];
+  if (!s || ev.side !== 'guest') return NONE;
   s.guestSeen = true;
   if (ev.event === 'lost-events') s.guestIncomplete = true;
   // the trace workload's frame line carries the guest command line: iommu events traced from boot
   if (ev.event === 'RT-TRACE-BEGIN' && /\strace_event=\S*iommu/.test(ev.text)) s.guestFromBoot = true;
-  return [];
+  return NONE;
 }
 
 /** Judges everything of phases <= upTo (at the end: everything, with the end rules). */

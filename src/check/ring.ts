@@ -4,7 +4,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { VRING_DESC_F_WRITE } from '../model/vring.js';
 import type { World } from '../model/world.js';
-import { finding } from './finding.js';
+import { finding, NONE } from './finding.js';
 
 const CLASSES: [RegExp, string][] = [
   [/out of range/, 'ring-id-out-of-range'],
@@ -19,12 +19,12 @@ export function checkVqError(_w: World, ev: EventOf<'vq.error'>): NewEvent[] {
 }
 
 export function checkLog(_w: World, ev: EventOf<'vq.log'>): NewEvent[] {
-  if (ev.logNum <= ev.inNum) return [];
+  if (ev.logNum <= ev.inNum) return NONE;
   return [finding(ev.seq, 'log-overflow', `vq ${ev.q}: dirty log has ${ev.logNum} entries for ${ev.inNum} writable iovecs: zero-length descriptors overflow the log array (CVE-2019-14835)`, [ev.seq])];
 }
 
 export function checkPost(_w: World, ev: EventOf<'vring.post'>): NewEvent[] {
+  if (!ev.chain.some((d) => d.len === 0)) return NONE; // every chain is posted: no list built for a good one
   const zero = ev.chain.filter((d) => d.len === 0);
-  if (!zero.length) return [];
   return [finding(ev.seq, 'ring-zero-len-desc', `vq ${ev.q}: chain ${ev.head} has ${zero.length} zero-length ${zero.some((d) => d.flags & VRING_DESC_F_WRITE) ? 'device-writable ' : ''}descriptor(s)`, [ev.seq])];
 }

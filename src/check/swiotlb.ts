@@ -9,7 +9,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { mappingAt, mappingOfOrig, slotAddr } from '../model/swiotlb.js';
 import type { World } from '../model/world.js';
-import { finding, hex } from './finding.js';
+import { finding, hex, NONE } from './finding.js';
 
 export function checkBounce(w: World, ev: EventOf<'swiotlb.bounce'>): NewEvent[] {
   const hit = mappingAt(w.swiotlb, ev.tlb);
@@ -30,8 +30,9 @@ export function checkBounce(w: World, ev: EventOf<'swiotlb.bounce'>): NewEvent[]
 }
 
 export function checkMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
+  if (ev.path !== 'swiotlb') return NONE;
   const mask = BigInt(w.variants.minAlignMask);
-  if (ev.path !== 'swiotlb' || mask === 0n || (ev.dma & mask) === (ev.phys & mask)) return [];
+  if (mask === 0n || (ev.dma & mask) === (ev.phys & mask)) return NONE;
   return [finding(ev.seq, 'swiotlb-offset-lost', `bounce address ${hex(ev.dma)} does not keep the buffer's offset ${hex(ev.phys & mask)} under min_align_mask ${hex(mask)} (orig ${hex(ev.phys)}); the device will use the wrong bytes`, [ev.seq], ev.dma, ev.phys)];
 }
 

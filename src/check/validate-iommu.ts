@@ -79,7 +79,7 @@ function reuse(d: DeviceState, seq: number, what: string, iova: bigint, size: bi
 /** Pre-check of an iommu.map on a lazy domain: none of its pages may still wait in the flush queue. */
 export function validateLazyMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] {
   const d = judged(w, ev.dev);
-  return d ? reuse(d, ev.seq, 'iommu.map', ev.iova, ev.size, ev.gpa) : [];
+  return d ? reuse(d, ev.seq, 'iommu.map', ev.iova, ev.size, ev.gpa) : NONE;
 }
 
 /** Pre-check of a dma.map through the IOMMU with no iommu.map before it (a trace of DMA-API calls only). */

@@ -139,9 +139,11 @@ export class Pipeline {
     const pre = step.pre ? step.pre(w, ev) : null;
     if (step.evolve) step.evolve(w, ev, this.owned);
     this.onEvent?.(ev, w);
-    if (pre) for (const f of pre) this.insert(f, at);
-    const post = step.post ? step.post(w, ev) : null;
-    if (post) for (const f of post) this.insert(f, at);
+    if (pre !== null && pre.length !== 0) for (const f of pre) this.insert(f, at);
+    if (step.post !== undefined) {
+      const post = step.post(w, ev);
+      if (post !== null && post.length !== 0) for (const f of post) this.insert(f, at);
+    }
     if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
       for (const f of this.judge.liveness(w)) this.insert(f, at);
@@ -175,9 +177,11 @@ export class Pipeline {
     const pre = step.pre ? step.pre(w, ev) : null;
     if (step.evolve) step.evolve(w, ev, this.owned);
     this.onEvent?.(ev, w);
-    if (pre) for (const f of pre) this.judged(f, at);
-    const post = step.post ? step.post(w, ev) : null;
-    if (post) for (const f of post) this.judged(f, at);
+    if (pre !== null && pre.length !== 0) for (const f of pre) this.judged(f, at);
+    if (step.post !== undefined) {
+      const post = step.post(w, ev);
+      if (post !== null && post.length !== 0) for (const f of post) this.judged(f, at);
+    }
     if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
       for (const f of this.judge.liveness(w)) this.judged(f, at);

@@ -190,12 +190,15 @@ export function fold(chunks: Iterable<RecordedChunk>, judge: Judge | null, opts:
   const to = opts.to ?? Infinity;
   const findings: Finding[] = [];
   const pipe = new Pipeline({ judge, mode: 'fold', event: opts.onEvent, finding: (f) => findings.push({ ...f }), liveness: !opts.noLiveness });
+  // no one but the rules and the checkers sees the events (the rules copy what they keep, the
+  // checkers keep no bytes): their bytes fields can be views of the chunk instead of copies
+  const shared = !opts.onEvent;
   let events = 0;
   outer: for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
       if (c.seq0 + i > to) break outer;
-      const ev = decodeAt(c.data, off, c.seq0 + i);
+      const ev = decodeAt(c.data, off, c.seq0 + i, shared);
       off += sizeAt(c.data, off);
       events = ev.seq;
       pipe.put(ev);

@@ -48,7 +48,31 @@ export function hashBytes(blob: Uint8Array): string {
   return createHash('sha256').update(blob).digest('hex');
 }
 
-/** The state hash of a world (the same hash checkpoints store). */
+/** Pages hashed per update: copied into one reused scratch, not into a blob of the whole memory. */
+const HASH_BATCH = 64;
+
+/**
+ * The state hash of a world (the same hash checkpoints store): SHA-256 of encodeCheckpoint(world,
+ * null), fed to the hash in pieces instead of building the blob (a copy of every guest page), since
+ * replay checks it at every checkpoint.
+ */
 export function stateHash(world: World): string {
-  return hashBytes(encodeCheckpoint(world, null));
+  const head = Buffer.from(JSON.stringify({ world: worldToPlain(world), sim: null }));
+  const h = createHash('sha256');
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32LE(head.length, 0);
+  h.update(len).update(head);
+  const scratch = Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
+  let p = 0;
+  for (const [pfn, page] of world.mem) {
+    scratch.writeBigUInt64LE(pfn, p);
+    scratch.set(page, p + 8);
+    p += 8 + PAGE;
+    if (p === scratch.length) {
+      h.update(scratch);
+      p = 0;
+    }
+  }
+  if (p) h.update(scratch.subarray(0, p));
+  return h.digest('hex');
 }

@@ -25,7 +25,7 @@ interface Plan {
   enumIndex: (Map<string, number> | null)[];
   encode: (w: EventWriter, ev: Record<string, unknown>, actor: number) => number;
   /** null when anything about the event is off: the generic decoder then says what */
-  decode: (b: Uint8Array, v: DataView, off: number, end: number, seq: number, actor: Actor) => DmaEvent | null;
+  decode: (b: Uint8Array, v: DataView, off: number, end: number, seq: number, actor: Actor, bytes: BytesOf) => DmaEvent | null;
 }
 
 const M64 = 0xffff_ffff_ffff_ffffn;
@@ -223,7 +223,7 @@ function compileDecoder(plan: Omit<Plan, 'encode' | 'decode'>): Plan['decode'] {
         break;
       case 'bytes':
         L.push(`if (p + 4 > end) return null; const n${i} = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16)) + b[p + 3] * 0x1000000; p += 4;`);
-        L.push(`if (p + n${i} > end) return null; const ${f} = copyBytes(b, p, n${i}); p += n${i};`);
+        L.push(`if (p + n${i} > end) return null; const ${f} = bytes(b, p, n${i}); p += n${i};`);
         break;
       case 'str':
         L.push(`if (p + 2 > end) return null; const n${i} = b[p] | (b[p + 1] << 8); p += 2;`);
@@ -249,9 +249,12 @@ function compileDecoder(plan: Omit<Plan, 'encode' | 'decode'>): Plan['decode'] {
   L.push(`if (p !== end) return null;`);
   // one object literal per kind: every decoded event of a kind has the same shape (key order as before)
   L.push(`return { seq, kind: ${JSON.stringify(plan.kind)}, actor, cause: (b[off + 6] | (b[off + 7] << 8) | (b[off + 8] << 16)) + b[off + 9] * 0x1000000${names.map((n) => `, ${n}`).join('')} };`);
-  const src = `return function decode_${plan.kind.replace(/\W/g, '_')}(b, v, off, end, seq, actor) {\n  ${L.join('\n  ')}\n};`;
-  return new Function('ENUMS', 'utf8', 'copyBytes', src)(plan.enums, utf8, copyBytes) as Plan['decode'];
+  const src = `return function decode_${plan.kind.replace(/\W/g, '_')}(b, v, off, end, seq, actor, bytes) {\n  ${L.join('\n  ')}\n};`;
+  return new Function('ENUMS', 'utf8', src)(plan.enums, utf8) as Plan['decode'];
 }
+
+/** How a decoder gets a bytes field out of the chunk: a copy (the default), or a view (decodeAt's `shared`). */
+type BytesOf = (b: Uint8Array, p: number, n: number) => Uint8Array;
 
 /** A copy of b[p, p+n) the decoded event owns (the chunk it came from is reused or freed). */
 function copyBytes(b: Uint8Array, p: number, n: number): Uint8Array {
@@ -317,13 +320,30 @@ export class EventWriter {
   private grow(need: number): void {
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = Buffer.allocUnsafeSlow(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
     this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
   reset(): void {
     this.pos = 0;
+  }
+  /**
+   * Hands over what was written (a Buffer that owns its ArrayBuffer alone, so it can be transferred
+   * to another thread) and starts again on a fresh buffer of `next` bytes.
+   */
+  take(next = this.buf.length): Buffer {
+    let out = this.buf.subarray(0, this.pos);
+    if (this.buf.byteOffset !== 0 || this.buf.buffer.byteLength !== this.buf.byteLength) {
+      // a small first buffer may come from Node's pool, shared with other Buffers: copy it out
+      const own = Buffer.allocUnsafeSlow(this.pos);
+      out.copy(own);
+      out = own;
+    }
+    this.buf = Buffer.allocUnsafeSlow(next); // never from Node's shared pool: its ArrayBuffer is its own
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.pos = 0;
+    return out;
   }
   bytes(): Buffer {
     return this.buf.subarray(0, this.pos);
@@ -350,14 +370,28 @@ function dataView(buf: Uint8Array): DataView {
   return view!;
 }
 
-/** Decodes the event at `off` in `buf` (which must hold its whole length prefix and body). */
-export function decodeAt(buf: Uint8Array, off: number, seq: number): DmaEvent {
+/**
+ * b[p, p+n) itself, for a reader that consumes each event before the chunk can change and keeps none
+ * of its bytes (fold into a world: the rules copy what they keep into guest pages). A bytes field
+ * longer than 64 bytes costs V8 a backing store of its own when copied, the main cost of decoding a
+ * device access's data; a view costs a small object.
+ */
+function viewBytes(b: Uint8Array, p: number, n: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + p, n);
+}
+
+/**
+ * Decodes the event at `off` in `buf` (which must hold its whole length prefix and body). With
+ * `shared`, the event's bytes fields are views of `buf` rather than copies: only for a caller that
+ * is done with the event before `buf` changes and keeps none of its bytes.
+ */
+export function decodeAt(buf: Uint8Array, off: number, seq: number, shared = false): DmaEvent {
   if (off + 10 <= buf.length) {
     const end = off + sizeAt(buf, off);
     const plan = PLANS[buf[off + 4]!];
     const actor = ACTORS[buf[off + 5]!];
     if (end <= buf.length && plan && actor) {
-      const ev = plan.decode(buf, dataView(buf), off, end, seq, actor);
+      const ev = plan.decode(buf, dataView(buf), off, end, seq, actor, shared ? viewBytes : copyBytes);
       if (ev) return ev;
     }
   }

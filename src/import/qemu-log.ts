@@ -491,7 +491,8 @@ const BUILDERS: { readonly [K in QemuTypedKind]: Builder<K> } = {
     return {
       line: h.line, tid: h.tid, time: h.time, tUs: h.tUs,
       kind: 'vtd_inv_desc_iotlb_pages', event: 'vtd_inv_desc_iotlb_pages',
-      domain: hn(m[1]!), addr: hx(m[2]!), mask, size: 4096n << BigInt(mask),
+      // AM is 6 bits (VT-d spec 6.5.2.3): a larger mask is refused by the field range check, not shifted
+      domain: hn(m[1]!), addr: hx(m[2]!), mask, size: mask <= 63 ? 4096n << BigInt(mask) : 0n,
     };
   },
   vtd_inv_desc_iotlb_domain: (a, h) => {

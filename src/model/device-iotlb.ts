@@ -82,6 +82,10 @@ export function addRange(tlb: DeviceIotlb, e: IotlbEntry, max = MAX_IOTLB_ENTRIE
 
 /** vhost_iotlb_del_range: every overlapping entry, whole; `by` is the seq of the INVALIDATE. */
 export function delRange(tlb: DeviceIotlb, start: bigint, last: bigint, by = 0): IotlbEntry[] {
+  // most invalidations of a strict unmap hit one entry or none: look before building the new list
+  let any = false;
+  for (const e of tlb.entries) if (e.start <= last && start <= e.last) (any = true);
+  if (!any) return [];
   const gone: IotlbEntry[] = [];
   tlb.entries = tlb.entries.filter((e) => {
     const hit = e.start <= last && start <= e.last;
@@ -108,6 +112,7 @@ export function retiredEntry(tlb: DeviceIotlb, seq: number): RetiredEntry | null
 
 /** Pending misses covered by an UPDATE of [iova, iova+size-1] are removed and returned (their vqs wake). */
 export function wakeCovered(tlb: DeviceIotlb, iova: bigint, size: bigint): PendingMiss[] {
+  if (tlb.pending.length === 0) return [];
   const last = iova + size - 1n;
   const woken: PendingMiss[] = [];
   tlb.pending = tlb.pending.filter((m) => {

@@ -17,19 +17,36 @@ export const DMA_MAPPING = obj({ __proto__: null,
 export type DmaMapping = Infer<typeof DMA_MAPPING>;
 
 /**
- * dma address → the entries mapped there. Change it only through liveAdd and liveRemove: it keeps
- * the flat list liveEntries returns until the next change (a cache, not state: never cloned,
- * serialized or hashed).
+ * A live entry as the checkers scan it: its dma address, the mapping, and where its dma and phys
+ * ranges end (exclusive; a size of 0 counts as one byte, as debug.c's range checks do), so a scan
+ * compares bigints without computing (allocating) them per entry.
+ */
+export type LiveEntry = readonly [dma: bigint, m: DmaMapping, end: bigint, physEnd: bigint];
+
+/**
+ * dma address → the entries mapped there. Change it only through liveAdd and liveRemove: once
+ * liveEntries has built the flat list, they keep it up to date in place (a cache, not state: never
+ * cloned, serialized or hashed).
  */
 export class DmaLive extends Map<bigint, DmaMapping[]> {
-  flat: readonly [bigint, DmaMapping][] | null = null;
+  flat: LiveEntry[] | null = null;
+}
+
+function liveEntry(dma: bigint, m: DmaMapping): LiveEntry {
+  const n = BigInt(Math.max(m.size, 1));
+  return [dma, m, dma + n, m.phys + n];
 }
 
 export const DMA_LIVE = multimapList('dma', big, DMA_MAPPING, () => new DmaLive());
 
 export function liveAdd(l: DmaLive, dma: bigint, m: DmaMapping): void {
-  l.flat = null;
   const a = l.get(dma);
+  // the flat list in the map's order: after the address's last entry, or a new address at the end
+  const flat = l.flat;
+  if (flat) {
+    if (a) flat.splice(flat.findIndex((e) => e[1] === a[a.length - 1]) + 1, 0, liveEntry(dma, m));
+    else flat.push(liveEntry(dma, m));
+  }
   if (a) a.push(m);
   else l.set(dma, [m]);
 }
@@ -41,23 +58,26 @@ export function liveFind(l: DmaLive, dma: bigint, size?: number, dir?: DirName):
 }
 
 export function liveRemove(l: DmaLive, dma: bigint, m: DmaMapping): void {
-  l.flat = null;
   const a = l.get(dma);
   if (!a) return;
   const i = a.indexOf(m);
-  if (i >= 0) a.splice(i, 1);
+  if (i < 0) return;
+  a.splice(i, 1);
   if (!a.length) l.delete(dma);
+  const flat = l.flat;
+  if (flat) flat.splice(flat.findIndex((e) => e[1] === m), 1);
 }
 
 /**
  * Every live entry with its address, in insertion order. The coherence checker scans this for every
- * device access, and it changes only with a map or an unmap: the list is built once per change and
- * shared (never modify it). Plain arrays, not a generator: iterating one costs half as much.
+ * device access, and it changes only with a map or an unmap: the list is built once, then kept up to
+ * date by liveAdd/liveRemove (one entry each, instead of a new list per change), and shared (never
+ * modify it, nor hold it across an event). Plain arrays, not a generator: iterating one costs half as much.
  */
-export function liveEntries(l: DmaLive): readonly [bigint, DmaMapping][] {
+export function liveEntries(l: DmaLive): readonly LiveEntry[] {
   if (l.flat) return l.flat;
-  const list: [bigint, DmaMapping][] = [];
-  for (const [dma, a] of l) for (const m of a) list.push([dma, m]);
+  const list: LiveEntry[] = [];
+  for (const [dma, a] of l) for (const m of a) list.push(liveEntry(dma, m));
   if (l instanceof DmaLive && !Object.isFrozen(l)) l.flat = list;
   return list;
 }

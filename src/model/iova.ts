@@ -2,7 +2,7 @@
 // highest free range below the limit (32-bit first, which is why real traces show IOVAs just under
 // 4 GiB, 0xffff_f000 downwards). A freed range is the first one handed out again.
 import { big, type Infer, obj } from './codec.js';
-import { PAGE_BIG, PAGE_MASK } from './memory.js';
+import { PAGE_BASE, PAGE_BIG, PAGE_MASK } from './memory.js';
 
 export const IOVA_LIMIT_32 = 0x1_0000_0000n;
 
@@ -11,14 +11,13 @@ export type IovaRange = Infer<typeof IOVA_RANGE>;
 
 /** The page-aligned span of [addr, addr+size) (at least one page), as iommu-dma allocates it. */
 export function pageSpan(addr: bigint, size: number): bigint {
-  const start = addr & ~PAGE_MASK;
-  const end = (addr + BigInt(Math.max(size, 1)) + PAGE_MASK) & ~PAGE_MASK;
+  const start = addr & PAGE_BASE;
+  const end = (addr + BigInt(Math.max(size, 1)) + PAGE_MASK) & PAGE_BASE;
   return end - start;
 }
 
 export function allocIova(live: readonly IovaRange[], size: bigint, limit = IOVA_LIMIT_32): bigint | null {
-  const pages = (size + PAGE_BIG - 1n) / PAGE_BIG;
-  const bytes = pages * PAGE_BIG;
+  const bytes = (size + PAGE_MASK) & PAGE_BASE; // whole pages: ceil(size / 4096) * 4096 (size >= 0)
   const sorted = byStartDescending(live);
   let top = limit;
   for (const r of sorted) {

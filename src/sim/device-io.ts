@@ -35,9 +35,9 @@ export function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO', wh
   const { sim, d, r } = p;
   const res = resolve(sim.world, d, addr, len, access);
   if (Array.isArray(res)) return res;
-  if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access });
+  if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
   else if (res.err === 'FAULT') {
-    sim.emit({ kind: 'iommu.fault', actor: 'iommu', cause: p.begin, dev: d.dev, iova: res.addr, write: access === 'WO' ? 1 : 0, reason: access === 'WO' ? 5 : 6 });
+    sim.emit({ kind: 'iommu.fault', actor: 'iommu', cause: p.begin, dev: d.dev, iova: res.addr, write: access === 'WO' ? 1 : 0, reason: access === 'WO' ? 5 : 6, seq: 0 });
     vqError(p, `DMA ${access === 'WO' ? 'write' : 'read'} fault at 0x${res.addr.toString(16)}`);
   } else if (where === 'qemu') vqError(p, 'virtio: bogus descriptor or out of resources');
   else vqError(p, `Translation failure ${res.err === 'EPERM' ? -1 : -14} ${where}`);
@@ -46,7 +46,7 @@ export function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO', wh
 
 /** vq_err() (QEMU: virtio_error()): the queue stops; so does the pass (always false). */
 export function vqError(p: Pass, msg: string): false {
-  p.sim.emit({ kind: 'vq.error', actor: p.actor, cause: p.begin, q: p.r.q, msg });
+  p.sim.emit({ kind: 'vq.error', actor: p.actor, cause: p.begin, q: p.r.q, msg, seq: 0 });
   return false;
 }
 
@@ -164,6 +164,7 @@ export function emitAccess(p: Pass, piece: Piece, len: number, dir: 'read' | 'wr
     entry: piece.entry,
     sum,
     data,
+    seq: 0,
   });
 }
 

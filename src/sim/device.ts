@@ -55,9 +55,9 @@ export function devicePass(sim: Sim, q: number): void {
   const r = w.rings[q]!;
   const d = w.devices.get(r.dev)!;
   const actor = Q_ACTORS[q] ?? (`vq${q}` as QActor);
-  const begin = sim.emit({ kind: 'dev.pass', actor, cause: 0, q, begin: 1 });
+  const begin = sim.emit({ kind: 'dev.pass', actor, cause: 0, q, begin: 1, seq: 0 });
   runPass({ sim, d, r, actor, begin });
-  sim.emit({ kind: 'dev.pass', actor, cause: begin, q, begin: 0 });
+  sim.emit({ kind: 'dev.pass', actor, cause: begin, q, begin: 0, seq: 0 });
 }
 
 /** The body of a pass; false if it ended early. */
@@ -67,7 +67,7 @@ function runPass(p: Pass): boolean {
     // B6: at the 2048-entry cap the oldest entry goes; the fault makes it happen at small scale
     if (d.iotlb.entries.length && sim.faultHit('evict-iotlb', 'passes')) {
       const e = d.iotlb.entries[0]!;
-      sim.emit({ kind: 'fault', actor, cause: begin, what: 'evict-iotlb', arg: 0, dev: d.dev, iova: e.start, size: e.last - e.start + 1n });
+      sim.emit({ kind: 'fault', actor, cause: begin, what: 'evict-iotlb', arg: 0, dev: d.dev, iova: e.start, size: e.last - e.start + 1n, seq: 0 });
     }
     if (!prefetch(p)) return false;
   }
@@ -107,7 +107,7 @@ function runPass(p: Pass): boolean {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
     const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO');
     if (!at) return false;
-    sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa });
+    sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa, seq: 0 });
   }
   // vhost_enable_notify once the ring is empty (a handler that requeued itself returned above, with
   // notifications left disabled)
@@ -147,7 +147,7 @@ function prefetch(p: Pass): boolean {
     if ((used = metaEntry(p, r.used, usedBytes(r.num), 'WO')) < 0) return false;
   }
   if (desc !== r.meta.desc || avail !== r.meta.avail || used !== r.meta.used)
-    p.sim.emit({ kind: 'vq.prefetch', actor: p.actor, cause: p.begin, q: r.q, desc, avail, used });
+    p.sim.emit({ kind: 'vq.prefetch', actor: p.actor, cause: p.begin, q: r.q, desc, avail, used, seq: 0 });
   return true;
 }
 
@@ -155,12 +155,14 @@ function prefetch(p: Pass): boolean {
 function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): number {
   const { sim, d, r } = p;
   const first = lookup(d.iotlb, addr);
-  if (first && ((first.last - first.start + 1n) & M64) === 0n)
+  // (last - start + 1) mod 2^64 is 0: lookup's entry has start <= last, so only [0, 2^64-1] (no
+  // bigint arithmetic for the ordinary entry, on every ring area of every pass)
+  if (first && first.start === 0n && first.last === M64)
     // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
   const res = resolve(sim.world, d, addr, len, access);
   if (!Array.isArray(res)) {
-    if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access });
+    if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
     return -1; // EPERM: vq_meta_prefetch fails without a message
   }
   return res.length === 1 ? res[0]!.entry : 0;
@@ -193,7 +195,7 @@ function processChain(p: Pass, head: number): boolean {
       for (const q of pieces[i]!) if (q.len > 0) inNum++;
     });
     const logNum = sim.world.variants.logNumFix ? inNum : writable + Math.max(0, inNum - writable);
-    sim.emit({ kind: 'vq.log', actor, cause: begin, q: r.q, logNum, inNum });
+    sim.emit({ kind: 'vq.log', actor, cause: begin, q: r.q, logNum, inNum, seq: 0 });
   }
   // move the data: the device reads what it is given (the first piece is a virtio-blk request's header)...
   let hdr: Piece | null = null;
@@ -229,7 +231,7 @@ function processChain(p: Pass, head: number): boolean {
   const at = need(p, r.packed ? r.desc : r.used, 4, 'WO');
   if (!at) return false;
   const usedIdx = r.packed ? (r.usedIdx + ringEntries) % r.num : (r.usedIdx + 1) & 0xffff;
-  sim.emit({ kind: 'vring.used', actor, cause: begin, q: r.q, slot, id, len: written, usedIdx, wrap: r.usedWrap, gpa: at[0]!.gpa });
+  sim.emit({ kind: 'vring.used', actor, cause: begin, q: r.q, slot, id, len: written, usedIdx, wrap: r.usedWrap, gpa: at[0]!.gpa, seq: 0 });
   return true;
 }
 
@@ -281,6 +283,6 @@ function signal(p: Pass, oldUsed: number): boolean {
     if (flags < 0) return false;
     if (flags & VRING_AVAIL_F_NO_INTERRUPT) return true;
   }
-  sim.emit({ kind: 'vring.irq', actor, cause: begin, q: r.q });
+  sim.emit({ kind: 'vring.irq', actor, cause: begin, q: r.q, seq: 0 });
   return true;
 }

@@ -9,7 +9,7 @@
 import type { DirName } from '../model/types.js';
 import { PERM_FOR_DIR, usesIommu } from '../model/types.js';
 import { allocIova, IOVA_LIMIT_32 } from '../model/iova.js';
-import { PAGE_MASK } from '../model/memory.js';
+import { PAGE_BASE, PAGE_MASK } from '../model/memory.js';
 import { findSlots, IO_TLB_SIZE, mappingAt, slotAddr } from '../model/swiotlb.js';
 import type { DeviceState } from '../model/world.js';
 import { liveFind } from '../model/dma-live.js';
@@ -23,8 +23,8 @@ export type MapResult = { ok: true; dma: bigint } | { ok: false; reason: string 
 export function dmaMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, type: MapType, cause: number): MapResult {
   if (!d.useDmaApi) return { ok: true, dma: phys }; // vring_map_one_sg: sg_phys straight into desc.addr
   const r = mapOne(sim, d, phys, size, dir, type, cause);
-  if (!r.ok) sim.emit({ kind: 'dma.map_error', actor: 'cpu0', cause, dev: d.dev, phys, size, dir, reason: r.reason });
-  else sim.emit({ kind: 'dma.check', actor: 'cpu0', cause, dev: d.dev, dma: r.dma }); // vring_mapping_error()
+  if (!r.ok) sim.emit({ kind: 'dma.map_error', actor: 'cpu0', cause, dev: d.dev, phys, size, dir, reason: r.reason, seq: 0 });
+  else sim.emit({ kind: 'dma.check', actor: 'cpu0', cause, dev: d.dev, dma: r.dma, seq: 0 }); // vring_mapping_error()
   return r;
 }
 
@@ -34,8 +34,8 @@ function mapOne(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirNa
     const limit = d.dmaMask < IOVA_LIMIT_32 - 1n ? d.dmaMask + 1n : IOVA_LIMIT_32;
     const iova = allocIova(d.iovas, pages, limit);
     if (iova === null) return { ok: false, reason: 'iova_alloc' };
-    sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, dev: d.dev, iova, gpa: phys & ~PAGE_MASK, size: pages, perm: type === 'coherent' ? 'RW' : PERM_FOR_DIR[dir] });
-    if (d.translate === 'shadow') shadowMap(sim, d, iova, phys & ~PAGE_MASK, pages, cause);
+    sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause, dev: d.dev, iova, gpa: phys & PAGE_BASE, size: pages, perm: type === 'coherent' ? 'RW' : PERM_FOR_DIR[dir], seq: 0 });
+    if (d.translate === 'shadow') shadowMap(sim, d, iova, phys & PAGE_BASE, pages, cause);
     return mapped(sim, d, phys, size, dir, type, cause, iova + (phys & PAGE_MASK), 'iommu');
   }
   const reachable = phys + BigInt(Math.max(size, 1)) - 1n <= d.dmaMask;
@@ -47,7 +47,7 @@ function mapOne(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirNa
 
 /** The mapping is made: dma.map records it; phys is now reachable at dma. */
 function mapped(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: DirName, type: MapType, cause: number, dma: bigint, path: 'direct' | 'iommu' | 'swiotlb'): MapResult {
-  sim.emit({ kind: 'dma.map', actor: 'cpu0', cause, dev: d.dev, phys, dma, size, dir, type, path });
+  sim.emit({ kind: 'dma.map', actor: 'cpu0', cause, dev: d.dev, phys, dma, size, dir, type, path, seq: 0 });
   return { ok: true, dma };
 }
 
@@ -59,25 +59,25 @@ function bounceMap(sim: Sim, d: DeviceState, phys: bigint, size: number, dir: Di
   const index = full ? -1 : findSlots(sim.world.swiotlb, nslots, phys, v.swiotlbKeepOffset ? v.minAlignMask : 0, Math.min(v.swiotlbSlots, 1024));
   if (index < 0) return { ok: false, reason: 'swiotlb_full' };
   const tlb = slotAddr(index) + BigInt(offset);
-  sim.emit({ kind: 'swiotlb.slots', actor: 'cpu0', cause, dev: d.dev, op: 'alloc', index, nslots, orig: phys, size, offset });
+  sim.emit({ kind: 'swiotlb.slots', actor: 'cpu0', cause, dev: d.dev, op: 'alloc', index, nslots, orig: phys, size, offset, seq: 0 });
   // Before the CVE-2022-0854 fix the map copied only for TO_DEVICE/BIDIRECTIONAL.
   if (v.swiotlbMapCopy === 'always' || dir === 'TO_DEVICE' || dir === 'BIDIRECTIONAL')
-    sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: phys, tlb, size, toTlb: 1, trigger: 'map' });
+    sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: phys, tlb, size, toTlb: 1, trigger: 'map', seq: 0 });
   return mapped(sim, d, phys, size, dir, type, cause, tlb, 'swiotlb');
 }
 
 export function dmaUnmap(sim: Sim, d: DeviceState, dma: bigint, size: number, dir: DirName, type: MapType, cause: number): void {
   if (!d.useDmaApi) return;
   const live = liveFind(d.dmaLive, dma, size, dir);
-  sim.emit({ kind: 'dma.unmap', actor: 'cpu0', cause, dev: d.dev, dma, size, dir, type });
+  sim.emit({ kind: 'dma.unmap', actor: 'cpu0', cause, dev: d.dev, dma, size, dir, type, seq: 0 });
   if (!live) return;
   if (usesIommu(d.path)) {
-    const page = dma & ~PAGE_MASK;
+    const page = dma & PAGE_BASE;
     const span = pageSpan(dma, live.size);
-    sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause, dev: d.dev, iova: page, size: span });
+    sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause, dev: d.dev, iova: page, size: span, seq: 0 });
     if (d.path === 'iommu') {
       // strict: iommu_iotlb_sync → a page-selective invalidation, processed by the vIOMMU at once
-      const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause, dev: d.dev, iova: page, size: span, gran: 'page' });
+      const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause, dev: d.dev, iova: page, size: span, gran: 'page', seq: 0 });
       vmmUnmapNotify(sim, d, inv, page, span, 'page');
     }
     return;
@@ -88,25 +88,25 @@ export function dmaUnmap(sim: Sim, d: DeviceState, dma: bigint, size: number, di
   // daf9514fd5eb validates the size against alloc_size; before it, an oversized unmap copied past the slot.
   const copy = sim.world.variants.swiotlbValidateSize ? Math.min(size, m.size) : size;
   if (dir === 'FROM_DEVICE' || dir === 'BIDIRECTIONAL')
-    sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 0, trigger: 'unmap' });
-  sim.emit({ kind: 'swiotlb.slots', actor: 'cpu0', cause, dev: d.dev, op: 'release', index, nslots: m.nslots, orig: m.orig, size: m.size, offset: m.offset });
+    sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 0, trigger: 'unmap', seq: 0 });
+  sim.emit({ kind: 'swiotlb.slots', actor: 'cpu0', cause, dev: d.dev, op: 'release', index, nslots: m.nslots, orig: m.orig, size: m.size, offset: m.offset, seq: 0 });
 }
 
 export function dmaSync(sim: Sim, d: DeviceState, dma: bigint, size: number, dir: DirName, forCpu: boolean, cause: number): void {
   if (!d.useDmaApi) return;
-  sim.emit({ kind: 'dma.sync', actor: 'cpu0', cause, dev: d.dev, dma, size, dir, forCpu: forCpu ? 1 : 0 });
+  sim.emit({ kind: 'dma.sync', actor: 'cpu0', cause, dev: d.dev, dma, size, dir, forCpu: forCpu ? 1 : 0, seq: 0 });
   const hit = mappingAt(sim.world.swiotlb, dma);
   if (!hit) return;
   const m = hit[1];
   const copy = sim.world.variants.swiotlbValidateSize ? Math.min(size, m.size) : size;
   // swiotlb_sync_single_for_cpu bounces back only FROM_DEVICE/BIDIR; _for_device only TO_DEVICE/BIDIR (S1b: no copy for FROM_DEVICE)
-  if (forCpu && dir !== 'TO_DEVICE') sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 0, trigger: 'sync_cpu' });
-  if (!forCpu && dir !== 'FROM_DEVICE') sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 1, trigger: 'sync_dev' });
+  if (forCpu && dir !== 'TO_DEVICE') sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 0, trigger: 'sync_cpu', seq: 0 });
+  if (!forCpu && dir !== 'FROM_DEVICE') sim.emit({ kind: 'swiotlb.bounce', actor: 'cpu0', cause, dev: d.dev, orig: m.orig, tlb: dma, size: copy, toTlb: 1, trigger: 'sync_dev', seq: 0 });
 }
 
 /** iommu-lazy: the flush queue's timer or high-water mark: one domain-wide invalidation frees the queued IOVAs. */
 export function flushQueue(sim: Sim, d: DeviceState): void {
   const size = 1n << 48n;
-  const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'domain' });
+  const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'domain', seq: 0 });
   vmmUnmapNotify(sim, d, inv, 0n, size, 'domain');
 }

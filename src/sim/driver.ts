@@ -26,6 +26,7 @@ import type { DeviceState, Posted, RingState } from '../model/world.js';
 import { opBytes } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
+import type { Request } from './workload.js';
 import { deviceRunnable } from './device.js';
 import { SCENARIO_LINE, scenarioStep } from './scenario.js';
 import { vmmRunnable, vmmUnmapNotify } from './vmm.js';
@@ -125,8 +126,77 @@ function canSubmit(sim: Sim): boolean {
   if (need <= r.num && ringFree(r) < need) return false; // longer than the ring: it fails at once
   if (r.packed && r.free.length === 0) return false;
   // a buffer is not reused while a request that owns one of its cachelines is in flight
-  for (const x of w.rings) for (const p of x.extra.values()) for (const a of p.sg) for (const b of req.segs) if (sameCacheline(a, b)) return false;
-  return true;
+  return !cachelineBusy(sim, w.guest.ops, req);
+}
+
+/**
+ * The driver's look-ahead, kept between scheduler steps (derived from the world, never state: a
+ * fresh one gives the same answers). canSubmit asks on every step whether the next request shares a
+ * cacheline with one in flight; the answer changes only when that request or the set of posted
+ * chains does, so it is kept with the posted chains it was computed against (by identity: the
+ * rules create a Posted per vring.post and drop it at vring.getbuf).
+ */
+export class DriverScratch {
+  op = -1;
+  posted: Posted[] = [];
+  busy = false;
+  /** the next request's cachelines as numbers: [first, last] per segment */
+  reqLines = new Float64Array(0);
+  reqExact = true;
+  /** hasIndirect: the device features it was computed from */
+  features = -1n;
+  indirect = false;
+}
+
+function cachelineBusy(sim: Sim, op: number, req: Request): boolean {
+  const c = sim.driverScratch;
+  let same = c.op === op;
+  let n = 0;
+  for (const x of sim.world.rings)
+    for (const p of x.extra.values()) {
+      if (c.posted[n] !== p) (same = false), (c.posted[n] = p);
+      n++;
+    }
+  if (c.posted.length !== n) (same = false), (c.posted.length = n);
+  if (same) return c.busy;
+  if (c.op !== op) {
+    c.op = op;
+    c.reqExact = req.segs.every(exactLines);
+    c.reqLines = new Float64Array(2 * req.segs.length);
+    if (c.reqExact) req.segs.forEach((b, i) => ((c.reqLines[2 * i] = firstLineN(b)), (c.reqLines[2 * i + 1] = lastLineN(b))));
+  }
+  c.busy = c.reqExact ? busyN(c.posted, c.reqLines) : busyBig(c.posted, req.segs);
+  return c.busy;
+}
+
+/** GPAs of pool buffers are far below 2^53: their cacheline numbers are exact as numbers. */
+const exactLines = (s: Seg) => s.gpa <= MAX_EXACT_GPA;
+const MAX_EXACT_GPA = BigInt(Number.MAX_SAFE_INTEGER) - 0x1_0000_0000n; // room for any u32 length
+const firstLineN = (s: Seg) => Math.floor(Number(s.gpa) / 64);
+const lastLineN = (s: Seg) => Math.floor((Number(s.gpa) + Math.max(s.len, 1) - 1) / 64);
+
+function busyN(posted: Posted[], lines: Float64Array): boolean {
+  for (const p of posted)
+    for (const a of p.sg) {
+      if (!exactLines(a)) {
+        for (let i = 0; i < lines.length; i += 2) if (sameCachelineBig(a, lines[i]!, lines[i + 1]!)) return true;
+        continue;
+      }
+      const lo = firstLineN(a);
+      const hi = lastLineN(a);
+      for (let i = 0; i < lines.length; i += 2) if (lines[i]! <= hi && lo <= lines[i + 1]!) return true;
+    }
+  return false;
+}
+
+/** An in-flight segment beyond 2^53 against a request's (exact) lines. */
+function sameCachelineBig(a: Seg, lo: number, hi: number): boolean {
+  return BigInt(lo) <= lastLine(a) && a.gpa >> 6n <= BigInt(hi);
+}
+
+function busyBig(posted: Posted[], segs: Seg[]): boolean {
+  for (const p of posted) for (const a of p.sg) for (const b of segs) if (sameCacheline(a, b)) return true;
+  return false;
 }
 
 function sameCacheline(a: Seg, b: Seg): boolean {
@@ -142,13 +212,20 @@ function ringFree(r: RingState): number {
   return r.num - held;
 }
 
-const hasIndirect = (sim: Sim, r: RingState) => !!(sim.world.devices.get(r.dev)!.features & (1n << 28n));
+const VIRTIO_RING_F_INDIRECT_DESC = 1n << 28n;
+/** INDIRECT_DESC negotiated (asked on every step: the bigint test is redone only when the features change) */
+function hasIndirect(sim: Sim, r: RingState): boolean {
+  const f = sim.world.devices.get(r.dev)!.features;
+  const c = sim.driverScratch;
+  if (f !== c.features) (c.features = f), (c.indirect = !!(f & VIRTIO_RING_F_INDIRECT_DESC));
+  return c.indirect;
+}
 
 function submit(sim: Sim): void {
   const w = sim.world;
   const op = w.guest.ops;
   const req = sim.request(op);
-  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs });
+  const intent = sim.emit({ kind: 'intent', actor: 'cpu0', cause: 0, op, dev: req.dev, what: req.what, sector: req.sector, segs: req.segs, seq: 0 });
   const d = w.devices.get(req.dev);
   const r = queueFor(sim, req.dev, req.what, op);
   if (!d || !d.probed || !r || r.broken) return; // the driver has no such queue: the request fails
@@ -159,12 +236,12 @@ function submit(sim: Sim): void {
     const v = new DataView(hdr.buffer);
     v.setUint32(0, req.what === 'write' ? 1 : 0, true); // VIRTIO_BLK_T_OUT / _IN
     v.setBigUint64(8, req.sector, true);
-    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: hdrGpa(op), by: 'cpu', data: hdr });
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: hdrGpa(op), by: 'cpu', data: hdr, seq: 0 });
     sg.push({ gpa: hdrGpa(op), len: 16, write: 0 });
   } else sg.push({ gpa: hdrGpa(op), len: 12, write: req.what === 'rx' ? 1 : 0 });
   let off = 0;
   for (const s of req.segs) {
-    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len) });
+    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len), seq: 0 });
     sg.push(s);
     off += s.len;
   }
@@ -200,7 +277,7 @@ function submit(sim: Sim): void {
     // entries {addr, len, id, flags} without NEXT, read in order (virtqueue_add_indirect_packed)
     if (r.packed) chain.forEach((c, i) => bytes.set(encodePacked(c.addr, c.len, 0, c.flags & VRING_DESC_F_WRITE), 16 * i));
     else chain.forEach((c, i) => encodeDescAt(bytes, 16 * i, c));
-    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes });
+    sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: tGpa, by: 'cpu', data: bytes, seq: 0 });
     const m = dmaMap(sim, d, tGpa, 16 * chain.length, 'TO_DEVICE', 'single', intent);
     if (!m.ok) return unwind(sim, d, r, sg, dmas, useIndirect, head, intent);
     table = m.dma;
@@ -214,8 +291,8 @@ function submit(sim: Sim): void {
   const slot = r.packed ? r.availIdx : r.availIdx % r.num;
   const availIdx = r.packed ? (r.availIdx + entries) % r.num : (r.availIdx + 1) & 0xffff;
   const id = r.packed ? r.free[r.free.length - 1]! : chain[0]!.idx;
-  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg });
-  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q });
+  sim.emit({ kind: 'vring.post', actor: 'cpu0', cause: intent, q: r.q, head: useIndirect && !r.packed ? head : id, slot, availIdx, wrap: r.availWrap, table, tableGpa: tGpa, chain, sg, seq: 0 });
+  if (needsKick(sim, r, availIdx, old)) sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: intent, q: r.q, seq: 0 });
 }
 
 /**
@@ -268,19 +345,19 @@ function reap(sim: Sim, r: RingState): void {
       len = readU32(w.mem, at + 4n);
     }
     // BAD_RING() in virtqueue_get_buf_ctx_split: the queue is marked broken
-    if (id >= r.num) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} out of range` });
+    if (id >= r.num) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} out of range`, seq: 0 });
     const posted = r.extra.get(id);
-    if (!posted) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} is not a head!` });
+    if (!posted) return void sim.emit({ kind: 'vq.error', actor: 'cpu0', cause: 0, q: r.q, msg: `id ${id} is not a head!`, seq: 0 });
     const entries = posted.table ? 1 : posted.chain.length;
     const lastUsed = r.packed ? (r.lastUsed + entries) % r.num : (r.lastUsed + 1) & 0xffff;
-    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: posted.op, q: r.q, id, len, lastUsed });
+    const got = sim.emit({ kind: 'vring.getbuf', actor: 'cpu0', cause: posted.op, q: r.q, id, len, lastUsed, seq: 0 });
     detach(sim, d, posted, got);
     sim.completions++;
     guestFaultsAfterCompletion(sim, d);
   }
   if (r.eventIdx && !r.packed) {
     // virtqueue_enable_cb_prepare: interrupt me once used.idx passes what I have consumed
-    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num) });
+    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num), seq: 0 });
   }
   const lazy = firstWithFlushQueue(sim, FQ_SIZE);
   if (lazy) flushQueue(sim, lazy);
@@ -289,38 +366,42 @@ function reap(sim: Sim, r: RingState): void {
 /** detach_buf: unmap from the shadow, then the CPU reads what the device wrote. */
 function detach(sim: Sim, d: DeviceState, posted: Posted, cause: number): void {
   const skipSync = !!sim.fault('skip-sync');
-  const reads = posted.sg.filter((s) => s.write && s.len > 0);
-  if (skipSync) for (const s of reads) cpuRead(sim, d, s, cause); // before the sync/unmap that makes it visible
+  if (skipSync) cpuReads(sim, d, posted.sg, cause); // before the sync/unmap that makes it visible
   const skip = sim.faultHit('skip-unmap', 'unmaps');
   if (!skip) {
     const extra = sim.fault('unmap-size')?.arg ?? 0;
-    posted.chain.forEach((c) => {
+    for (const c of posted.chain) {
       const dir: DirName = c.flags & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE';
       if (c.addr !== DMA_MAPPING_ERROR) dmaUnmap(sim, d, c.addr, c.len + extra, dir, 'page', cause);
-    });
+    }
     if (posted.table) dmaUnmap(sim, d, posted.table, 16 * posted.chain.length, 'TO_DEVICE', 'single', cause);
   } else if (!skipSync && d.path.startsWith('swiotlb')) {
     // a driver that keeps the mapping must sync before reading
-    posted.chain.forEach((c) => c.flags & VRING_DESC_F_WRITE && c.len > 0 && dmaSync(sim, d, c.addr, c.len, 'FROM_DEVICE', true, cause));
+    for (const c of posted.chain) if (c.flags & VRING_DESC_F_WRITE && c.len > 0) dmaSync(sim, d, c.addr, c.len, 'FROM_DEVICE', true, cause);
   }
-  if (!skipSync) for (const s of reads) cpuRead(sim, d, s, cause);
+  if (!skipSync) cpuReads(sim, d, posted.sg, cause);
+}
+
+/** The CPU reads the device-writable segments with bytes in them, in list order. */
+function cpuReads(sim: Sim, d: DeviceState, sg: readonly Seg[], cause: number): void {
+  for (const s of sg) if (s.write && s.len > 0) cpuRead(sim, d, s, cause);
 }
 
 function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
   // FNV-1a of what the guest sees, read in place
-  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len) });
+  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len), seq: 0 });
 }
 
 /** Guest-side invalidations that only a fault asks for (Q2's device-IOTLB [0, ~0], Q1's domain resync). */
 function guestFaultsAfterCompletion(sim: Sim, d: DeviceState): void {
   if (sim.faultHit('devtlb-inv-all', 'completions')) {
     const size = 0xffff_ffff_ffff_ffffn;
-    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'device' });
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size, gran: 'device', seq: 0 });
     if (!sim.world.variants.devIotlbClamp) return; // QEMU 5.2 aborts on the notifier range assertion
     vmmUnmapNotify(sim, d, inv, 0n, 1n << 48n, 'device'); // clamped to the notifier's range
   }
   if (sim.faultHit('resync', 'completions')) {
-    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size: 1n << 32n, gran: 'domain' });
+    const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: 0, dev: d.dev, iova: 0n, size: 1n << 32n, gran: 'domain', seq: 0 });
     vmmUnmapNotify(sim, d, inv, 0n, 1n << 32n, 'domain');
   }
 }

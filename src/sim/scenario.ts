@@ -267,6 +267,7 @@ function runStep(sim: Sim, s: ScenarioStep): void {
         translate: (s.translate as 'gpa' | 'iova' | 'shadow' | undefined) ?? (usesIommu(path) ? 'iova' : 'gpa'),
         backend: (s.backend as string | undefined) ?? 'vhost',
         dmaMask: 0xffff_ffff_ffff_ffffn,
+        seq: 0,
       });
       return;
     }
@@ -296,15 +297,16 @@ function runStep(sim: Sim, s: ScenarioStep): void {
         descGpa: g('descGpa', desc),
         availGpa: packed ? g('descGpa', desc) : g('availGpa', avail),
         usedGpa: packed ? g('descGpa', desc) : g('usedGpa', used),
+        seq: 0,
       });
       // a queue set up stopped, to be started with "enable" (and given a base first)
-      if (s.enable === false) sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: setup, q: s.q as number, enable: 0 });
+      if (s.enable === false) sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: setup, q: s.q as number, enable: 0, seq: 0 });
       // vhost_dev_start pre-faults the used ring in IOTLB mode
       if (d.translate === 'iova' && d.backend.startsWith('vhost')) vmmPrefault(sim, d, packed ? desc : used, setup);
       return;
     }
     case 'write':
-      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'gpa'), by: 'cpu', data: bytes(s, 'data') });
+      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'gpa'), by: 'cpu', data: bytes(s, 'data'), seq: 0 });
       return;
     case 'write16':
     case 'write32':
@@ -313,27 +315,27 @@ function runStep(sim: Sim, s: ScenarioStep): void {
       const v = addr(s, 'value');
       const data = new Uint8Array(n);
       for (let i = 0; i < n; i++) data[i] = Number((v >> BigInt(8 * i)) & 0xffn);
-      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'gpa'), by: 'cpu', data });
+      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'gpa'), by: 'cpu', data, seq: 0 });
       return;
     }
     case 'desc': {
       const i = s.i as number;
       const data = encodeDesc({ idx: i, addr: addr(s, 'addr'), len: s.len as number, flags: descFlags(s.flags), next: (s.next as number | undefined) ?? 0 });
-      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * i), by: 'cpu', data });
+      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * i), by: 'cpu', data, seq: 0 });
       return;
     }
     case 'pdesc': {
       const data = encodePacked(addr(s, 'addr'), s.len as number, s.id as number, descFlags(s.flags));
-      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * (s.i as number)), by: 'cpu', data });
+      sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: 0, gpa: addr(s, 'table') + BigInt(16 * (s.i as number)), by: 'cpu', data, seq: 0 });
       return;
     }
     case 'kick':
       if (!w.rings[s.q as number]) throw new ConfigError(`kick: no queue ${String(s.q)}`);
-      sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: 0, q: s.q as number });
+      sim.emit({ kind: 'vring.kick', actor: 'cpu0', cause: 0, q: s.q as number, seq: 0 });
       return;
     case 'map': {
       const dev = devId(s.dev);
-      sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause: 0, dev, iova: addr(s, 'iova'), gpa: addr(s, 'gpa'), size: addr(s, 'size'), perm: (s.perm as 'RW' | undefined) ?? 'RW' });
+      sim.emit({ kind: 'iommu.map', actor: 'cpu0', cause: 0, dev, iova: addr(s, 'iova'), gpa: addr(s, 'gpa'), size: addr(s, 'size'), perm: (s.perm as 'RW' | undefined) ?? 'RW', seq: 0 });
       return;
     }
     case 'unmap': {
@@ -341,9 +343,9 @@ function runStep(sim: Sim, s: ScenarioStep): void {
       const d = w.devices.get(dev);
       const iova = addr(s, 'iova');
       const size = addr(s, 'size');
-      const un = sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause: 0, dev, iova, size });
+      const un = sim.emit({ kind: 'iommu.unmap', actor: 'cpu0', cause: 0, dev, iova, size, seq: 0 });
       // strict unmap: the page invalidation, forwarded to vhost as an INVALIDATE
-      const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: un, dev, iova, size, gran: 'page' });
+      const inv = sim.emit({ kind: 'iommu.inv', actor: 'iommu', cause: un, dev, iova, size, gran: 'page', seq: 0 });
       if (d) vmmUnmapNotify(sim, d, inv, iova, size, 'page');
       return;
     }
@@ -352,16 +354,16 @@ function runStep(sim: Sim, s: ScenarioStep): void {
     case 'base': {
       const r = w.rings[s.q as number];
       if (!r) throw new ConfigError(`base: no queue ${String(s.q)}`);
-      sim.emit({ kind: 'vq.base', actor: 'vmm', cause: 0, q: r.q, num: s.num as number, result: setBaseResult(r, s.num as number) });
+      sim.emit({ kind: 'vq.base', actor: 'vmm', cause: 0, q: r.q, num: s.num as number, result: setBaseResult(r, s.num as number), seq: 0 });
       return;
     }
     case 'enable':
       if (!w.rings[s.q as number]) throw new ConfigError(`enable: no queue ${String(s.q)}`);
-      sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: 0, q: s.q as number, enable: s.enable === false ? 0 : 1 });
+      sim.emit({ kind: 'vq.enable', actor: 'vmm', cause: 0, q: s.q as number, enable: s.enable === false ? 0 : 1, seq: 0 });
       return;
     case 'reset':
       if (!w.rings[s.q as number]) throw new ConfigError(`reset: no queue ${String(s.q)}`);
-      sim.emit({ kind: 'vq.reset', actor: 'cpu0', cause: 0, q: s.q as number });
+      sim.emit({ kind: 'vq.reset', actor: 'cpu0', cause: 0, q: s.q as number, seq: 0 });
       return;
     case 'viommu':
       return viommuRequest(sim, s);
@@ -376,22 +378,22 @@ function viommuRequest(sim: Sim, s: ScenarioStep): void {
     case 'attach': {
       const ep = devId(s.ep);
       const bypass = s.bypass === true;
-      sim.emit({ kind: 'viommu.attach', actor: 'vmm', cause: 0, ep, domain, bypass: bypass ? 1 : 0, status: attachStatus(v, sim.world.devices.has(ep), domain, bypass) });
+      sim.emit({ kind: 'viommu.attach', actor: 'vmm', cause: 0, ep, domain, bypass: bypass ? 1 : 0, status: attachStatus(v, sim.world.devices.has(ep), domain, bypass), seq: 0 });
       return;
     }
     case 'detach': {
       const ep = devId(s.ep);
-      sim.emit({ kind: 'viommu.detach', actor: 'vmm', cause: 0, ep, domain, status: detachStatus(v, ep, domain) });
+      sim.emit({ kind: 'viommu.detach', actor: 'vmm', cause: 0, ep, domain, status: detachStatus(v, ep, domain), seq: 0 });
       return;
     }
     case 'map': {
       const [start, end, flags] = [addr(s, 'start'), addr(s, 'end'), mapFlags(s.flags)];
-      sim.emit({ kind: 'viommu.map', actor: 'vmm', cause: 0, domain, start, end, phys: addr(s, 'phys'), flags, status: mapStatus(v, domain, start, end, flags) });
+      sim.emit({ kind: 'viommu.map', actor: 'vmm', cause: 0, domain, start, end, phys: addr(s, 'phys'), flags, status: mapStatus(v, domain, start, end, flags), seq: 0 });
       return;
     }
     case 'unmap': {
       const [start, end] = [addr(s, 'start'), addr(s, 'end')];
-      sim.emit({ kind: 'viommu.unmap', actor: 'vmm', cause: 0, domain, start, end, status: unmapStatus(v, domain, start, end) });
+      sim.emit({ kind: 'viommu.unmap', actor: 'vmm', cause: 0, domain, start, end, status: unmapStatus(v, domain, start, end), seq: 0 });
       return;
     }
   }

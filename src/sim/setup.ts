@@ -28,9 +28,9 @@ export function setup(sim: Sim): void {
   // a scenario (scenario.ts) brings its own devices and queues: the platform only
   const scenario = config.workload === 'scenario';
   const prot = !scenario && isProtected(sim);
-  sim.emit({ kind: 'trace.config', actor: 'vmm', cause: 0, workload: config.workload, protected: prot ? 1 : 0, variants: JSON.stringify(variantsOf(config)) });
-  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: 0n, size: RAM_LOW, hva: HVA_BASE });
-  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: RAM_HIGH_GPA, size: RAM_HIGH, hva: HVA_BASE + RAM_LOW });
+  sim.emit({ kind: 'trace.config', actor: 'vmm', cause: 0, workload: config.workload, protected: prot ? 1 : 0, variants: JSON.stringify(variantsOf(config)), seq: 0 });
+  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: 0n, size: RAM_LOW, hva: HVA_BASE, seq: 0 });
+  sim.emit({ kind: 'mem.table', actor: 'vmm', cause: 0, gpa: RAM_HIGH_GPA, size: RAM_HIGH, hva: HVA_BASE + RAM_LOW, seq: 0 });
   if (scenario) return;
   let q = 0;
   for (const c of devicesOf(sim)) {
@@ -53,10 +53,11 @@ export function setup(sim: Sim): void {
       translate,
       backend: c.backend ?? 'vhost',
       dmaMask: BigInt(c.dmaMask ?? (c.path === 'swiotlb' ? '0xffffffff' : '0xffffffffffffffff')),
+      seq: 0,
     });
     if (prot && !ap) {
       // virtio_features_ok(): a protected guest needs ACCESS_PLATFORM, else -ENODEV
-      sim.emit({ kind: 'dev.probe_fail', actor: 'cpu0', cause: added, dev: c.dev, reason: 'device must provide VIRTIO_F_ACCESS_PLATFORM' });
+      sim.emit({ kind: 'dev.probe_fail', actor: 'cpu0', cause: added, dev: c.dev, reason: 'device must provide VIRTIO_F_ACCESS_PLATFORM', seq: 0 });
       continue;
     }
     const d = sim.world.devices.get(c.dev)!;
@@ -83,6 +84,7 @@ export function setup(sim: Sim): void {
         descGpa: gpa,
         availGpa: packed ? gpa : gpa + BigInt(lay.availOff),
         usedGpa: packed ? gpa : gpa + BigInt(lay.usedOff),
+        seq: 0,
       });
       if (translate === 'iova' && d.backend.startsWith('vhost')) vmmPrefault(sim, d, packed ? base : base + BigInt(lay.usedOff), setupSeq);
     }

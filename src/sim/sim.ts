@@ -12,7 +12,7 @@ import type { World } from '../model/world.js';
 import type { Fault, FaultKind, SimConfig } from './config.js';
 import { seedKey } from './data.js';
 import { deviceRunnable, devicePass } from './device.js';
-import { driverRunnable, driverStep } from './driver.js';
+import { DriverScratch, driverRunnable, driverStep } from './driver.js';
 import { Rng, type RngState } from './rng.js';
 import { pctPick } from './schedule.js';
 import { setup } from './setup.js';
@@ -37,6 +37,10 @@ export interface Resume {
 /** Upper bound on scheduler steps per guest op; a run past it is a model bug, not a trace. */
 const STEPS_PER_OP = 256;
 const VQ_ACTORS: readonly Actor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
+/** the VMM's bit in a runnable mask: above every queue's (queues are vq0..vq3, the Actor names) */
+const VMM_BIT = 1 << 30;
+const MAX_MASK_Q = 28;
+const VQ_INDEX: Partial<Record<Actor, number>> = { vq0: 0, vq1: 1, vq2: 2, vq3: 3 };
 
 export class Sim {
   readonly world: World;
@@ -47,6 +51,16 @@ export class Sim {
   counters: Record<string, number>;
   private readonly resumed: boolean;
   private readonly pipe: Pipeline;
+  /** the injected faults by kind (config.faults is searched on every unmap, pass and completion otherwise) */
+  private readonly faultOf: Map<FaultKind, Fault>;
+  /**
+   * The runnable set, by bit mask (bit 0 the guest CPU, bit 1+q queue q's worker, bit 31 the VMM):
+   * its actors, in scheduler order, and the `sched` event's text. A run sees a handful of sets, so
+   * the array and its join are built once each, not on every step.
+   */
+  /** the driver's look-ahead between steps (driver.ts), derived from the world */
+  readonly driverScratch = new DriverScratch();
+  private readonly runnableSets = new Map<number, { actors: readonly Actor[]; text: string }>();
 
   constructor(
     readonly config: SimConfig,
@@ -57,6 +71,8 @@ export class Sim {
   ) {
     this.rng = new Rng(seed, resume?.state.rng as RngState | undefined);
     this.counters = resume ? { ...resume.state.counters } : {};
+    this.faultOf = new Map();
+    for (const f of config.faults) if (!this.faultOf.has(f.kind)) this.faultOf.set(f.kind, f); // find(): the first of a kind
     this.pipe = new Pipeline({
       judge: JUDGE,
       mode: 'emit',
@@ -64,7 +80,9 @@ export class Sim {
       seq: resume?.seq ?? 0,
       event: sink.event.bind(sink),
       checkpoint: (seq, w) => sink.checkpoint?.(seq, w, this.state()),
-      checkpointEvery,
+      // no one takes checkpoints: no every-K boundary, so the working world keeps owning the pages
+      // it copied (otherwise every page written after a boundary is copied again, for nothing)
+      checkpointEvery: sink.checkpoint ? checkpointEvery : 0,
     });
     this.world = this.pipe.world;
     this.resumed = !!resume;
@@ -92,7 +110,7 @@ export class Sim {
   }
 
   fault(kind: FaultKind): Fault | undefined {
-    return this.config.faults.find((f) => f.kind === kind);
+    return this.faultOf.size === 0 ? undefined : this.faultOf.get(kind);
   }
 
   /** Counts an occurrence of `counter`; true if the fault `kind` hits it (arg N: the Nth; 0: every one). */
@@ -110,8 +128,14 @@ export class Sim {
     return this.pipe.seq;
   }
 
-  emit(e: NewEvent): number {
-    return this.pipe.emit(e);
+  /**
+   * Steps an event through the pipeline, which gives it its seq. The simulation's events are built
+   * with `seq: 0` as their last field: the pipeline then stores the seq in place (adding a property
+   * to a finished object literal costs a hidden-class transition and an out-of-object property
+   * store on every event), and the fields keep the order they had (seq last).
+   */
+  emit(e: NewEvent | DmaEvent): number {
+    return this.pipe.emit(e as NewEvent);
   }
 
   state(): SimState {
@@ -124,39 +148,61 @@ export class Sim {
     const maxSteps = (this.config.ops + 8) * STEPS_PER_OP;
     for (let steps = 0; ; steps++) {
       this.pipe.maybeCheckpoint(); // at actor-step boundaries only: a run resumes between steps
-      const runnable = this.runnableActors();
-      if (runnable.length === 0 || steps > maxSteps) break;
+      const mask = this.runnableMask();
+      if (mask === 0 || steps > maxSteps) break;
+      const set = this.runnableSet(mask);
+      const runnable = set.actors;
       // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
       const pick = this.config.schedule ? pctPick(this, this.config.schedule, runnable) : runnable.length > 1 ? runnable[this.rng.int(runnable.length)]! : runnable[0]!;
       if (runnable.length > 1) {
-        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: runnable.join(',') });
+        this.emit({ kind: 'sched', actor: 'sched', cause: 0, pick, runnable: set.text, seq: 0 });
       }
       this.step(pick);
     }
     this.finish();
   }
 
-  /** The actors that can run now, in a fixed order (guest, each queue's worker, VMM): the scheduler's hot loop. */
-  private runnableActors(): Actor[] {
+  /** The actors that can run now, as a bit mask (guest, each queue's worker, VMM): the scheduler's hot loop. */
+  private runnableMask(): number {
+    let mask = driverRunnable(this) ? 1 : 0;
+    const rings = this.world.rings;
+    for (let i = 0; i < rings.length; i++) {
+      const r = rings[i];
+      if (!r) continue; // a scenario may set up queue 1 before queue 0
+      const q = r.q;
+      if (q > MAX_MASK_Q) throw new Error(`queue ${q}: the device workers are vq0..vq3`);
+      if (deviceRunnable(this, q)) mask |= 1 << (1 + q);
+    }
+    if (vmmRunnable(this, mask === 0)) mask |= VMM_BIT;
+    return mask;
+  }
+
+  /** The actors of a mask in a fixed order (guest, each queue's worker by ring order, VMM). */
+  private runnableSet(mask: number): { actors: readonly Actor[]; text: string } {
+    let set = this.runnableSets.get(mask);
+    if (set) return set;
     const out: Actor[] = [];
-    if (driverRunnable(this)) out.push('cpu0');
+    if (mask & 1) out.push('cpu0');
+    // bits are in queue order, the order of world.rings (indexed by queue)
     this.world.rings.forEach((r) => {
-      if (deviceRunnable(this, r.q)) out.push(VQ_ACTORS[r.q] ?? (`vq${r.q}` as Actor));
+      if (mask & (1 << (1 + r.q))) out.push(VQ_ACTORS[r.q] ?? (`vq${r.q}` as Actor));
     });
-    if (vmmRunnable(this, out.length === 0)) out.push('vmm');
-    return out;
+    if (mask & VMM_BIT) out.push('vmm');
+    set = { actors: out, text: out.join(',') };
+    this.runnableSets.set(mask, set);
+    return set;
   }
 
   private step(a: Actor): void {
     if (a === 'cpu0') driverStep(this);
     else if (a === 'vmm') vmmStep(this);
-    else devicePass(this, Number(a.slice(2)));
+    else devicePass(this, VQ_INDEX[a] ?? Number(a.slice(2)));
   }
 
   // Nothing can run: the marker (the pipeline judges liveness there), then the driver is unbound
   // (rings freed, leaks reported).
   private finish(): void {
-    this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest' });
+    this.emit({ kind: 'marker', actor: 'sched', cause: 0, n: 0, name: QUIESCENT, side: 'guest', seq: 0 });
     for (const d of this.world.devices.values()) {
       if (!d.probed) continue;
       // remove: reset the device, detach the buffers it never used (virtqueue_detach_unused_buf), free the rings
@@ -172,7 +218,7 @@ export class Sim {
           const m = d.dmaLive.get(r.desc)?.[0];
           if (m) dmaUnmap(this, d, r.desc, m.size, 'BIDIRECTIONAL', 'coherent', 0); // dma_free_coherent
         }
-      this.emit({ kind: 'dev.teardown', actor: 'cpu0', cause: 0, dev: d.dev });
+      this.emit({ kind: 'dev.teardown', actor: 'cpu0', cause: 0, dev: d.dev, seq: 0 });
     }
   }
 }

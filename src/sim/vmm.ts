@@ -54,19 +54,19 @@ function serviceMiss(sim: Sim, d: DeviceState, iova: bigint, write: boolean, mis
   const t = guestTranslate(sim.world, d, iova);
   if (!t || sim.faultHit('viommu-fault', 'misses')) {
     // vtd_do_iommu_translate reports the fault; vhost_device_iotlb_miss sends nothing (trace step 2)
-    if (t) sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'viommu-fault', arg: 0, dev: d.dev, iova, size: 0n });
-    sim.emit({ kind: 'iommu.fault', actor: 'iommu', cause: missSeq, dev: d.dev, iova, write: write ? 1 : 0, reason: write ? 5 : 6 });
+    if (t) sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'viommu-fault', arg: 0, dev: d.dev, iova, size: 0n, seq: 0 });
+    sim.emit({ kind: 'iommu.fault', actor: 'iommu', cause: missSeq, dev: d.dev, iova, write: write ? 1 : 0, reason: write ? 5 : 6, seq: 0 });
     return;
   }
   if (sim.faultHit('reorder-update-invalidate', 'updates')) {
-    sim.emit({ kind: 'iommu.translate', actor: 'vmm', cause: missSeq, dev: d.dev, iova: t.pageIova, gpa: t.pageGpa, perm: t.perm, cache: 'miss' });
-    sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'reorder-update-invalidate', arg: 0, dev: d.dev, iova: t.pageIova, size: PAGE_BIG });
+    sim.emit({ kind: 'iommu.translate', actor: 'vmm', cause: missSeq, dev: d.dev, iova: t.pageIova, gpa: t.pageGpa, perm: t.perm, cache: 'miss', seq: 0 });
+    sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'reorder-update-invalidate', arg: 0, dev: d.dev, iova: t.pageIova, size: PAGE_BIG, seq: 0 });
     return;
   }
   let gpa = t.pageGpa;
   if (sim.faultHit('wrong-page-update', 'updates')) {
     gpa += PAGE_BIG;
-    sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'wrong-page-update', arg: 0, dev: d.dev, iova: t.pageIova, size: PAGE_BIG });
+    sim.emit({ kind: 'fault', actor: 'vmm', cause: missSeq, what: 'wrong-page-update', arg: 0, dev: d.dev, iova: t.pageIova, size: PAGE_BIG, seq: 0 });
   }
   sendUpdate(sim, d.dev, t.pageIova, gpa, t.perm, missSeq);
 }
@@ -76,7 +76,7 @@ export function sendUpdate(sim: Sim, dev: number, iova: bigint, gpa: bigint, per
   const h = gpaToHva(sim.world.memTable, gpa);
   if (!h) return;
   const size = h.left < PAGE_BIG ? h.left : PAGE_BIG;
-  sim.emit({ kind: 'iotlb.update', actor: 'vmm', cause, dev, iova, size, uaddr: h.hva, perm, result: 'ok' });
+  sim.emit({ kind: 'iotlb.update', actor: 'vmm', cause, dev, iova, size, uaddr: h.hva, perm, result: 'ok', seq: 0 });
 }
 
 /** vhost_device_iotlb_miss(hdev, used_phys, true) at vhost_dev_start: the used ring is pre-faulted. */
@@ -88,8 +88,8 @@ export function vmmPrefault(sim: Sim, d: DeviceState, iova: bigint, cause: numbe
 /** The B1 trigger: a buggy or malicious VMM writes UPDATE {iova 0, size 0, uaddr 0}. */
 export function vmmZeroUpdate(sim: Sim, d: DeviceState): void {
   const rule = sim.world.variants.sizeZero;
-  sim.emit({ kind: 'fault', actor: 'vmm', cause: 0, what: 'zero-update', arg: 0, dev: d.dev, iova: 0n, size: 0n });
-  sim.emit({ kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: d.dev, iova: 0n, size: 0n, uaddr: 0n, perm: 'RW', result: rule === 'accept' ? 'ok' : 'EINVAL' });
+  sim.emit({ kind: 'fault', actor: 'vmm', cause: 0, what: 'zero-update', arg: 0, dev: d.dev, iova: 0n, size: 0n, seq: 0 });
+  sim.emit({ kind: 'iotlb.update', actor: 'vmm', cause: 0, dev: d.dev, iova: 0n, size: 0n, uaddr: 0n, perm: 'RW', result: rule === 'accept' ? 'ok' : 'EINVAL', seq: 0 });
 }
 
 /**
@@ -101,12 +101,12 @@ export function vmmUnmapNotify(sim: Sim, d: DeviceState, invSeq: number, iova: b
   if (d.translate === 'shadow') return shadowSync(sim, d, invSeq, iova, size, gran);
   if (d.translate !== 'iova' || !d.backend.startsWith('vhost')) return;
   if (sim.faultHit('drop-invalidate', 'invalidations')) {
-    sim.emit({ kind: 'fault', actor: 'vmm', cause: invSeq, what: 'drop-invalidate', arg: 0, dev: d.dev, iova, size });
+    sim.emit({ kind: 'fault', actor: 'vmm', cause: invSeq, what: 'drop-invalidate', arg: 0, dev: d.dev, iova, size, seq: 0 });
     return;
   }
   const delay = sim.fault('delay-invalidate');
   if (delay && delay.arg > 0) {
-    sim.emit({ kind: 'fault', actor: 'vmm', cause: invSeq, what: 'delay-invalidate', arg: delay.arg, dev: d.dev, iova, size });
+    sim.emit({ kind: 'fault', actor: 'vmm', cause: invSeq, what: 'delay-invalidate', arg: delay.arg, dev: d.dev, iova, size, seq: 0 });
     return;
   }
   if (sim.world.variants.asyncInvalidate) return; // owed (apply queued it); the VMM's own step delivers it
@@ -119,13 +119,13 @@ function deliverInvalidate(sim: Sim, dev: number, iova: bigint, size: bigint, re
   const w = sim.world;
   // vhost-vdpa takes a range change as a batch (vhost_vdpa_listener_begin_batch/commit); kernel vhost-net would answer EINVAL
   const batch = w.devices.get(dev)?.backend === 'vhost-vdpa' && iova === 0n && size >= 1n << 32n;
-  if (batch) sim.emit({ kind: 'iotlb.batch', actor: 'vmm', cause: req, dev, begin: 1, result: 'ok' });
+  if (batch) sim.emit({ kind: 'iotlb.batch', actor: 'vmm', cause: req, dev, begin: 1, result: 'ok', seq: 0 });
   // Invalidate-all: a ranged message, or size 0 as QEMU's smmuv3 path sends it (B1b).
   const all = iova === 0n && size >= 1n << 48n;
   const wireSize = all && w.variants.vmmInvalidateAll === 'size0' ? 0n : size;
   const rejected = wireSize === 0n && w.variants.sizeZero === 'reject-all';
-  sim.emit({ kind: 'iotlb.invalidate', actor: 'vmm', cause: req, dev, iova, size: wireSize, result: rejected ? 'EINVAL' : 'ok' });
-  if (batch) sim.emit({ kind: 'iotlb.batch', actor: 'vmm', cause: req, dev, begin: 0, result: 'ok' });
+  sim.emit({ kind: 'iotlb.invalidate', actor: 'vmm', cause: req, dev, iova, size: wireSize, result: rejected ? 'EINVAL' : 'ok', seq: 0 });
+  if (batch) sim.emit({ kind: 'iotlb.batch', actor: 'vmm', cause: req, dev, begin: 0, result: 'ok', seq: 0 });
 }
 
 // vfio-style listeners get MAP and UNMAP. 'tree' (63b88968f1) sends only what changed; before it an
@@ -133,7 +133,7 @@ function deliverInvalidate(sim: Sim, dev: number, iova: bigint, size: bigint, re
 function shadowSync(sim: Sim, d: DeviceState, invSeq: number, iova: bigint, size: bigint, gran: string): void {
   if (gran === 'domain' && sim.world.variants.vtdResync === 'unmap-remap') {
     // the MAP replay is a later VMM step (staleShadow): the device can run in between
-    sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause: invSeq, dev: d.dev, op: 'UNMAP', iova: 0n, size: 1n << 32n, gpa: 0n });
+    sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause: invSeq, dev: d.dev, op: 'UNMAP', iova: 0n, size: 1n << 32n, gpa: 0n, seq: 0 });
     return;
   }
   const end = gran === 'domain' ? 1n << 32n : iova + size;
@@ -142,7 +142,7 @@ function shadowSync(sim: Sim, d: DeviceState, invSeq: number, iova: bigint, size
     const a = pfn << 12n;
     if (a < start || a >= end) continue;
     const pte = d.iommu.get(pfn);
-    if (!pte || pte.gpa !== s.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause: invSeq, dev: d.dev, op: 'UNMAP', iova: a, size: PAGE_BIG, gpa: s.gpa });
+    if (!pte || pte.gpa !== s.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause: invSeq, dev: d.dev, op: 'UNMAP', iova: a, size: PAGE_BIG, gpa: s.gpa, seq: 0 });
   }
   replayRange(sim, d, invSeq, start, end);
 }
@@ -151,11 +151,11 @@ function replayRange(sim: Sim, d: DeviceState, cause: number, start: bigint, end
   for (const [pfn, pte] of d.iommu) {
     const a = pfn << 12n;
     if (a < start || a >= end) continue;
-    if (d.shadow.get(pfn)?.gpa !== pte.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause, dev: d.dev, op: 'MAP', iova: a, size: PAGE_BIG, gpa: pte.gpa });
+    if (d.shadow.get(pfn)?.gpa !== pte.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause, dev: d.dev, op: 'MAP', iova: a, size: PAGE_BIG, gpa: pte.gpa, seq: 0 });
   }
 }
 
 /** Shadow devices are told about every mapping as it is made (the vfio MAP notifier). */
 export function shadowMap(sim: Sim, d: DeviceState, iova: bigint, gpa: bigint, size: bigint, cause: number): void {
-  sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause, dev: d.dev, op: 'MAP', iova, size, gpa });
+  sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause, dev: d.dev, op: 'MAP', iova, size, gpa, seq: 0 });
 }

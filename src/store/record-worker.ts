@@ -3,9 +3,11 @@
 // in one transaction exactly as the recorder would have written it inline; it also keeps the stream
 // hash, so SQLite and SHA-256 run beside the simulation instead of inside it.
 //
-// Protocol (all from the recorder's thread, in order): 'group' messages, then one 'finish'. Progress
-// and the outcome go through the shared Int32Array: [GROUPS_DONE] counts written groups, [STATE]
-// turns from RUNNING to DONE or FAILED; the result ({hash} or {error}) is posted on `port` first.
+// Protocol (all from the recorder's thread, in order): the worker opens its connection and sets
+// [READY]; then 'start' (the chunks the recorder committed itself, which the stream hash starts
+// with), 'group' messages, and one 'finish' ('finish' alone: the recorder never handed over).
+// Progress and the outcome go through the shared Int32Array: [GROUPS_DONE] counts written groups,
+// [STATE] turns from RUNNING to DONE or FAILED; the result ({hash} or {error}) is posted on `port` first.
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
@@ -13,6 +15,7 @@ import { CheckpointWriter } from './checkpoints.js';
 
 export const GROUPS_DONE = 0;
 export const STATE = 1;
+export const READY = 2;
 export const RUNNING = 0;
 export const DONE = 1;
 export const FAILED = 2;
@@ -22,8 +25,6 @@ export interface WorkerInit {
   traceId: number;
   shared: SharedArrayBuffer;
   port: MessagePort;
-  /** chunks the recorder committed itself before handing over: the stream hash starts with them */
-  chunksBefore: number;
   /** events.id of the trace's first chunk */
   firstChunkId: number;
   /** how long a commit waits for another writer (db.ts busyTimeoutMs) */
@@ -66,10 +67,7 @@ function main(init: WorkerInit): void {
     db = new Database(init.path, { fileMustExist: true, timeout: init.busyTimeoutMs });
     db.pragma('synchronous = NORMAL'); // per connection; WAL mode is already set on the file
     const hash = createHash('sha256');
-    if (init.chunksBefore > 0) {
-      const first = db.prepare(`SELECT data FROM events WHERE id BETWEEN ? AND ? ORDER BY id`).pluck();
-      for (const data of first.iterate(init.firstChunkId, init.firstChunkId + init.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);
-    }
+    const first = db.prepare(`SELECT data FROM events WHERE id BETWEEN ? AND ? ORDER BY id`).pluck();
     const insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
     const insCk = new CheckpointWriter(db, init.traceId);
     const insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
@@ -80,9 +78,15 @@ function main(init: WorkerInit): void {
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
     });
-    parentPort!.on('message', (m: Group | { type: 'finish' }) => {
+    Atomics.store(flags, READY, 1);
+    parentPort!.on('message', (m: Group | { type: 'start'; chunksBefore: number } | { type: 'finish' }) => {
       try {
         if (m.type === 'finish') return stop(DONE, { hash: hash.digest('hex') });
+        if (m.type === 'start') {
+          // the chunks the recorder committed itself before handing over: the stream hash starts with them
+          if (m.chunksBefore > 0) for (const data of first.iterate(init.firstChunkId, init.firstChunkId + m.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);
+          return;
+        }
         for (const r of m.chunks) hash.update(r[4]);
         write(m);
         Atomics.add(flags, GROUPS_DONE, 1);

@@ -2,13 +2,18 @@
 // checkpoints and findings are committed together every FLUSH_CHUNKS chunks, each commit also
 // advancing traces.events, so a recording killed at any instant leaves a complete, consistent
 // prefix (the trace stays marked incomplete). The stream hash covers every encoded event in order.
+// A commit group's chunks are encoded back to back into one buffer (each row a view of it): no copy
+// per chunk, and one buffer to hand to the writer thread per group.
 //
 // Where the commits happen: a short trace is written on this thread. Once a trace passes
-// HANDOVER_CHUNKS (and the database is a file this thread is not holding a transaction on), the
-// writing moves to a worker thread with its own connection (record-worker.ts): this thread only
-// simulates and encodes, and hands over each commit group as it is formed. The groups are written in
-// order, one transaction each, exactly as they would have been here; at most MAX_GROUPS_IN_FLIGHT
-// wait for the worker (this thread blocks beyond that), and finish() waits for the last one.
+// START_CHUNKS (and the database is a file this thread is not holding a transaction on), a worker
+// thread with its own connection starts (record-worker.ts) while this thread goes on writing; at the
+// first commit from HANDOVER_CHUNKS on at which the worker is ready, the writing moves to it: this
+// thread only simulates and encodes, and hands over each commit group as it is formed. (Starting a
+// thread costs tens of ms, more on a busy machine: this thread never waits for it.) The groups are
+// written in order, one transaction each, exactly as they would have been here; at most
+// MAX_GROUPS_IN_FLIGHT wait for the worker (this thread blocks beyond that), and finish() waits for
+// the last one.
 import type Database from 'better-sqlite3';
 import { createHash, type Hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -22,14 +27,17 @@ import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../engine/snapshot.js';
 import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT, CheckpointWriter, deleteCheckpoints } from './db.js';
-import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, RUNNING, STATE, type WorkerInit } from './record-worker.js';
+import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, READY, RUNNING, STATE, type WorkerInit } from './record-worker.js';
 
 import { ENGINE_VERSION } from '../events/jsonl.js';
 export { ENGINE_VERSION };
 const FLUSH_CHUNKS = 16;
-/** chunks written on this thread before the worker takes over (a worker costs a few tens of ms to start) */
+/** chunks written on this thread before a worker is started (a worker costs a few tens of ms to start) */
+const START_CHUNKS = 32;
+/** chunks written on this thread at least, before the worker (once ready) takes over */
 const HANDOVER_CHUNKS = 64;
 const MAX_GROUPS_IN_FLIGHT = 8;
+const EMPTY = new Uint8Array(0);
 
 // The worker is the compiled record-worker.js next to this module; when running from sources (the
 // test runner) there is none, and everything is written on this thread.
@@ -50,10 +58,13 @@ interface Writer {
   flags: Int32Array;
   results: MessagePort;
   sent: number;
+  /** it has taken over the writing (until then it only got ready) */
+  live: boolean;
 }
 
 export class Recorder {
   readonly traceId: number;
+  /** the commit group being encoded: its chunks back to back */
   private readonly writer = new EventWriter(1 << 16);
   private inChunk = 0;
   private chunkNo = 0;
@@ -116,40 +127,75 @@ export class Recorder {
 
   private closeChunk(): void {
     if (this.inChunk === 0) return;
-    // a copy with its own memory: it may be handed to the writer thread (transferred, not copied again)
-    const bytes = this.writer.bytes();
-    const data = new Uint8Array(bytes.length);
-    data.set(bytes);
     const seq0 = this.seq - this.inChunk + 1;
-    this.pending.push([this.traceId * CHUNK_ID_SHIFT + this.chunkNo, this.traceId, seq0, this.inChunk, data]);
+    // a view for now: the group's buffer may still grow (and move) while later chunks are encoded
+    this.pending.push([this.traceId * CHUNK_ID_SHIFT + this.chunkNo, this.traceId, seq0, this.inChunk, EMPTY]);
+    this.chunkEnds.push(this.writer.pos);
     this.committed = this.seq;
     this.chunkNo++;
     this.inChunk = 0;
-    this.writer.reset();
     if (this.pending.length >= FLUSH_CHUNKS) this.flush();
   }
 
+  /** where each pending chunk ends in the group's buffer */
+  private chunkEnds: number[] = [];
+
   private flush(): void {
-    if (this.thread) this.send();
-    else {
-      for (const r of this.pending) this.hash.update(r[4]);
+    if (this.thread?.live) {
+      // the group's buffer goes to the writer thread (transferred); the next group gets a new one
+      const used = this.writer.pos;
+      this.rowsOf(this.writer.take(Math.max(1 << 16, used + (used >> 2))));
+      this.send();
+    } else {
+      this.rowsOf(this.writer.bytes());
+      if (this.pending.length) this.hash.update(this.writer.bytes());
       this.flushTx();
-      if (this.useWorker && this.chunkNo >= HANDOVER_CHUNKS && !this.db.inTransaction) this.handOver();
+      this.writer.reset(); // SQLite has copied the rows
+      if (this.useWorker && !this.db.inTransaction) this.toWorker();
     }
+    this.chunkEnds = [];
     this.pending = [];
     this.pendingCk = [];
     this.pendingFindings = [];
   }
 
-  /** Starts the writer thread; everything up to here is committed. */
-  private handOver(): void {
-    const shared = new SharedArrayBuffer(8);
+  /** Points each pending row at its bytes in the group's (final) buffer: plain Uint8Array views (cheaper to post than Buffers). */
+  private rowsOf(group: Uint8Array): void {
+    let from = 0;
+    for (let i = 0; i < this.pending.length; i++) {
+      const to = this.chunkEnds[i]!;
+      this.pending[i]![4] = new Uint8Array(group.buffer, group.byteOffset + from, to - from);
+      from = to;
+    }
+  }
+
+  /** After an inline commit: starts the writer thread, or hands the writing over to it once it is ready. */
+  private toWorker(): void {
+    const t = this.thread;
+    if (!t) {
+      if (this.chunkNo >= START_CHUNKS) this.startWorker();
+      return;
+    }
+    if (this.chunkNo < HANDOVER_CHUNKS || Atomics.load(t.flags, READY) !== 1 || Atomics.load(t.flags, STATE) !== RUNNING) return;
+    // everything up to here is committed: the worker hashes it from the database, then takes the groups
+    t.worker.postMessage({ type: 'start', chunksBefore: this.chunkNo });
+    t.live = true;
+  }
+
+  private startWorker(): void {
+    const shared = new SharedArrayBuffer(12);
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, chunksBefore: this.chunkNo, firstChunkId: this.traceId * CHUNK_ID_SHIFT, busyTimeoutMs: busyTimeoutMs() };
+    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, firstChunkId: this.traceId * CHUNK_ID_SHIFT, busyTimeoutMs: busyTimeoutMs() };
     const worker = new Worker(WORKER_URL, { workerData: { recordWorker: init }, transferList: [port2] });
     worker.unref(); // a recording that fails leaves it; what it committed stays a consistent prefix
     worker.on('error', () => {}); // reported through the shared state (see wait)
-    this.thread = { worker, flags: new Int32Array(shared), results: port1, sent: 0 };
+    this.thread = { worker, flags: new Int32Array(shared), results: port1, sent: 0, live: false };
+  }
+
+  /** Stops the writer thread and waits (up to a minute) for it to close its connection. */
+  private stopWorker(t: Writer): void {
+    t.worker.postMessage({ type: 'finish' });
+    for (let i = 0; i < 600 && Atomics.load(t.flags, STATE) === RUNNING; i++) Atomics.wait(t.flags, STATE, RUNNING, 100);
   }
 
   private send(): void {
@@ -157,7 +203,8 @@ export class Recorder {
     // backpressure: never more than MAX_GROUPS_IN_FLIGHT groups queued for the writer
     while (t.sent - Atomics.load(t.flags, GROUPS_DONE) >= MAX_GROUPS_IN_FLIGHT) this.wait(GROUPS_DONE, Atomics.load(t.flags, GROUPS_DONE));
     const g: Group = { type: 'group', chunks: this.pending, checkpoints: this.pendingCk, findings: this.pendingFindings, committed: this.committed, findingCount: this.findingCount };
-    const transfer = [...this.pending.map((r) => r[4].buffer as ArrayBuffer), ...this.pendingCk.map((c) => c.blob.buffer as ArrayBuffer)];
+    // the chunks are views of one buffer: transferred once
+    const transfer = [...(this.pending.length ? [this.pending[0]![4].buffer as ArrayBuffer] : []), ...this.pendingCk.map((c) => c.blob.buffer as ArrayBuffer)];
     t.worker.postMessage(g, transfer);
     t.sent++;
   }
@@ -187,8 +234,7 @@ export class Recorder {
   abort(): void {
     const t = this.thread;
     if (t) {
-      t.worker.postMessage({ type: 'finish' });
-      for (let i = 0; i < 600 && Atomics.load(t.flags, STATE) === RUNNING; i++) Atomics.wait(t.flags, STATE, RUNNING, 100);
+      this.stopWorker(t);
       this.thread = null;
     }
     try {
@@ -210,13 +256,17 @@ export class Recorder {
     this.closeChunk();
     this.flush();
     let hash: string;
-    if (this.thread) {
-      const t = this.thread;
+    const t = this.thread;
+    if (t?.live) {
       t.worker.postMessage({ type: 'finish' });
       while (Atomics.load(t.flags, STATE) === RUNNING) this.wait(STATE, RUNNING);
       hash = this.outcome();
-      this.thread = null;
-    } else hash = this.hash.digest('hex');
+    } else {
+      // a worker that never took over only has to close its connection (its failure, if any, cost nothing)
+      if (t) this.stopWorker(t);
+      hash = this.hash.digest('hex');
+    }
+    this.thread = null;
     this.db.prepare(`UPDATE traces SET complete = 1, hash = ? WHERE id = ?`).run(hash, this.traceId);
     return { events: this.seq, hash, findings: this.findingCount };
   }

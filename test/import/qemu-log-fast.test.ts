@@ -70,6 +70,16 @@ describe('QEMU log parser fast paths', () => {
     );
   });
 
+  it('an invalidation mask past VT-d\'s 6-bit AM field is a malformed line naming the mask, not a thrown RangeError', () => {
+    for (const mask of ['40', '1000', 'ffffffff']) {
+      const l = `1234@1700000000.000001:vtd_inv_desc_iotlb_pages iotlb invalidate domain 0x1 addr 0x1000 mask 0x${mask}`;
+      const byRegex = parseQemuLogLineByRegex(l, 1) as { kind: string; malformed?: string } | null;
+      expect(byRegex?.kind).toBe('malformed');
+      expect(byRegex?.malformed).toBe(`vtd_inv_desc_iotlb_pages: mask ${parseInt(mask, 16)} is out of range (at most 63)`);
+      expect(parseQemuLogLine(l, 1)).toEqual(byRegex);
+    }
+  });
+
   it('parse lines with any header numbers as the regex parser does', () => {
     const digits = fc.stringMatching(/^[0-9]{0,22}$/);
     fc.assert(

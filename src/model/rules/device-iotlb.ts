@@ -23,13 +23,14 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
     models: 'vhost_process_iotlb_msg VHOST_IOTLB_UPDATE: vhost_iotlb_add_range, vhost_vq_meta_reset, vhost_iotlb_notify_vq',
     evolve(w, ev) {
       markRead(w, ev.cause);
-      const held = w.vmm.held.findIndex((h) => h.miss === ev.cause);
+      const held = w.vmm.held.length ? w.vmm.held.findIndex((h) => h.miss === ev.cause) : -1;
       if (held >= 0) w.vmm.held.splice(held, 1);
       if (ev.result !== 'ok') return;
       const d = deviceOf(w, ev.dev, ev.seq);
       resetMeta(w, ev.dev);
       addRange(d.iotlb, { start: ev.iova, last: (ev.iova + ev.size - 1n) & U64, uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
       // vhost_iotlb_notify_vq: wake each pending miss the entry covers ('gt': the off-by-one before the fix, B2)
+      if (!d.iotlb.pending.length) return;
       const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
       for (const m of wakeCovered(d.iotlb, ev.iova, last - ev.iova + 1n))
         if (m.q !== QUEUE_UNKNOWN && !d.iotlb.pending.some((p) => p.q === m.q)) ringOf(w, m.q, ev.seq).parked = false;

@@ -4,7 +4,7 @@
 // is flushed in lazy mode).
 import { pageSpan } from '../iova.js';
 import { liveAdd, liveFind, liveRemove } from '../dma-live.js';
-import { PAGE_MASK } from '../memory.js';
+import { PAGE_BASE } from '../memory.js';
 import { usesIommu } from '../types.js';
 import { deviceOf } from '../world.js';
 import type { RulesFor } from './rule.js';
@@ -21,9 +21,9 @@ export const DMA_RULES: RulesFor<DmaKinds> = {
       w.swiotlb.call = null; // the sync/unmap before it has been judged (its pre-check)
       const d = deviceOf(w, ev.dev, ev.seq);
       liveAdd(d.dmaLive, ev.dma, { phys: ev.phys, size: ev.size, dir: ev.dir, type: ev.type, seq: ev.seq, checked: false });
-      if (ev.path === 'iommu') d.iovas.push({ start: ev.dma & ~PAGE_MASK, size: pageSpan(ev.dma, ev.size) });
+      if (ev.path === 'iommu') d.iovas.push({ start: ev.dma & PAGE_BASE, size: pageSpan(ev.dma, ev.size) });
       // a protected guest's coherent allocations are shared with the host (set_memory_decrypted)
-      if (ev.type === 'coherent' && w.protected) w.shared.push({ start: ev.phys & ~PAGE_MASK, size: pageSpan(ev.phys, ev.size) });
+      if (ev.type === 'coherent' && w.protected) w.shared.push({ start: ev.phys & PAGE_BASE, size: pageSpan(ev.phys, ev.size) });
     },
   },
   'dma.map_error': { models: 'DMA_MAPPING_ERROR returned (nothing was mapped)' },
@@ -45,8 +45,8 @@ export const DMA_RULES: RulesFor<DmaKinds> = {
       liveRemove(d.dmaLive, ev.dma, m);
       if (usesIommu(d.path)) {
         // strict: the IOVA is free once the invalidation completed (same guest step); lazy: after the flush
-        if (d.path === 'iommu-lazy') d.fq.push({ start: ev.dma & ~PAGE_MASK, size: pageSpan(ev.dma, m.size) });
-        else removeIova(d, ev.dma & ~PAGE_MASK);
+        if (d.path === 'iommu-lazy') d.fq.push({ start: ev.dma & PAGE_BASE, size: pageSpan(ev.dma, m.size) });
+        else removeIova(d, ev.dma & PAGE_BASE);
       }
     },
   },
