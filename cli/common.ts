@@ -3,6 +3,7 @@
 import { styleText } from 'node:util';
 import type { Command } from 'commander';
 import { UsageError } from '../src/errors.js';
+import { write } from './output.js';
 
 export interface CommonOpts {
   db?: string;
@@ -41,14 +42,9 @@ export function parseSeed(v: string): string {
   return String(BigInt(v)); // canonical: "007" and "7" are the same seed
 }
 
-/** JSON with 64-bit values as hex strings, never as doubles. */
-export function toJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x), 2);
-}
-
-export function printJson(v: unknown): void {
-  process.stdout.write(toJson(v) + '\n');
-}
+// JSON with 64-bit values as hex strings (toJson), one document on stdout, streamed where it holds
+// Streamed arrays (printJson): see output.ts, which every line the CLI prints goes through.
+export { printJson, toJson } from './output.js';
 
 export const bold = (s: string) => styleText('bold', s);
 export const red = (s: string) => styleText('red', s);
@@ -71,5 +67,5 @@ export function printable(s: string, max = 1000): string {
 }
 
 export function out(line = ''): void {
-  process.stdout.write(line + '\n');
+  write(line + '\n');
 }

@@ -4,12 +4,11 @@ import { exportPerfetto } from '../src/app/perfetto.js';
 import { UsageError } from '../src/errors.js';
 import { type CommonOpts, dbPath, parseCount, withCommon } from './common.js';
 import { progressBar } from './progress.js';
+import { write } from './output.js';
 
-/** stdout with back-pressure: resolves once the pipe has drained */
-function writeStdout(chunk: string): void | Promise<void> {
-  if (process.stdout.write(chunk)) return;
-  return new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
-}
+// stdout through output.ts: synchronous writes (a slow reader blocks the export: back-pressure),
+// and a reader that has gone (EPIPE) stops it at once
+const writeStdout = (chunk: string): void => write(chunk);
 
 export function exportCommand(program: Command): void {
   withCommon(program.command('export <trace>'))

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { checkKindPattern, logTrace } from '../src/app/log.js';
 import { eventToJson } from '../src/events/json.js';
 import { formatEvent } from '../src/events/format.js';
-import { type CommonOpts, dbPath, out, parseCount, withCommon } from './common.js';
+import { type CommonOpts, dbPath, parseCount, withCommon } from './common.js';
+import { write } from './output.js';
 
 interface Opts extends CommonOpts {
   from?: string;
@@ -22,14 +23,14 @@ export function logCommand(program: Command): void {
       if (o.json) {
         // One JSON document, streamed: an array of events.
         let first = true;
-        process.stdout.write('[');
+        write('[');
         logTrace(dbPath(o), id, q, (ev) => {
-          process.stdout.write((first ? '\n' : ',\n') + JSON.stringify(eventToJson(ev)));
+          write((first ? '\n' : ',\n') + JSON.stringify(eventToJson(ev)));
           first = false;
         });
-        process.stdout.write('\n]\n');
+        write('\n]\n');
         return;
       }
-      logTrace(dbPath(o), id, q, (ev) => out(formatEvent(ev)));
+      logTrace(dbPath(o), id, q, (ev) => write(formatEvent(ev) + '\n'));
     });
 }

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { DmaReplayError, EXIT } from '../src/errors.js';
 import { printable } from './common.js';
+import { flushStdout, StdoutClosed } from './output.js';
 import { minimizeCommand, perturbCommand, whyCommand } from './analyze.js';
 import { bisectCommand } from './bisect.js';
 import { captureCommand } from './capture.js';
@@ -31,6 +32,7 @@ Exit codes:
   4  bisect: a divergence was found (0: none)
   5  explore: nondeterminism (--verify-every: a re-run differs)
   130 explore: interrupted (finished blocks are saved)
+  A reader that closes stdout early (dmareplay log 1 | head) ends the command quietly, exit 0.
 
 Database: --db PATH, else $DMAREPLAY_DB, else ./dmareplay.db`;
 
@@ -46,8 +48,16 @@ for (const add of [demoCommand, recordCommand, replayCommand, logCommand, stateC
 captureCommand(program);
 for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} }).addHelpText('after', EXIT_HELP);
 
-// `dmareplay log 1 | head` closes the pipe early: that is not an error.
+// `dmareplay log 1 | head` closes the pipe early: that is not an error. Output goes through
+// cli/output.ts, which sees the EPIPE at once and throws StdoutClosed: the command stops, quietly, exit 0.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
+process.on('exit', () => {
+  try {
+    flushStdout(); // what a command printed before calling process.exit itself
+  } catch {
+    /* the reader has gone: nothing to say */
+  }
+});
 if (process.argv.length <= 2) {
   program.outputHelp();
   process.exit(0);
@@ -56,7 +66,14 @@ if (process.argv.length <= 2) {
 const debug = process.argv.includes('--debug');
 try {
   await program.parseAsync(process.argv);
+  flushStdout();
 } catch (e) {
+  if (e instanceof StdoutClosed) process.exit(0);
+  try {
+    flushStdout(); // what the command printed before it failed comes before the error
+  } catch {
+    /* the reader has gone; the error still goes to stderr */
+  }
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
     process.stderr.write(`dmareplay: ${printable(e.message.replace(/^error: /, ''))}\n`);

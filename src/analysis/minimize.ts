@@ -14,21 +14,66 @@ export interface MinimizeResult {
   after: { events: number; intents: number; faults: number };
   config: SimConfig;
   tests: number;
-  events: DmaEvent[];
 }
 
-function simulate(config: SimConfig, seed: string): DmaEvent[] {
-  const out: DmaEvent[] = [];
-  new Sim(config, seed, { event: (e) => out.push({ ...e }) }).run();
+/** What minimize needs of the trace it shrinks (a stored trace, or the simulation itself). */
+export interface MinimizeSource {
+  /** the class of the trace's first finding, or null */
+  signature(): string | null;
+  /** the trace's guest intents, in order */
+  intents(): Iterable<EventOf<'intent'>>;
+  /** its length in events */
+  events(): number;
+}
+
+/** thrown from a simulation's sink to end the run there (the run is thrown away) */
+const STOP = Symbol('stop');
+
+/** Does a run of config hit a finding of class `cls`? It stops at the first one. */
+function hits(config: SimConfig, seed: string, cls: string): boolean {
+  let hit = false;
+  try {
+    new Sim(config, seed, {
+      event: (e) => {
+        if (e.kind === 'finding' && e.cls === cls) {
+          hit = true;
+          throw STOP;
+        }
+      },
+    }).run();
+  } catch (e) {
+    if (e !== STOP) throw e;
+  }
+  return hit;
+}
+
+function countEvents(config: SimConfig, seed: string): number {
+  let n = 0;
+  new Sim(config, seed, { event: () => void n++ }).run();
+  return n;
+}
+
+/** The trace as the simulation of config and seed produces it, read in one run that keeps only the intents. */
+export function simulationSource(config: SimConfig, seed: string): MinimizeSource {
+  let signature: string | null = null;
+  const intents: EventOf<'intent'>[] = [];
+  let events = 0;
+  new Sim(config, seed, {
+    event: (e) => {
+      events++;
+      if (e.kind === 'finding') signature ??= e.cls;
+      else if (e.kind === 'intent') intents.push({ ...e });
+    },
+  }).run();
+  return { signature: () => signature, intents: () => intents, events: () => events };
+}
+
+export const scriptOp = (e: EventOf<'intent'>): ScriptOp => ({ dev: e.dev, what: e.what, sector: '0x' + e.sector.toString(16), segs: e.segs.map((g) => ({ gpa: '0x' + g.gpa.toString(16), len: g.len })) });
+
+export function scriptOf(events: Iterable<DmaEvent>): ScriptOp[] {
+  const out: ScriptOp[] = [];
+  for (const e of events) if (e.kind === 'intent') out.push(scriptOp(e));
   return out;
-}
-
-const firstClass = (events: DmaEvent[]) => (events.find((e) => e.kind === 'finding') as EventOf<'finding'> | undefined)?.cls ?? null;
-
-export function scriptOf(events: DmaEvent[]): ScriptOp[] {
-  return events
-    .filter((e): e is EventOf<'intent'> => e.kind === 'intent')
-    .map((e) => ({ dev: e.dev, what: e.what, sector: '0x' + e.sector.toString(16), segs: e.segs.map((g) => ({ gpa: '0x' + g.gpa.toString(16), len: g.len })) }));
 }
 
 /** ddmin: a 1-minimal subset of `items` for which `fails` holds (it must hold for all of them). */
@@ -65,19 +110,24 @@ export function ddmin<T>(items: T[], fails: (subset: T[]) => boolean): T[] {
   return current;
 }
 
-/** `progress`, if given, is called after each test run with the number of runs so far (no clock: the caller draws). */
-export function minimize(config: SimConfig, seed: string, progress?: (tests: number) => void): MinimizeResult | null {
-  const original = simulate(config, seed);
-  const signature = firstClass(original);
+/**
+ * `progress`, if given, is called after each test run with the number of runs so far and the intents
+ * of the smallest failing script yet (no clock: the caller draws). Memory is the intents, not the
+ * events: each test run stops at its first finding of the signature, and nothing of it is kept.
+ */
+export function minimize(config: SimConfig, seed: string, progress?: (tests: number, intents: number) => void, source: MinimizeSource = simulationSource(config, seed)): MinimizeResult | null {
+  const signature = source.signature();
   if (!signature) return null;
-  const script = scriptOf(original);
+  const script = scriptOf(source.intents());
   const inflight = config.workload === 'script' ? (config.scriptInflight ?? 1) : workloadFor(config.workload).maxInflight;
   const as = (ops: ScriptOp[], faults: Fault[]): SimConfig => ({ ...config, workload: 'script', script: ops, ops: ops.length, faults, scriptInflight: inflight });
   let tests = 0;
+  let smallest = script.length;
   const test = (ops: ScriptOp[], faults: Fault[]) => {
     tests++;
-    const hit = ops.length > 0 && simulate(as(ops, faults), seed).some((e) => e.kind === 'finding' && e.cls === signature);
-    progress?.(tests);
+    const hit = ops.length > 0 && hits(as(ops, faults), seed, signature);
+    if (hit) smallest = Math.min(smallest, ops.length);
+    progress?.(tests, smallest);
     return hit;
   };
   let ops = script;
@@ -90,13 +140,11 @@ export function minimize(config: SimConfig, seed: string, progress?: (tests: num
   if (faults.length > 1) faults = ddmin(faults, (subset) => test(ops, subset));
   else if (faults.length === 1 && test(ops, [])) faults = [];
   const final = as(ops, faults);
-  const events = simulate(final, seed);
   return {
     signature,
-    before: { events: original.length, intents: script.length, faults: config.faults.length },
-    after: { events: events.length, intents: ops.length, faults: faults.length },
+    before: { events: source.events(), intents: script.length, faults: config.faults.length },
+    after: { events: countEvents(final, seed), intents: ops.length, faults: faults.length },
     config: final,
     tests,
-    events,
   };
 }

@@ -1,8 +1,9 @@
 // export --format perfetto: a trace as Chrome/Perfetto JSON trace events, loadable in
 // ui.perfetto.dev and chrome://tracing. The format is the Trace Event Format ("JSON Object Format":
 // {"traceEvents": [...]}), written as a stream: one event at a time into a buffer flushed every
-// ~1 MiB, so a 10M-event trace never sits in memory. Only the findings (few) are read up front, so
-// the flow arrows of their causal chains can be written when the stream reaches their last event.
+// ~32 KiB, so a 10M-event trace never sits in memory. The flow arrows of the findings' causal chains
+// come at the end, from the findings streamed out of the store and one byte per event saying on
+// which track its slice went (a trace can hold hundreds of thousands of findings: none is held).
 //
 // Layout:
 //   pid 1 "trace N: name": one thread track per actor — vCPU (cpu0), each vq worker (vq0..vq3),
@@ -25,7 +26,8 @@ import { type DmaEvent, fieldsOf } from '../events/schema.js';
 import { InputError, UsageError } from '../errors.js';
 import { mutate } from '../engine/apply.js';
 import { emptyWorld, type World } from '../model/world.js';
-import { listFindings, readChunks } from '../store/db.js';
+import { readChunks } from '../store/db.js';
+import { eachFinding } from '../store/findings.js';
 import { loadTrace } from './load.js';
 
 export interface TraceEvent {
@@ -229,6 +231,9 @@ class Lifetimes {
   }
 }
 
+/** what is written at once (see the loop) */
+const PIECE = 1 << 15;
+
 export interface PerfettoOptions {
   /** called every chunk with the events written so far and the trace's length */
   progress?: (done: number, total: number) => void;
@@ -251,9 +256,9 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
     const from = opts.from ?? 1;
     const to = Math.min(opts.to ?? trace.events, trace.events);
     if (from < 1 || from > to) throw new UsageError(`--from ${from} --to ${opts.to ?? trace.events}: not a range of trace ${trace.id} (${trace.events} events)`);
-    const findings = listFindings(db, trace);
-    const wanted = new Set(findings.flatMap((f) => f.chain));
-    const trackAt = new Map<number, number>(); // chain seq → tid of its slice
+    // seq → tid of its slice (0: none), for the causal-chain arrows drawn at the end: one byte per
+    // event (10 MB at 10M events) instead of holding every finding and its chain
+    const trackAt = new Uint8Array(to + 1);
     let buf = '{"displayTimeUnit":"ns","otherData":' + JSON.stringify({ generator: 'dmareplay', trace: trace.id, name: trace.name, source: trace.source, clock: 'event seq (1 us per event)', from, to }) + ',"traceEvents":[\n';
     let count = 0;
     const emit = (e: TraceEvent) => {
@@ -296,26 +301,28 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
             emit({ ph: 'i', s: 't', cat: 'finding', name: ev.cls, pid: PID.actors, tid, ts: ev.seq, args: { seq: ev.seq, message: ev.message, chain: ev.chain } });
           } else {
             emit({ ph: 'X', cat: ev.kind.split('.')[0]!, name: ev.kind, pid: PID.actors, tid, ts: ev.seq, dur: 1, args: argsOf(ev) });
-            if (wanted.has(ev.seq)) trackAt.set(ev.seq, tid);
+            trackAt[ev.seq] = tid;
           }
         }
         life.after(ev, world);
+        // written in pieces of ~32 KiB: a longer string is a V8 large object, allocated in the old
+        // generation and only freed by a full GC (10M events: gigabytes of them before one came)
+        if (buf.length >= PIECE) {
+          await write(buf);
+          buf = '';
+        }
       }
       opts.progress?.(Math.min(c.seq0 + c.n - 1, to), to);
-      if (buf.length >= 1 << 20) {
-        await write(buf);
-        buf = '';
-      }
     }
     for (const [tid, depth] of openPass) for (let k = 0; k < depth; k++) emit({ ph: 'E', pid: PID.actors, tid, ts: last + 1, name: 'handler pass', cat: 'pass' });
     life.close(last + 1);
     // flow arrows along each causal chain, through the chain events that have a slice
-    for (const f of findings) {
-      const steps = [...new Set(f.chain)].sort((a, b) => a - b).filter((s) => trackAt.has(s));
+    for (const f of eachFinding(db, trace)) {
+      const steps = [...new Set(f.chain)].sort((a, b) => a - b).filter((s) => s >= 1 && s <= to && trackAt[s]! > 0);
       if (steps.length < 2) continue;
       // a flow id must be a number (Perfetto's JSON importer reads a string flow id as hex): the finding's seq
       steps.forEach((s, k) =>
-        emit({ ph: k === 0 ? 's' : k === steps.length - 1 ? 'f' : 't', bp: 'e', cat: 'chain', name: `${f.class} #${f.seq}`, id: f.seq, pid: PID.actors, tid: trackAt.get(s)!, ts: s + 0.5 }),
+        emit({ ph: k === 0 ? 's' : k === steps.length - 1 ? 'f' : 't', bp: 'e', cat: 'chain', name: `${f.class} #${f.seq}`, id: f.seq, pid: PID.actors, tid: trackAt[s]!, ts: s + 0.5 }),
       );
     }
     buf += '\n]}\n';

@@ -4,7 +4,8 @@ import { InputError } from '../errors.js';
 import { JUDGE } from '../check/index.js';
 import { fold } from '../engine/replay.js';
 import { reexecute } from '../sim/replay.js';
-import { checkpointHashes, listFindings, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { checkpointHashes, readChunks, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { countFindings, firstFindings } from '../store/findings.js';
 import { traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
 
@@ -17,10 +18,20 @@ export interface ReplayReport {
   incomplete: boolean;
   checkpoints: number;
   findings: { class: string; seq: number; message: string }[];
+  /** all the findings, however many `findings` lists */
+  findingCount: number;
   mismatch?: { seq: number; reason: string; expected: unknown; actual: unknown };
 }
 
-export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): ReplayReport {
+export interface ReplayOptions {
+  /**
+   * re-execute: list only the first N findings of the store (default all; the CLI streams them with
+   * eachFinding instead of holding hundreds of thousands); a fold judges them itself and lists them all
+   */
+  findings?: number;
+}
+
+export function replayTrace(dbPath: string, id: string, progress?: ProgressFn, opts: ReplayOptions = {}): ReplayReport {
   return withTrace(dbPath, id, ({ db, trace }) => {
     const base = { trace: trace.id, recorded: trace.events, incomplete: !trace.complete };
     if (trace.source !== 'sim' || trace.seed === null) {
@@ -33,6 +44,7 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
         events: r.events,
         checkpoints: 0,
         findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
+        findingCount: r.findings.length,
       };
     }
     const out = reexecute(traceConfig(trace), trace.seed, counted(readChunks(db, trace), trace.events, progress), {
@@ -56,7 +68,8 @@ export function replayTrace(dbPath: string, id: string, progress?: ProgressFn): 
       ok: out.ok,
       events: out.ok ? out.events : out.seq - 1,
       checkpoints: out.checkpoints,
-      findings: listFindings(db, trace).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+      findings: firstFindings(db, trace, opts.findings ?? -1).map((f) => ({ class: f.class, seq: f.seq, message: f.message })),
+      findingCount: countFindings(db, trace),
       ...(out.ok
         ? {}
         : {

@@ -4,7 +4,7 @@
 import { formatEvent } from '../events/format.js';
 import type { DmaEvent } from '../events/schema.js';
 import { UsageError } from '../errors.js';
-import { listFindings } from '../store/db.js';
+import { countFindings, firstFindings } from '../store/findings.js';
 import { TRACKS, trackOf } from './perfetto.js';
 import { explainFinding } from './explain.js';
 import { traceConfig, withTrace } from './load.js';
@@ -51,7 +51,8 @@ function step(ev: DmaEvent, after = false): ChainStep {
 }
 
 export function buildReport(dbPath: string, id: string, opts: { at?: number; dbArg?: string; out?: string } = {}): ReportData {
-  const { trace, findings } = withTrace(dbPath, id, ({ db, trace }) => ({ trace, findings: listFindings(db, trace) }));
+  // the first MAX_FINDINGS and the count: a trace can hold hundreds of thousands
+  const { trace, findings, count } = withTrace(dbPath, id, ({ db, trace }) => ({ trace, findings: firstFindings(db, trace, MAX_FINDINGS), count: countFindings(db, trace) }));
   const at = opts.at ?? findings[0]?.seq ?? trace.events;
   if (at > trace.events) throw new UsageError(`--at ${at} is past the end of trace ${trace.id} (${trace.events} events)`);
   const shown = findings.slice(0, MAX_FINDINGS).map((f) => {
@@ -91,7 +92,7 @@ export function buildReport(dbPath: string, id: string, opts: { at?: number; dbA
     trace: { id: trace.id, name: trace.name, source: trace.source, seed: trace.seed, events: trace.events, complete: !!trace.complete },
     at,
     findings: shown,
-    more: Math.max(0, findings.length - MAX_FINDINGS),
+    more: Math.max(0, count - MAX_FINDINGS),
     state: s.plain,
     atEvent: s.event ? `#${s.event.seq} ${s.event.actor} ${s.event.kind}` : null,
     iova: s.memory.iova ?? null,

@@ -97,7 +97,11 @@ describe('minimize', () => {
       expect(r, s.id).not.toBeNull();
       const firstBefore = before.find((e) => e.kind === 'finding') as EventOf<'finding'>;
       expect(r!.signature, s.id).toBe(firstBefore.cls);
-      expect(r!.events.some((e) => e.kind === 'finding' && e.cls === r!.signature), s.id).toBe(true);
+      // the minimized configuration, run again: it keeps the failure, and is as long as reported
+      const after: DmaEvent[] = [];
+      new Sim(r!.config, s.seed, { event: (e) => after.push({ ...e }) }).run();
+      expect(after.some((e) => e.kind === 'finding' && e.cls === r!.signature), s.id).toBe(true);
+      expect(after.length, s.id).toBe(r!.after.events);
       expect(r!.after.events, s.id).toBeLessThanOrEqual(r!.before.events);
       if (r!.before.intents > 1) expect(r!.after.intents, s.id).toBeLessThan(r!.before.intents);
     }
