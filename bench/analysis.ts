@@ -74,6 +74,6 @@ else {
   console.log(`minimize: ${m.before} → ${m.after} events (${m.intents} intents) in ${m.ms} ms, ${m.tests} tests; smallest two-intent failing trace ${m.smallest} events: ratio ${m.ratio} (target ≤ 1.5, < 60 s)`);
   for (const k of ['bisect_1m', 'bisect_10m']) {
     const b = result[k] as ReturnType<typeof bisectBench> | undefined;
-    if (b) console.log(`${k}: ${b.events} events, ${b.ops} ops: divergence at op ${b.op} after ${b.probes} probes; ${b.cold_ms} ms first (folds both traces), ${b.warm_ms} ms with stored projections`);
+    if (b) console.log(`${k}: ${b.events} events, ${b.ops} ops: divergence at op ${b.op} after ${b.probes} probes; ${b.cold_ms} ms first, ${b.warm_ms} ms again (both from the operation tables written while recording)`);
   }
 }

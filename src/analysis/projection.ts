@@ -7,6 +7,8 @@
 // - the order the operation completed in on its queue.
 // Interrupt counts depend on timing (EVENT_IDX suppression) and are not part of it.
 import { createHash } from 'node:crypto';
+import { decodeAt, sizeAt } from '../events/binary.js';
+import { Pipeline } from '../engine/pipeline.js';
 import { fold, type RecordedChunk } from '../engine/replay.js';
 import type { DmaEvent } from '../events/schema.js';
 import { readMem } from '../model/memory.js';
@@ -67,6 +69,54 @@ const digest = (parts: Uint8Array[]) => {
 
 /** Folds a trace and returns one projection per guest operation, by op number (with the bytes of op `keep`). */
 export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<number, OpProjection> {
+  const p = projector(keep, false);
+  fold(chunks, null, { noLiveness: true, onEvent: p });
+  return p.ops;
+}
+
+/**
+ * One operation's projection, folding only a window of the trace: from a checkpoint (null: the
+ * start) through `chunks`, which must start right after it and reach the operation's last event.
+ * The checkpoint must come before everything the projection depends on (op-table.ts `from`): the
+ * operation's intent and the pass boundary its device accesses are counted from. A pass already
+ * under way at the checkpoint collects from the checkpoint on. `also` sees every event with the world.
+ */
+export function projectWindow(
+  start: { world: World; seq: number } | null,
+  chunks: Iterable<RecordedChunk>,
+  op: number,
+  to: number,
+  also?: (ev: DmaEvent, w: World) => void,
+): { projection: OpProjection | undefined; world: World } {
+  const p = projector(op, start !== null);
+  const pipe = new Pipeline({
+    judge: null,
+    mode: 'fold',
+    world: start?.world,
+    seq: start?.seq ?? 0,
+    liveness: false,
+    event: (ev, w) => {
+      p(ev, w);
+      also?.(ev, w);
+    },
+  });
+  const from = start?.seq ?? 0;
+  outer: for (const c of chunks) {
+    let off = 0;
+    for (let i = 0; i < c.n; i++) {
+      const seq = c.seq0 + i;
+      if (seq > to) break outer;
+      const size = sizeAt(c.data, off);
+      if (seq > from) pipe.put(decodeAt(c.data, off, seq));
+      off += size;
+    }
+  }
+  return { projection: p.ops.get(op), world: pipe.world };
+}
+
+type Projector = ((ev: DmaEvent, w: World) => void) & { ops: Map<number, OpProjection> };
+
+function projector(keep: number | undefined, partial: boolean): Projector {
   const ops = new Map<number, OpProjection>();
   const opOfIntent = new Map<number, number>();
   const pending = new Map<number, Pending>(); // by queue
@@ -77,9 +127,7 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
     const intent = w.rings[q]?.extra.get(id)?.op;
     return intent === undefined ? undefined : opOfIntent.get(intent);
   };
-  fold(chunks, null, {
-    noLiveness: true,
-    onEvent(ev: DmaEvent, w: World) {
+  const onEvent = (ev: DmaEvent, w: World) => {
       switch (ev.kind) {
         case 'intent':
           opOfIntent.set(ev.seq, ev.op);
@@ -90,7 +138,8 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
           return;
         case 'dev.access': {
           if (ev.area !== 'buf') return;
-          const p = pending.get(ev.q);
+          let p = pending.get(ev.q);
+          if (!p && partial) pending.set(ev.q, (p = { reads: [], writes: [], accesses: [] }));
           if (!p) return;
           (ev.dir === 'read' ? p.reads : p.writes).push(ev.dir === 'read' ? readMem(w.mem, ev.gpa, ev.len) : ev.data);
           p.accesses.push({ seq: ev.seq, dma: ev.dma, gpa: ev.gpa, len: ev.len, dir: ev.dir, entry: ev.entry });
@@ -139,7 +188,6 @@ export function project(chunks: Iterable<RecordedChunk>, keep?: number): Map<num
         default:
           return;
       }
-    },
-  });
-  return ops;
+  };
+  return Object.assign(onEvent, { ops });
 }

@@ -1,11 +1,14 @@
 // bisect: two traces of the same guest intents (or one workload run under two paths), the first
 // operation whose observable outcome differs, and why.
-import { explain, firstDivergence, intentsOf, type OpHash, opHashes } from '../analysis/bisect.js';
-import { project } from '../analysis/projection.js';
+import { explainWindowed, type TraceWindow } from '../analysis/bisect.js';
+import { byOp, F, firstIntentDifference, firstRowDivergence, type OpRow, OpHasher, type OpTable, ROW, rowAt, TABLE_LAYOUT } from '../analysis/op-table.js';
+import { fold } from '../engine/replay.js';
+import { KINDS } from '../events/schema.js';
+import { findKind } from '../store/scan.js';
 import { DmaReplayError, UsageError } from '../errors.js';
 import { formatEvent } from '../events/format.js';
-import { deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
-import { loadProjections, saveProjections } from '../store/projections.js';
+import { checkpointAt, deleteTrace, getTrace, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { loadOpTable, saveOpTable } from '../store/projections.js';
 import { parseTraceId } from './load.js';
 import { record } from './record.js';
 import { counted, type ProgressFn } from './progress.js';
@@ -33,27 +36,30 @@ export interface BisectReport {
   chain: { seq: number; kind: string; actor: string; text: string }[];
 }
 
-function hashesOf(db: Database.Database, t: TraceRow, fresh: Map<number, OpHash[]>, progress?: ProgressFn, what?: string): OpHash[] {
-  const cached = loadProjections(db, t.id);
-  if (cached) return cached;
-  const h = opHashes(project(counted(readChunks(db, t), t.events, progress, what), -1));
-  fresh.set(t.id, h);
-  return h;
+/** A trace's per-operation table computed by folding it once (cached afterwards: see cacheTables). */
+function computeTable(db: Database.Database, t: TraceRow, fresh: Map<number, { trace: TraceRow; table: OpTable }>, progress?: ProgressFn, what?: string): OpTable {
+  const h = new OpHasher();
+  fold(counted(readChunks(db, t), t.events, progress, what), null, { noLiveness: true, onEvent: (ev, w) => h.event(ev, w) });
+  const table = h.table();
+  fresh.set(t.id, { trace: t, table });
+  return table;
 }
 
+const hasIntent = (db: Database.Database, t: TraceRow) => findKind(db, t, 0, new Set([KINDS.intent.code]), 'next') !== null;
+
 /**
- * Keeps newly computed projection hashes for the next bisect: a cache, written after the answer
- * is known, in its own short transaction, and skipped silently when the database cannot be written
- * now (read-only file, another writer). Bisect itself only reads.
+ * Keeps newly computed tables for the next bisect: a cache, written after the answer is known, in
+ * its own short transaction, and skipped silently when the database cannot be written now
+ * (read-only file, another writer). Bisect itself only reads.
  */
-function cacheProjections(dbPath: string, fresh: Map<number, OpHash[]>): void {
+function cacheTables(dbPath: string, fresh: Map<number, { trace: TraceRow; table: OpTable }>): void {
   if (!fresh.size) return;
   let db: Database.Database | null = null;
   try {
     db = new BetterSqlite(dbPath, { fileMustExist: true, timeout: 0 });
     const w = db;
     w.transaction(() => {
-      for (const [id, h] of fresh) saveProjections(w, id, h);
+      for (const { trace, table } of fresh.values()) saveOpTable(w, trace, table, TABLE_LAYOUT);
     }).immediate();
   } catch {
     /* only a cache */
@@ -79,38 +85,43 @@ function refuseWithoutIntents(t: TraceRow, intents: number): void {
 }
 
 export function bisectTraces(dbPath: string, idA: string, idB: string, progress?: ProgressFn): BisectReport {
-  const fresh = new Map<number, OpHash[]>();
+  const fresh = new Map<number, { trace: TraceRow; table: OpTable }>();
   const report = bisectReadOnly(dbPath, idA, idB, fresh, progress);
-  cacheProjections(dbPath, fresh);
+  cacheTables(dbPath, fresh);
   return report;
 }
 
-function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, OpHash[]>, progress?: ProgressFn): BisectReport {
+function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<number, { trace: TraceRow; table: OpTable }>, progress?: ProgressFn): BisectReport {
   const a = parseTraceId(idA);
   const b = parseTraceId(idB);
   const db = openDb(dbPath);
   try {
     const ta = getTrace(db, a);
     const tb = getTrace(db, b);
-    const ia = intentsOf(readChunks(db, ta));
-    const ib = intentsOf(readChunks(db, tb));
-    refuseWithoutIntents(ta, ia.length);
-    refuseWithoutIntents(tb, ib.length);
+    // the tables as recorded (or cached by an earlier bisect); a trace without one is folded once, unless
+    // it has no intent at all (an imported log): refused first, whichever trace it is
+    const sa = loadOpTable(db, ta, TABLE_LAYOUT);
+    const sb = loadOpTable(db, tb, TABLE_LAYOUT);
+    refuseWithoutIntents(ta, sa ? sa.n : hasIntent(db, ta) ? 1 : 0);
+    refuseWithoutIntents(tb, sb ? sb.n : hasIntent(db, tb) ? 1 : 0);
+    const xa = sa ?? computeTable(db, ta, fresh, progress, `projecting trace ${a}`);
+    const xb = sb ?? computeTable(db, tb, fresh, progress, `projecting trace ${b}`);
     // The same intents, or one trace's intents a prefix of the other's (a run that stopped early, e.g. a
     // device that broke, is comparable up to where it stopped; the first missing operation diverges).
-    const common = Math.min(ia.length, ib.length);
-    const differsAt = ia.findIndex((x, i) => i < common && x !== ib[i]);
-    if (differsAt >= 0 || (ia.length !== ib.length && !(ta.complete && tb.complete)))
+    const differsAt = firstIntentDifference(xa, xb);
+    if (differsAt >= 0 || (xa.n !== xb.n && !(ta.complete && tb.complete)))
       throw new NotComparable(
-        `traces ${a} and ${b} do not carry the same guest intents (${ia.length} vs ${ib.length}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
+        `traces ${a} and ${b} do not carry the same guest intents (${xa.n} vs ${xb.n}${differsAt >= 0 ? `; first difference at op ${differsAt}` : ''}): not comparable`,
       );
-    const ha = hashesOf(db, ta, fresh, progress, `projecting trace ${a}`);
-    const hb = hashesOf(db, tb, fresh, progress, `projecting trace ${b}`);
-    const { index, probes } = firstDivergence(ha, hb);
-    const base = { probes, ops: ha.length, bytes: [], chain: [] };
+    const ra = byOp(xa);
+    const rb = byOp(xb);
+    const { index, probes } = firstRowDivergence(ra, rb);
+    const base = { probes, ops: ra.length / ROW, bytes: [], chain: [] };
     if (index === null) return { ...base, diverged: false, op: null, a: { trace: a, seq: null }, b: { trace: b, seq: null } };
-    const op = ha[index]!.op;
-    const d = explain(() => readChunks(db, ta), () => readChunks(db, tb), op);
+    const op = rowAt(index < ra.length / ROW ? ra : rb, index).op;
+    const rowA = findRow(ra, op);
+    const rowB = findRow(rb, op);
+    const d = explainWindowed(windowOf(db, ta, rowA), windowOf(db, tb, rowB), op, rowA, rowB);
     return {
       ...base,
       diverged: true,
@@ -125,6 +136,50 @@ function bisectReadOnly(dbPath: string, idA: string, idB: string, fresh: Map<num
   } finally {
     db.close();
   }
+}
+
+/**
+ * Explains operation `op` of two traces (whether or not it is where they first diverge), folding
+ * only that operation from the checkpoint before it; the traces must have their tables (a bisect
+ * of them stores them).
+ */
+export function explainOperation(dbPath: string, idA: string, idB: string, op: number) {
+  const db = openDb(dbPath);
+  try {
+    const ta = getTrace(db, parseTraceId(idA));
+    const tb = getTrace(db, parseTraceId(idB));
+    const xa = loadOpTable(db, ta, TABLE_LAYOUT);
+    const xb = loadOpTable(db, tb, TABLE_LAYOUT);
+    if (!xa || !xb) throw new UsageError(`traces ${ta.id} and ${tb.id} need their operation tables (bisect them first)`);
+    const rowA = findRow(byOp(xa), op);
+    const rowB = findRow(byOp(xb), op);
+    return explainWindowed(windowOf(db, ta, rowA), windowOf(db, tb, rowB), op, rowA, rowB);
+  } finally {
+    db.close();
+  }
+}
+
+/** The row of op number `op` in by-op rows (binary search), or null. */
+function findRow(rows: Uint32Array, op: number): OpRow | null {
+  let lo = 0;
+  let hi = rows.length / ROW - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = rows[mid * ROW + F.op]!;
+    if (at === op) return rowAt(rows, mid);
+    if (at < op) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return null;
+}
+
+/** The store, as the windowed explanation reads it: checkpoints and chunk ranges of one trace. */
+function windowOf(db: Database.Database, t: TraceRow, row: OpRow | null): TraceWindow {
+  return {
+    row,
+    checkpointAtOrBefore: (seq) => checkpointAt(db, t.id, seq, t.events),
+    chunks: (from, to) => readChunks(db, t, from, to),
+  };
 }
 
 export interface BisectRun {

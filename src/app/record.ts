@@ -4,6 +4,8 @@ import { Recorder } from '../store/recorder.js';
 import { type SimConfig, validateConfig } from '../sim/config.js';
 import { Sim } from '../sim/sim.js';
 import { traceName } from './sim-args.js';
+import { OpHasher, TABLE_LAYOUT } from '../analysis/op-table.js';
+import { saveOpTableQuietly } from '../store/projections.js';
 
 export const DEFAULT_CHECKPOINT_EVERY = 16384;
 
@@ -46,17 +48,22 @@ export function record(opts: RecordOptions): RecordResult {
     });
     const r = rec;
     const findings: FindingSummary[] = [];
+    const ops = new OpHasher(); // bisect's per-operation table, built as the events pass (analysis/op-table.ts)
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
         r.event(ev);
+        ops.observe(ev);
         if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
         if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: r.checkpoint.bind(r),
     };
-    new Sim(config, opts.seed, sink, every).run();
+    const sim = new Sim(config, opts.seed, sink, every);
+    ops.follow(sim.world);
+    sim.run();
     const done = r.finish();
     rec = null; // stored: nothing after this point may fail the command
+    saveOpTableQuietly(db, { id: r.traceId, events: done.events, hash: done.hash }, ops.table(), TABLE_LAYOUT);
     return { trace: r.traceId, events: done.events, findings, hash: done.hash };
   } catch (e) {
     rec?.abort();
