@@ -463,6 +463,8 @@ export function deleteTrace(path: string, id: number): void {
       db.prepare(`DELETE FROM events WHERE id BETWEEN ? AND ?`).run(lo, lo + CHUNK_ID_SHIFT - 1);
       deleteCheckpoints(db, id);
       db.prepare(`DELETE FROM findings WHERE trace = ?`).run(id);
+      // bisect's per-operation table (src/store/projections.ts creates it on first use)
+      if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'op_table'`).get()) db.prepare(`DELETE FROM op_table WHERE trace = ?`).run(id);
       db.prepare(`DELETE FROM traces WHERE id = ?`).run(id);
     }).immediate();
   } finally {

@@ -123,7 +123,11 @@ describe('content-addressed checkpoints', () => {
     const c = record({ db, config, seed: '6', checkpointEvery: 100 });
     const pagesC = count(db, `SELECT count(*) FROM trace_pages WHERE trace = ?`, c.trace);
     expect(count(db, `SELECT count(*) FROM pages`)).toBeLessThan(pagesA + pagesC);
+    // record writes bisect's per-operation table; it goes with its trace
+    expect(count(db, `SELECT count(*) FROM op_table WHERE trace = ?`, a.trace)).toBe(1);
     deleteTrace(db, a.trace);
+    expect(count(db, `SELECT count(*) FROM op_table WHERE trace = ?`, a.trace)).toBe(0);
+    expect(count(db, `SELECT count(*) FROM op_table`)).toBe(2);
     expect(count(db, `SELECT count(*) FROM pages`)).toBe(count(db, `SELECT count(DISTINCT page) FROM trace_pages`));
     const h = openDb(db);
     for (const t of listTraces(h)) expect(verifyCheckpoints(h, t)).toBeGreaterThan(0);
