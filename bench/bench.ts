@@ -230,6 +230,7 @@ async function main(): Promise<void> {
     const dec = medianRun(decRuns);
     const decodeEps = perSec(events, dec.cpuMs);
     log(`bare decode: ${fmtRate(decodeEps)} CPU`);
+    chunks.length = 0; // the commands below run in children: this process need not hold the trace
 
     // 4. replay with verification, as a command (its own threads), wall against one core's simulation
     {
