@@ -100,6 +100,24 @@ function diffBytes(x: Uint8Array[], y: Uint8Array[], max = 16): ByteDiff[] {
   return out;
 }
 
+/**
+ * The device access in B to blame for a divergence: one a checker judged, else the read covering the
+ * first differing byte of what the device read, else the first access in the differing direction.
+ */
+function blamedAccess(pb: OpProjection, part: Divergence['part'], bytes: ByteDiff[], judged: (seq: number) => boolean): number | null {
+  const hit = pb.accesses.find((x) => judged(x.seq));
+  if (hit) return hit.seq;
+  if (bytes.length && part === 'deviceRead') {
+    let at = 0;
+    for (const x of pb.accesses) {
+      if (x.dir !== 'read') continue;
+      if (bytes[0]!.offset < at + x.len) return x.seq;
+      at += x.len;
+    }
+  }
+  return pb.accesses.find((x) => x.dir === (part === 'deviceRead' ? 'read' : 'write'))?.seq ?? pb.accesses[0]?.seq ?? null;
+}
+
 /** Explains operation `op`: the differing bytes, the access behind them and its causal chain. */
 export function explain(aChunks: () => Iterable<RecordedChunk>, bChunks: () => Iterable<RecordedChunk>, op: number): Divergence {
   const pa = project(aChunks(), op).get(op) ?? missing(op);
@@ -121,18 +139,7 @@ export function explain(aChunks: () => Iterable<RecordedChunk>, bChunks: () => I
   const bySeq = new Map(bEvents.map((e) => [e.seq, e]));
   // the access to blame: one a checker judged, else the one covering the first differing byte
   const findingOf = (seq: number) => bEvents.find((e) => e.kind === 'finding' && e.cause === seq) as EventOf<'finding'> | undefined;
-  let access = pb.accesses.find((x) => findingOf(x.seq))?.seq ?? null;
-  if (access === null && bytes.length && part === 'deviceRead') {
-    let at = 0;
-    for (const x of pb.accesses.filter((y) => y.dir === 'read')) {
-      if (bytes[0]!.offset < at + x.len) {
-        access = x.seq;
-        break;
-      }
-      at += x.len;
-    }
-  }
-  if (access === null) access = pb.accesses.find((x) => x.dir === (part === 'deviceRead' ? 'read' : 'write'))?.seq ?? pb.accesses[0]?.seq ?? null;
+  const access = blamedAccess(pb, part, bytes, (seq) => findingOf(seq) !== undefined);
   const chain = access === null ? [] : chainOf(bEvents, bySeq, access, findingOf(access));
   const seqOf = (p: OpProjection) => (part === 'guestRead' ? p.seqs.guestRead : part === 'usedLen' || part === 'completion' ? p.seqs.used : p.seqs.lastAccess) || p.seqs.intent;
   return { op, part, bytes, a: { seq: seqOf(pa) }, b: { seq: seqOf(pb) }, access, chain };
@@ -186,18 +193,7 @@ export function explainWindowed(ta: TraceWindow, tb: TraceWindow, op: number, ro
   const seen = wb?.events ?? new Map<number, DmaEvent>();
   const keepOf = (e: DmaEvent) => CHAIN_KINDS.has(e.kind) || wanted.has(e.seq);
   const findingOf = (seq: number) => wb?.findings.find((e) => e.cause === seq);
-  let access = pb.accesses.find((x) => findingOf(x.seq))?.seq ?? null;
-  if (access === null && bytes.length && part === 'deviceRead') {
-    let at = 0;
-    for (const x of pb.accesses.filter((y) => y.dir === 'read')) {
-      if (bytes[0]!.offset < at + x.len) {
-        access = x.seq;
-        break;
-      }
-      at += x.len;
-    }
-  }
-  if (access === null) access = pb.accesses.find((x) => x.dir === (part === 'deviceRead' ? 'read' : 'write'))?.seq ?? pb.accesses[0]?.seq ?? null;
+  const access = blamedAccess(pb, part, bytes, (seq) => findingOf(seq) !== undefined);
   let chain: DmaEvent[] = [];
   if (access !== null && wb) {
     const get = (s: number): DmaEvent | undefined => {
