@@ -82,12 +82,20 @@ export function obj<F extends Fields>(fields: F): ObjShape<F> {
   const keys = Object.keys(fields);
   const shapes = keys.map((k) => fields[k]!);
   const n = keys.length;
+  // clone and fromPlain build each object as one object literal (a function made once per shape), not
+  // as {} plus keys: V8 then gives the copies the hidden class of the literals the rules create, so
+  // code that ran on the rules' objects is not deoptimised by a world decoded from a checkpoint
+  const literal = (each: string) =>
+    new Function('s', 'v', `return {${keys.map((k, i) => `${JSON.stringify(k)}: ${each.replace('$S', () => `s[${i}]`).replace('$V', () => `v[${JSON.stringify(k)}]`)}`).join(', ')}};`) as (
+      s: readonly Shape<unknown, unknown>[],
+      v: Record<string, unknown>,
+    ) => Record<string, unknown>;
+  const cloneLit = literal('$S.clone($V)');
+  const fromPlainLit = literal('$S.fromPlain($V ?? null)');
   return {
     fields,
     clone(v) {
-      const o: Record<string, unknown> = {};
-      for (let i = 0; i < n; i++) o[keys[i]!] = shapes[i]!.clone((v as Record<string, unknown>)[keys[i]!]);
-      return o as ObjOf<F>;
+      return cloneLit(shapes, v as Record<string, unknown>) as ObjOf<F>;
     },
     toPlain(v) {
       const o: Record<string, unknown> = {};
@@ -99,10 +107,7 @@ export function obj<F extends Fields>(fields: F): ObjShape<F> {
       return o as PlainObjOf<F>;
     },
     fromPlain(p) {
-      const o: Record<string, unknown> = {};
-      const src = p as Record<string, unknown>;
-      for (let i = 0; i < n; i++) o[keys[i]!] = shapes[i]!.fromPlain(src[keys[i]!] ?? null);
-      return o as ObjOf<F>;
+      return fromPlainLit(shapes, p as Record<string, unknown>) as ObjOf<F>;
     },
   };
 }
