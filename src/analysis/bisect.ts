@@ -100,6 +100,12 @@ function diffBytes(x: Uint8Array[], y: Uint8Array[], max = 16): ByteDiff[] {
   return out;
 }
 
+/** The first differing bytes of the observation `part` (none for the used length and the completion order). */
+function differingBytes(pa: OpProjection, pb: OpProjection, part: Divergence['part']): ByteDiff[] {
+  if (part !== 'deviceRead' && part !== 'deviceWrote' && part !== 'guestRead') return [];
+  return diffBytes(pa.bytes?.[part] ?? [], pb.bytes?.[part] ?? []);
+}
+
 /**
  * The device access in B to blame for a divergence: one a checker judged, else the read covering the
  * first differing byte of what the device read, else the first access in the differing direction.
@@ -124,14 +130,7 @@ export function explain(aChunks: () => Iterable<RecordedChunk>, bChunks: () => I
   const pb = project(bChunks(), op).get(op) ?? missing(op);
   const parts = ['deviceRead', 'deviceWrote', 'usedLen', 'guestRead', 'completion'] as const;
   const part = parts.find((p) => (p === 'usedLen' || p === 'completion' ? pa[p] !== pb[p] : pa[p] !== pb[p])) ?? 'completion';
-  const bytes =
-    part === 'deviceRead'
-      ? diffBytes(pa.bytes?.deviceRead ?? [], pb.bytes?.deviceRead ?? [])
-      : part === 'deviceWrote'
-        ? diffBytes(pa.bytes?.deviceWrote ?? [], pb.bytes?.deviceWrote ?? [])
-        : part === 'guestRead'
-          ? diffBytes(pa.bytes?.guestRead ?? [], pb.bytes?.guestRead ?? [])
-          : [];
+  const bytes = differingBytes(pa, pb, part);
   // only what a chain can name: translations and mapping changes, findings, and this op's accesses
   const wanted = new Set(pb.accesses.map((x) => x.seq));
   const kinds = new Set<number>(['iotlb.update', 'iotlb.invalidate', 'iommu.map', 'iommu.unmap', 'iommu.inv', 'iommu.notify', 'finding'].map((k) => KINDS[k as Kind].code));
@@ -181,14 +180,7 @@ export function explainWindowed(ta: TraceWindow, tb: TraceWindow, op: number, ro
   const rb = rowB ?? { ...missing(op), completion: -1 };
   const parts = ['deviceRead', 'deviceWrote', 'usedLen', 'guestRead', 'completion'] as const;
   const part = parts.find((p) => ra[p] !== rb[p]) ?? 'completion';
-  const bytes =
-    part === 'deviceRead'
-      ? diffBytes(pa.bytes?.deviceRead ?? [], pb.bytes?.deviceRead ?? [])
-      : part === 'deviceWrote'
-        ? diffBytes(pa.bytes?.deviceWrote ?? [], pb.bytes?.deviceWrote ?? [])
-        : part === 'guestRead'
-          ? diffBytes(pa.bytes?.guestRead ?? [], pb.bytes?.guestRead ?? [])
-          : [];
+  const bytes = differingBytes(pa, pb, part);
   const wanted = new Set(pb.accesses.map((x) => x.seq));
   const seen = wb?.events ?? new Map<number, DmaEvent>();
   const keepOf = (e: DmaEvent) => CHAIN_KINDS.has(e.kind) || wanted.has(e.seq);

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, linkSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import { SCHEMA_VERSION } from '../events/schema.js';
+import { eachFinding } from './findings.js';
 import { InputError, IntegrityError } from '../errors.js';
 import { deleteCheckpoints, migrateCheckpointsToPages, PAGE_BYTES, partsBefore, partsToBlob, type StoredCheckpoint, storedCheckpoints } from './checkpoints.js';
 import type { Checkpoint, PlainWorld, SimState } from '../engine/snapshot.js';
@@ -389,17 +390,7 @@ export interface FindingRow {
 }
 
 export function listFindings(db: Database.Database, trace: TraceRow): FindingRow[] {
-  const rows = db.prepare(`SELECT seq, class, message, iova, gpa, chain FROM findings WHERE trace = ? AND seq <= ? ORDER BY seq`).all(trace.id, trace.events) as (Omit<FindingRow, 'chain'> & { chain: string })[];
-  return rows.map((r) => {
-    let chain: unknown;
-    try {
-      chain = JSON.parse(r.chain);
-    } catch {
-      chain = null;
-    }
-    if (!Array.isArray(chain) || !chain.every((x) => Number.isSafeInteger(x))) throw new InputError(`trace ${trace.id} is corrupt: the chain of finding #${r.seq} is not a list of seqs`);
-    return { ...r, chain: chain as number[] };
-  });
+  return [...eachFinding(db, trace)];
 }
 
 /**
