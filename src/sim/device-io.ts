@@ -6,7 +6,7 @@
 // unwinds by return value (false, null or -1: "the pass ended, its events are emitted"), not by
 // throwing; ring reads that lie in one page are read in place, without copying them out.
 import type { Desc } from '../events/schema.js';
-import { fnv1aAt, PAGE_MASK, pageFor, readMemInto } from '../model/memory.js';
+import { fnv1aAt, pageFor, pageOff, readMemInto } from '../model/memory.js';
 import { descAt, packedAt } from '../model/vring.js';
 import type { DeviceState, RingState } from '../model/world.js';
 import type { Sim } from './sim.js';
@@ -56,7 +56,7 @@ export function ringU16(p: Pass, addr: bigint): number {
   if (!pieces) return -1;
   const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 2) : null;
   if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
+    const off = pageOff(pieces[0]!.gpa);
     const v = page[off]! | (page[off + 1]! << 8);
     emitAccess(p, pieces[0]!, 2, 'read', 'ring', fnv1aAt(page, off, 2), EMPTY);
     return v;
@@ -84,7 +84,7 @@ export function readDesc(p: Pass, addr: bigint, idx: number): Desc | null {
   if (!pieces) return null;
   const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 16) : null;
   if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
+    const off = pageOff(pieces[0]!.gpa);
     const desc = descAt(page, off, idx);
     emitAccess(p, pieces[0]!, 16, 'read', 'ring', fnv1aAt(page, off, 16), EMPTY);
     return desc;
@@ -138,7 +138,7 @@ export function readPiece(p: Pass, piece: Piece, area: 'buf'): void {
   const mem = p.sim.world.mem;
   const page = pageFor(mem, piece.gpa, piece.len);
   let sum: number;
-  if (page) sum = fnv1aAt(page, Number(piece.gpa & PAGE_MASK), piece.len);
+  if (page) sum = fnv1aAt(page, pageOff(piece.gpa), piece.len);
   else {
     const bytes = new Uint8Array(piece.len);
     readMemInto(mem, piece.gpa, piece.len, bytes, 0);

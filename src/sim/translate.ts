@@ -10,7 +10,7 @@
 import { lookup } from '../model/device-iotlb.js';
 import { guestTranslate } from '../model/virtio-iommu.js';
 import { gpaToHva, hvaToGpa } from '../model/memtable.js';
-import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
+import { PAGE_MASK, pageOff, pfnOf } from '../model/memory.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import type { VIA } from '../events/schema.js';
@@ -70,7 +70,7 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       let seq: number;
       let mapLeft = 4096; // a virtio-iommu mapping may end inside the page
       if (d.translate === 'shadow') {
-        const s = d.shadow.get(a >> PAGE_SHIFT);
+        const s = d.shadow.get(pfnOf(a));
         if (!s) return fail('FAULT', a); // shadow entries are RW
         gpa = s.gpa | (a & PAGE_MASK);
         seq = s.seq;
@@ -84,7 +84,7 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       }
       const h = gpaToHva(w.memTable, gpa);
       if (!h) return fail('EFAULT', a);
-      const inPage = Math.min(4096 - Number(a & PAGE_MASK), mapLeft);
+      const inPage = Math.min(4096 - pageOff(a), mapLeft);
       n = inPage < want ? inPage : want;
       piece = { dma: a, len: n, gpa, hva: h.hva, via: d.translate === 'shadow' ? 'shadow' : 'iommu', entry: seq };
     }
