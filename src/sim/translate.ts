@@ -9,7 +9,7 @@
 // (a failure, rare, gets its own object).
 import { lookup } from '../model/device-iotlb.js';
 import { guestTranslate } from '../model/virtio-iommu.js';
-import { gpaToHva, hvaToGpa } from '../model/memtable.js';
+import { hvaOf, hvaToGpa } from '../model/memtable.js';
 import { PAGE_MASK, pageOff, pfnOf } from '../model/memory.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
@@ -37,7 +37,12 @@ const fail = (err: Failure['err'], addr: bigint): Failure => ({ err, addr });
 /** kernel vhost (vhost, vhost-vdpa, ...): the common exact name first, no substring test */
 const isVhost = (backend: string) => backend === 'vhost' || backend.startsWith('vhost');
 
-export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO'): Resolution {
+/**
+ * `one`: a caller that uses the pieces before it resolves anything else (a ring read) passes a
+ * one-piece array it owns; the first piece is written into one[0], and a one-piece answer is `one`
+ * itself, so the common access allocates no piece and no array.
+ */
+export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO', one?: [Piece]): Resolution {
   if (len === 0) return []; // translate_desc: nothing to translate, no iovec
   let pieces: Piece[] | null = null;
   const mode = d.translate === 'gpa' ? 0 : d.translate === 'iova' && isVhost(d.backend) ? 1 : 2;
@@ -49,10 +54,23 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
     let n: number;
     let piece: Piece;
     if (mode === 0) {
-      const h = gpaToHva(w.memTable, a);
-      if (!h) return fail('EFAULT', a);
-      n = h.left < BigInt(want) ? Number(h.left) : want;
-      piece = { dma: a, len: n, gpa: a, hva: h.hva, via: 'gpa', entry: 0 };
+      // gpaToHva, without its result object
+      let hva: bigint | null = null;
+      let left = 0n;
+      const regions = w.memTable;
+      for (let i = 0; i < regions.length; i++) {
+        const r = regions[i]!;
+        if (a < r.gpa) continue;
+        const off = a - r.gpa;
+        if (off < r.size) {
+          hva = r.hva + off;
+          left = r.size - off;
+          break;
+        }
+      }
+      if (hva === null) return fail('EFAULT', a);
+      n = left < BigInt(want) ? Number(left) : want;
+      piece = at(one, done, a, n, a, hva, 'gpa', 0);
     } else if (mode === 1) {
       // translate_desc through the device IOTLB: the entry covering a, and how much of the rest it covers
       const e = lookup(d.iotlb, a);
@@ -64,7 +82,7 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       const hva = e.uaddr + (a - e.start);
       const gpa = hvaToGpa(w.memTable, hva);
       if (gpa === null) return fail('EFAULT', a);
-      piece = { dma: a, len: n, gpa, hva, via: 'iotlb', entry: e.seq };
+      piece = at(one, done, a, n, gpa, hva, 'iotlb', e.seq);
     } else {
       let gpa: bigint;
       let seq: number;
@@ -82,16 +100,16 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
         seq = t.seq;
         if (t.left !== undefined && t.left < BigInt(want)) mapLeft = Number(t.left);
       }
-      const h = gpaToHva(w.memTable, gpa);
-      if (!h) return fail('EFAULT', a);
+      const hva = hvaOf(w.memTable, gpa);
+      if (hva === null) return fail('EFAULT', a);
       const inPage = Math.min(4096 - pageOff(a), mapLeft);
       n = inPage < want ? inPage : want;
-      piece = { dma: a, len: n, gpa, hva: h.hva, via: d.translate === 'shadow' ? 'shadow' : 'iommu', entry: seq };
+      piece = at(one, done, a, n, gpa, hva, d.translate === 'shadow' ? 'shadow' : 'iommu', seq);
     }
     done += n;
     // most accesses are one piece: that array is allocated at its size
     if (done === len) {
-      if (!pieces) return [piece];
+      if (!pieces) return one ?? [piece];
       pieces.push(piece);
       return pieces;
     }
@@ -99,4 +117,17 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
     a += BigInt(n);
   } while (done < len);
   return pieces!;
+}
+
+/** The piece at offset `done` of a resolution: the caller's own first piece, or a new one. */
+function at(one: [Piece] | undefined, done: number, dma: bigint, len: number, gpa: bigint, hva: bigint, via: Piece['via'], entry: number): Piece {
+  if (!one || done !== 0) return { dma, len, gpa, hva, via, entry };
+  const p = one[0];
+  p.dma = dma;
+  p.len = len;
+  p.gpa = gpa;
+  p.hva = hva;
+  p.via = via;
+  p.entry = entry;
+  return p;
 }
