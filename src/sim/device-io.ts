@@ -33,7 +33,7 @@ export const EMPTY = new Uint8Array(0);
  */
 export function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO', where = 'in descriptor', one?: [Piece]): Piece[] | null {
   const { sim, d, r } = p;
-  const res = resolve(sim.world, d, addr, len, access, one);
+  const res = resolve(sim.world, d, addr, len, access, one, sim.xlate);
   if (Array.isArray(res)) return res;
   if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
   else if (res.err === 'FAULT') {

@@ -160,7 +160,7 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
   if (first && first.start === 0n && first.last === M64)
     // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
-  const res = resolve(sim.world, d, addr, len, access, sim.onePiece);
+  const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
     return -1; // EPERM: vq_meta_prefetch fails without a message

@@ -7,9 +7,9 @@
 //
 // Every device access resolves here, so the success path allocates only the pieces and their array
 // (a failure, rare, gets its own object).
-import { lookup } from '../model/device-iotlb.js';
+import { type IotlbEntry, lookup } from '../model/device-iotlb.js';
 import { guestTranslate } from '../model/virtio-iommu.js';
-import { hvaOf, hvaToGpa } from '../model/memtable.js';
+import { hvaOf, hvaToGpa, type Region } from '../model/memtable.js';
 import { PAGE_MASK, pageOff, pfnOf } from '../model/memory.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
@@ -42,7 +42,52 @@ const isVhost = (backend: string) => backend === 'vhost' || backend.startsWith('
  * one-piece array it owns; the first piece is written into one[0], and a one-piece answer is `one`
  * itself, so the common access allocates no piece and no array.
  */
-export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO', one?: [Piece]): Resolution {
+/**
+ * The device-IOTLB path's translation of one entry, kept by the simulation between accesses (most
+ * hit the few entries of the ring pages): for every address a of entry `e`, hva = a + hvaK and
+ * gpa = a + gpaK, when the entry's whole HVA range lies in one memory region that no earlier region
+ * overlaps (hvaToGpa then picks that region for each of them). Derived, never state: valid while
+ * the entry and the memory table are the same ones (entries are never changed; the table only
+ * grows, so its length tells).
+ */
+export class EntryXlate {
+  e: IotlbEntry | null = null;
+  regions: readonly Region[] | null = null;
+  n = 0;
+  /** false: the entry spans regions (or none); take the general path */
+  ok = false;
+  hvaK = 0n;
+  gpaK = 0n;
+}
+
+function entryXlate(x: EntryXlate, e: IotlbEntry, regions: readonly Region[]): EntryXlate {
+  if (x.e === e && x.regions === regions && x.n === regions.length) return x;
+  x.e = e;
+  x.regions = regions;
+  x.n = regions.length;
+  x.ok = false;
+  const first = e.uaddr;
+  const last = e.uaddr + (e.last - e.start);
+  for (let i = 0; i < regions.length; i++) {
+    const r = regions[i]!;
+    const end = r.hva + r.size; // exclusive
+    if (first >= r.hva && first < end) {
+      if (last < end) {
+        x.ok = true;
+        x.hvaK = e.uaddr - e.start;
+        x.gpaK = r.gpa - r.hva + x.hvaK;
+      }
+      return x;
+    }
+    if (r.hva <= last && first < end) return x; // an earlier region holds part of the range
+  }
+  return x;
+}
+
+/**
+ * `x`: the caller's EntryXlate (the simulation's), for the device-IOTLB path.
+ */
+export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO', one?: [Piece], x?: EntryXlate): Resolution {
   if (len === 0) return []; // translate_desc: nothing to translate, no iovec
   let pieces: Piece[] | null = null;
   const mode = d.translate === 'gpa' ? 0 : d.translate === 'iova' && isVhost(d.backend) ? 1 : 2;
@@ -79,10 +124,14 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       // min(last - a + 1, want), in numbers once the bigint difference is known to be small
       const room = e.last - a;
       n = room >= 0xffff_ffffn ? want : Math.min(Number(room) + 1, want);
-      const hva = e.uaddr + (a - e.start);
-      const gpa = hvaToGpa(w.memTable, hva);
-      if (gpa === null) return fail('EFAULT', a);
-      piece = at(one, done, a, n, gpa, hva, 'iotlb', e.seq);
+      const c = x && entryXlate(x, e, w.memTable);
+      if (c && c.ok) piece = at(one, done, a, n, a + c.gpaK, a + c.hvaK, 'iotlb', e.seq);
+      else {
+        const hva = e.uaddr + (a - e.start);
+        const gpa = hvaToGpa(w.memTable, hva);
+        if (gpa === null) return fail('EFAULT', a);
+        piece = at(one, done, a, n, gpa, hva, 'iotlb', e.seq);
+      }
     } else {
       let gpa: bigint;
       let seq: number;
