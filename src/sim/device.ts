@@ -33,12 +33,13 @@ import {
   VRING_DESC_F_WRITE,
 } from '../model/vring.js';
 import { queueEnabled } from '../model/queue-life.js';
+import { permBits } from '../model/types.js';
 import { opBytesInto } from './data.js';
 import { payloadFor } from './scenario.js';
 import { ringRules, walkChain } from './chain-walk.js';
 import { emitAccess, need, type Pass, type QActor, readPiece, ringPut16, ringU16, vqError } from './device-io.js';
 import type { Sim } from './sim.js';
-import { type Piece, resolve } from './translate.js';
+import { entryXlate, type Piece, resolve } from './translate.js';
 
 const Q_ACTORS: readonly QActor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 const M64 = 0xffff_ffff_ffff_ffffn;
@@ -160,6 +161,9 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
   if (first && first.start === 0n && first.last === M64)
     // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
+  // the common case, what resolve() answers without building the piece: one entry covers the area
+  // with the access's permission and translates all of it (its HVA range in one memory region)
+  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && first.last - addr >= BigInt(len - 1) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
   const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });

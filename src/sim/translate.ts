@@ -60,7 +60,7 @@ export class EntryXlate {
   gpaK = 0n;
 }
 
-function entryXlate(x: EntryXlate, e: IotlbEntry, regions: readonly Region[]): EntryXlate {
+export function entryXlate(x: EntryXlate, e: IotlbEntry, regions: readonly Region[]): EntryXlate {
   if (x.e === e && x.regions === regions && x.n === regions.length) return x;
   x.e = e;
   x.regions = regions;
