@@ -16,7 +16,11 @@ export function vmmRunnable(sim: Sim, alone = true): boolean {
   const w = sim.world;
   const lat = sim.config.knobs?.missLatency ?? 0;
   const miss = w.vmm.toRead.length > 0 && (alone || lat === 0 || sim.seq - w.vmm.toRead[0]! >= lat);
-  return miss || w.vmm.invals.some((i) => i.due <= w.passes) || staleShadow(sim) !== null;
+  if (miss) return true;
+  // asked before every scheduler step: a loop, not some() and its closure
+  const invals = w.vmm.invals;
+  for (let i = 0; i < invals.length; i++) if (invals[i]!.due <= w.passes) return true;
+  return staleShadow(sim) !== null;
 }
 
 /** A shadow (vfio) device whose shadow lacks a mapping the IOMMU has: the replay half of an unmap-all resync. */
