@@ -51,10 +51,14 @@ export function inertAt(buf: Uint8Array, off: number, size: number): boolean {
   return !!when && when[0] < size && buf[off + when[0]] === when[1];
 }
 
-/** `chunks` must start at or before checkpoint.seq + 1 and reach `at`. */
-export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number, judge: Judge | null): SeekResult {
+/**
+ * `chunks` must start at or before checkpoint.seq + 1 and reach `at`. `owned`: the checkpoint was
+ * decoded for this seek alone (store/db.ts checkpointAt), so its world is folded in place instead of
+ * being copied first (its pages stay copy-on-write either way: memory.ts copies a page before writing it).
+ */
+export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number, judge: Judge | null, owned = false): SeekResult {
   const start = checkpoint?.seq ?? 0;
-  const pipe = new Pipeline({ judge, mode: 'fold', world: checkpoint ? cloneWorld(checkpoint.world) : undefined, seq: start });
+  const pipe = new Pipeline({ judge, mode: 'fold', world: checkpoint ? (owned ? checkpoint.world : cloneWorld(checkpoint.world)) : undefined, seq: start });
   // kinds a checker keeps state about are stepped even when their rule changes nothing
   const watched = new Uint8Array(256);
   if (judge) for (const k of KIND_NAMES) if (judge.checks[k]?.keepsState) watched[KINDS[k].code] = 1;
@@ -68,7 +72,9 @@ export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChu
       if (seq > at) break outer;
       if (seq > start) {
         if (seq === at || !inertAt(c.data, off, len) || watched[c.data[off + 4]!]) {
-          const ev = decodeAt(c.data, off, seq);
+          // as in fold (engine/replay.ts): the rules copy what they keep and the checkers keep no
+          // bytes, so bytes fields can be views of the chunk; the event at `at` goes to the caller: a copy
+          const ev = decodeAt(c.data, off, seq, seq !== at);
           pipe.put(ev);
           if (seq === at) event = ev;
         }
