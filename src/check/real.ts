@@ -167,6 +167,8 @@ interface RealState {
   invSeen: boolean;
   strictPending: Unmap[];
   strictInvs: PageInv[];
+  /** once strictInvs was compacted: the length at which it is compacted again (absent until then) */
+  strictInvsLimit?: number;
   /** host phases with a domain or global invalidation */
   flushPhases: Set<number>;
   lazyPending: Unmap[];
@@ -384,7 +386,11 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
     if (at >= 0) s.strictPending.splice(at, 1);
     else {
       s.strictInvs.push(inv);
-      if (s.strictInvs.length > STRICT_INVS_KEPT) s.strictInvs = compactInvs(s.strictInvs);
+      if (s.strictInvs.length > (s.strictInvsLimit ?? STRICT_INVS_KEPT)) {
+        s.strictInvs = compactInvs(s.strictInvs);
+        // compacted once: again when the list has doubled (amortised O(1) per invalidation)
+        s.strictInvsLimit = Math.min(STRICT_INVS_KEPT, Math.max(256, 2 * s.strictInvs.length));
+      }
     }
     s.lazyPending = s.lazyPending.filter((u) => !covers(inv, u));
     // hw/virtio/vhost.c vhost_iommu_unmap_notify: the vIOMMU's UNMAP notification of this range makes
