@@ -349,7 +349,7 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
-  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`) })) : null;
+  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest })) : null;
   for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
   // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
   if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
