@@ -3,10 +3,10 @@
 // matching check must fire at that IOVA and nowhere else.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { importTrace, type ImportResult } from '../../src/app/import.js';
+import { importTrace, type ImportResult, MAX_FINDINGS_LISTED } from '../../src/app/import.js';
 import { JUDGE } from '../../src/check/index.js';
 import { fold } from '../../src/engine/replay.js';
-import { getTrace, openDb, readChunks } from '../../src/store/db.js';
+import { getTrace, listFindings, openDb, readChunks } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
 import { BLK, NET, Run } from './synth.js';
 
@@ -249,5 +249,27 @@ describe('a window that does not close for a long time: unmatched page invalidat
     expect(checked).toBeGreaterThan(30);
     expect(longest).toBeLessThanOrEqual(8192);
     expect(folded.findings.map((x) => [x.cls, x.iova])).toEqual([['missing-invalidation', X]]);
+  });
+});
+
+describe('an import with more findings than it lists', () => {
+  it('lists the first MAX_FINDINGS_LISTED, counts them all, and stores them all', async () => {
+    const r0 = new Run('intel_iommu=on iommu=nopt');
+    const n = MAX_FINDINGS_LISTED + 234;
+    // one DMAR fault per page: each is a finding of its own (repeats at one page are reported once)
+    for (let i = 0; i < n; i++) r0.fault(BLK, 0x10000000n + BigInt(i) * 0x1000n);
+    const dir = tempDir();
+    const f = r0.write(dir);
+    const db = join(dir, 't.db');
+    const r = await importTrace({ db, host: f.host });
+    expect(r.findingCount).toBe(n);
+    expect(r.findings.length).toBe(MAX_FINDINGS_LISTED);
+    expect(r.findings.every((x) => x.class === 'dmar-fault')).toBe(true);
+    // the listed ones are the first, in trace order
+    expect(r.findings[0]!.iova).toBe('0x10000000');
+    expect(r.findings[MAX_FINDINGS_LISTED - 1]!.iova).toBe(`0x${(0x10000000 + (MAX_FINDINGS_LISTED - 1) * 0x1000).toString(16)}`);
+    const store = openDb(db);
+    expect(listFindings(store, getTrace(store, r.trace)).length).toBe(n);
+    store.close();
   });
 });
