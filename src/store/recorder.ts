@@ -286,8 +286,9 @@ export function encodeCheckpointRow(seq: number, world: World, sim: SimState | n
   const head = Buffer.from(`{"world":${worldJson},"sim":${JSON.stringify(sim)}}`);
   const nullHead = Buffer.from(`{"world":${worldJson},"sim":null}`);
   const pagesAt = 4 + head.length;
-  const blob = new Uint8Array(pagesAt + world.mem.size * (8 + PAGE));
-  const out = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  // every byte is written below: no zeroing (its own ArrayBuffer, never the pool's: it is transferred)
+  const out = Buffer.allocUnsafeSlow(pagesAt + world.mem.size * (8 + PAGE));
+  const blob = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   out.writeUInt32LE(head.length, 0);
   head.copy(out, 4);
   let p = pagesAt;
