@@ -13,7 +13,7 @@
 // Fingerprints are two 32-bit multiplicative lanes (FNV-1a and a second multiplier) over the bytes
 // in order: cheap enough for the record path, and a difference in a single byte always changes both
 // lanes (each step is a bijection of the state), which is the common case of a stale or lost write.
-import type { DmaEvent, EventOf } from '../events/schema.js';
+import type { DmaEvent, EventOf, Kind } from '../events/schema.js';
 import { PAGE, PAGE_MASK, PAGE_SHIFT, type Pages } from '../model/memory.js';
 import type { World } from '../model/world.js';
 
@@ -225,19 +225,24 @@ export class OpHasher {
     this.followed = world;
   }
 
-  /** An event the followed world has just stepped. */
-  observe(ev: DmaEvent): void {
-    this.event(ev, this.followed!);
+  /** An event the followed world has just stepped (`kind`: its kind, when the caller has read it already). */
+  observe(ev: DmaEvent, kind: Kind = ev.kind): void {
+    this.event(ev, this.followed!, kind);
   }
 
-  event(ev: DmaEvent, w: World): void {
-    switch (ev.kind) {
+  // `kind` is passed in by the recording, which reads it once per event for the recorder and this
+  // table: the events are of some thirty shapes, so each read of ev.kind is a megamorphic load.
+  event(e: DmaEvent, w: World, kind: Kind = e.kind): void {
+    switch (kind) {
       case 'intent':
-        return this.intent(ev);
-      case 'dev.pass':
+        return this.intent(e as EventOf<'intent'>);
+      case 'dev.pass': {
+        const ev = e as EventOf<'dev.pass'>;
         if (ev.begin) this.startPass(ev.q, ev.seq);
         return;
+      }
       case 'dev.access': {
+        const ev = e as EventOf<'dev.access'>;
         if (ev.area !== 'buf') return;
         const p = this.pending[ev.q];
         if (!p) return;
@@ -247,8 +252,9 @@ export class OpHasher {
         return;
       }
       case 'vring.used':
-        return this.used(ev, w);
+        return this.used(e as EventOf<'vring.used'>, w);
       case 'cpu.read': {
+        const ev = e as EventOf<'cpu.read'>;
         const op = this.reaped;
         if (op === undefined) return;
         const r = this.rowOfOp[op];
@@ -265,7 +271,7 @@ export class OpHasher {
         return;
       }
       case 'vring.getbuf':
-        this.reaped = this.opOfIntent(ev.cause);
+        this.reaped = this.opOfIntent(e.cause);
         return;
       default:
         return;

@@ -377,10 +377,13 @@ export class EventWriter {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** Appends one event; returns its offset. An event that does not fit the schema throws and writes nothing. */
-  write(ev: NewEvent | DmaEvent): number {
-    const plan = planOf(ev.kind);
-    if (!plan) throw new CodecError(`unknown event kind ${String(ev.kind)}`);
+  /**
+   * Appends one event; returns its offset. An event that does not fit the schema throws and writes
+   * nothing. `kind`: the event's kind, when the caller has read it already (see Recorder.event).
+   */
+  write(ev: NewEvent | DmaEvent, kind: string = ev.kind): number {
+    const plan = planOf(kind);
+    if (!plan) throw new CodecError(`unknown event kind ${String(kind)}`);
     const actor = actorCode(ev.actor);
     if (actor === undefined) throw new CodecError(`unknown actor ${String(ev.actor)}`);
     return plan.encode(this, ev as unknown as Record<string, unknown>, actor);

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { EventWriter } from '../events/binary.js';
 import { hex } from '../events/json.js';
-import { type DmaEvent, SCHEMA_VERSION } from '../events/schema.js';
+import { type DmaEvent, type Kind, SCHEMA_VERSION } from '../events/schema.js';
 import { worldToPlain } from '../engine/snapshot.js';
 import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
@@ -110,10 +110,11 @@ export class Recorder {
 
   private readonly useWorker: boolean;
 
-  event(ev: DmaEvent): void {
-    this.writer.write(ev);
+  /** `kind`: the event's kind, when the caller has read it already (each read of it is a megamorphic load). */
+  event(ev: DmaEvent, kind: Kind = ev.kind): void {
+    this.writer.write(ev, kind);
     this.seq = ev.seq;
-    if (ev.kind === 'finding') {
+    if (kind === 'finding' && ev.kind === 'finding') {
       this.findingCount++;
       this.pendingFindings.push([this.traceId, ev.seq, ev.cls, ev.message, hex(ev.iova), hex(ev.gpa), JSON.stringify(ev.chain)]);
     }
