@@ -1,7 +1,7 @@
 // Fold of an imported trace with every check against bare decode of its stored chunks (issue 12's
 // fold row, measured as bench.ts's commandRows does), on a database built once:
 //
-//   node --expose-gc dist/bench/fold.js --db imported.db [--trace 1] [--reps 5] [--only fold|decode|nojudge|shared] [--nojudge] [--shared]
+//   node --expose-gc dist/bench/fold.js --db imported.db [--trace 1] [--reps 5] [--only fold|decode|nojudge|shared] [--nojudge] [--shared] [--sim-first OPS]
 //
 // imported.db: a simulated remap/iommu trace exported to JSONL and imported, e.g.
 //   dmareplay record --db r.db --workload remap --path iommu --ops 14820 --ring 16   (~1M events)
@@ -12,6 +12,7 @@
 import { JUDGE } from '../src/check/index.js';
 import { decodeAt, decodeChunk, sizeAt } from '../src/events/binary.js';
 import { fold, type RecordedChunk } from '../src/engine/replay.js';
+import { Sim } from '../src/sim/sim.js';
 import { getTrace, openDb, readChunks } from '../src/store/db.js';
 
 const args = process.argv.slice(2);
@@ -23,6 +24,8 @@ const DB = opt('--db', '');
 const TRACE = Number(opt('--trace', '1'));
 const REPS = Number(opt('--reps', '5'));
 const ONLY = opt('--only', '');
+/** run the simulation first (remap/iommu, this many ops), as bench.ts does before its fold row: the rules and checkers have then also seen the simulation's events */
+const SIM_OPS = Number(opt('--sim-first', '0'));
 if (!DB) throw new Error('--db <imported.db> is required');
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
@@ -61,6 +64,12 @@ function decodeShared(): number {
     }
   }
   return x;
+}
+
+if (SIM_OPS) {
+  let n = 0;
+  const t = cpu(() => new Sim({ workload: 'remap', path: 'iommu', ops: SIM_OPS, ringNum: 16, faults: [] }, '1', { event: () => void n++ }, 0).run())[1];
+  process.stderr.write(`[fold] simulation first: ${n} events, ${t.toFixed(0)} ms CPU\n`);
 }
 
 const dec: number[] = [];
