@@ -408,8 +408,11 @@ function dataView(buf: Uint8Array): DataView {
  * device access's data; a view costs a small object.
  */
 function viewBytes(b: Uint8Array, p: number, n: number): Uint8Array {
-  return new Uint8Array(b.buffer, b.byteOffset + p, n);
+  // most device accesses are reads, which carry no bytes: one shared empty array instead of a view each
+  return n === 0 ? NO_BYTES : new Uint8Array(b.buffer, b.byteOffset + p, n);
 }
+/** A zero-length array (nothing to write into; frozen all the same), shared by every empty bytes field decoded `shared`. */
+const NO_BYTES = Object.freeze(new Uint8Array(0)) as Uint8Array;
 
 /**
  * Decodes the event at `off` in `buf` (which must hold its whole length prefix and body). With
