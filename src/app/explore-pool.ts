@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import handle, { type WorkerReply, type WorkerTask } from '../analysis/explore-worker.js';
+import { handleTask, type WorkerReply, type WorkerTask } from '../analysis/explore-worker.js';
 
 export interface TaskRunner {
   threads: number;
@@ -35,5 +35,5 @@ export function createRunner(jobs: number): TaskRunner {
 
 /** Runs every task on this thread (a single "worker"). */
 export function inlineRunner(): TaskRunner {
-  return { threads: 1, run: async (t) => handle(t), close: async () => {} };
+  return { threads: 1, run: async (t) => handleTask(t), close: async () => {} };
 }
