@@ -194,16 +194,17 @@ const MIN_PIECE = 25;
 
 /**
  * The pieces a block runs as, in seed order: the whole block, except near the end of a bounded run
- * on more than one worker, where a piece is about a quarter of the seeds each worker has left
- * (guided self-scheduling), so the workers finish together instead of one idling while the other
- * runs a last full block. The pieces merge into the block's result (mergeBlockResults), so how a
- * block is cut never shows in what is stored.
+ * on more than one worker, where a piece is about half the seeds each worker has left (guided
+ * self-scheduling), so the workers finish together instead of one idling while the other runs a
+ * last full block (not smaller: each piece encodes its own smallest run of each signature). The
+ * pieces merge into the block's result (mergeBlockResults), so how a block is cut never shows in
+ * what is stored.
  */
 function piecesOf(lo: number, hi: number, threads: number, unsubmitted: number | null): { lo: number; hi: number }[] {
   if (threads < 2 || unsubmitted === null) return [{ lo, hi }];
   const pieces: { lo: number; hi: number }[] = [];
   for (let at = lo, left = unsubmitted; at <= hi; ) {
-    const size = Math.max(MIN_PIECE, Math.ceil(left / (4 * threads)));
+    const size = Math.max(MIN_PIECE, Math.ceil(left / (2 * threads)));
     const end = Math.min(hi, at + size - 1);
     pieces.push({ lo: at, hi: end });
     left -= end - at + 1;
