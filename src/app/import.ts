@@ -339,6 +339,10 @@ function deviceEvents(mode: DmaMode, guest: GuestScan | null, host: HostScan | n
  * that do not (an empty file, a binary one, the wrong format or a badly damaged log would otherwise
  * be stored as a trace of nothing but skipped lines).
  */
+function mostlyParsed(sc: GuestScan | HostScan): boolean {
+  return sc.records > 0 && sc.malformed <= sc.records;
+}
+
 function checkMostlyParsed(sc: GuestScan | HostScan): void {
   const what = sc.side === 'guest' ? 'ftrace' : 'QEMU log';
   const first = sc.malformedLines[0];
@@ -361,8 +365,14 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
-  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest })) : null;
-  for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
+  // a host log alone leaves the args the scan does not read to pass 2 (one parse of them, not two):
+  // its malformed lines are then all known only at the end of pass 2, checked before the commit
+  const scanHostLog = (deferArgs: boolean) =>
+    guarded(files.host!, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest, deferArgs }));
+  let hScan = files.host ? await scanHostLog(!files.guest) : null;
+  if (gScan) checkMostlyParsed(gScan);
+  if (hScan?.deferred && !mostlyParsed(hScan)) hScan = await scanHostLog(false); // the refusal, with the whole file's counts
+  if (hScan) checkMostlyParsed(hScan);
   // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
   if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
   const mode = dmaMode(gScan, hScan);
@@ -414,6 +424,8 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     await guarded(files.guest ?? files.host!, async () => {
       try {
         for await (const batch of stream) for (const ev of batch) f.put(ev);
+        // a deferred scan's counts are whole now (hostEvents): refused, the transaction rolls back
+        if (hScan) checkMostlyParsed(hScan);
       } catch (e) {
         if (e instanceof ValidationError) throw new InputError(`${files.guest ?? files.host}: event #${f.seq} made from the log is impossible: field ${e.field}: ${e.message}`);
         throw e;

@@ -30,7 +30,8 @@ import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
-import { type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf } from './qemu-log.js';
+import { lineBatches, newLineStreamState } from './lines.js';
+import { QEMU_FORMATS, type QemuEndOfInput, type QemuItem, type QemuMalformed, type QemuPeek, type QemuRecord, type QemuTypedKind, peekQemuLogLine, qemuPhaseMarker, sidOf } from './qemu-log.js';
 
 /** The device id used when a trace line does not name the device. */
 export const DEV_UNKNOWN = 0xffff;
@@ -121,6 +122,11 @@ export interface HostScan extends SideScan {
   /** line number of the first record (for messages) */
   firstLine: number | null;
   /**
+   * Scanned with `deferArgs`: `records`, `malformed` and `malformedLines` count the lines pass 1
+   * checked; {@link hostEvents} sets them to the whole file's once it has read it all.
+   */
+  deferred?: boolean;
+  /**
    * A sample of the host's translations (IOVA page → GPA page at host time t, after `markers` host
    * markers), for fitting the guest clock onto the host clock (src/import/merge.ts). At most
    * {@link MAX_XLATE_SAMPLES} per phase.
@@ -166,7 +172,34 @@ export interface ScanOptions {
    * MAX_XLATE_SAMPLES per phase, held for the whole import).
    */
   xlate?: boolean;
+  /**
+   * Leave the args of typed events the scan does not read (vtd_inv_desc, virtqueue_pop, …: see
+   * {@link SCAN_UNREAD}) to pass 2: the scan takes such a line for a record, so its `records`,
+   * `malformed` and `malformedLines` (and firstT/lastT) are final only once {@link hostEvents} has read
+   * the whole file again ({@link HostScan.deferred}). For a host log imported alone without
+   * --strict (default false).
+   */
+  deferArgs?: boolean;
 }
+
+/**
+ * The typed QEMU events whose fields {@link scanHost} does not read (it only counts them): with
+ * `deferArgs` their args are checked in pass 2 only. Everything the scan's switch reads, and every
+ * amdvi_* event (any of them says the vIOMMU is amd-iommu), is parsed in pass 1.
+ */
+export const SCAN_UNREAD: ReadonlySet<string> = new Set(
+  (Object.keys(QEMU_FORMATS) as QemuTypedKind[]).filter(
+    (k) =>
+      !k.startsWith('amdvi_') &&
+      ![
+        'vtd_iotlb_page_hit', 'vtd_iotlb_page_update', 'vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_inv_desc_iotlb_pages',
+        'vtd_inv_desc_iotlb_domain', 'vtd_inv_desc_iotlb_global', 'virtio_iommu_attach', 'virtio_iommu_map', 'virtio_iommu_unmap',
+        'virtio_iommu_unmap_done', 'virtio_iommu_translate_out', 'virtio_iommu_report_fault', 'virtio_queue_notify', 'virtio_set_status',
+        'virtio_notify', 'virtio_notify_irqfd', 'virtio_blk_handle_read', 'virtio_blk_handle_write', 'virtio_blk_req_complete',
+        'vhost_iotlb_miss', 'vhost_vdpa_dma_map', 'vhost_vdpa_dma_unmap', 'vhost_user_write', 'pci_cfg_write',
+      ].includes(k),
+  ),
+);
 
 /** Pass 1 over a guest ftrace file. Throws an InputError at the first malformed line with `strict`. */
 export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<GuestScan> {
@@ -245,6 +278,9 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
     pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, untimed: 0, firstLine: null, xlate: [],
   };
+  // --strict reports the first malformed line of any kind before anything is written: no deferring then
+  const unread = opts.deferArgs && !opts.strict ? SCAN_UNREAD : null;
+  if (unread) s.deferred = true;
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
   };
@@ -260,20 +296,31 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   let samplePhase = 0;
   let samples = 0;
   const keepXlate = opts.xlate ?? true;
-  for await (const batch of readQemuLogBatches(file)) {
-    for (const it of batch as QemuItem[]) {
-      if (it.kind === 'end-of-input') {
-        s.lines = it.lines;
-        if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the log was cut off mid-line`;
-        continue;
-      }
+  // The items readQemuLogBatches would give, in order, but an opaque line of the usual shape is only
+  // peeked at (its event name and time; peekQemuLogLine): most lines of a vIOMMU log are opaque.
+  const visit = (it: QemuRecord | QemuMalformed | QemuPeek): void => {
       if (it.kind === 'malformed') {
         if (opts.strict) throw strictError(file, it.line, it.malformed);
         s.malformed++;
         if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
-        continue;
+        return;
       }
       s.records++;
+      if (it.kind === 'peek') {
+        bump(s.events, it.event);
+        const t = it.t;
+        if (s.firstT === null) s.firstT = t;
+        s.lastT = t;
+        if (it.event.charCodeAt(0) === 97 && it.event.startsWith('amdvi_')) {
+          s.amd = true;
+          if (it.event === 'amdvi_all_inval') {
+            s.iommuEvents++;
+            s.invalidations++;
+          }
+        }
+        if (s.firstLine === null) s.firstLine = it.line;
+        return;
+      }
       if (it.untimed) s.untimed++;
       bump(s.events, it.event);
       const t = Number(it.tUs);
@@ -379,9 +426,35 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           break;
       }
       if (s.firstLine === null) s.firstLine = it.line;
+  };
+  // readQemuLogBatches' rule for a file that does not end with a newline: its last line, if not blank,
+  // is malformed (cut off), whatever it says; so each batch's last line waits for the next batch
+  const state = newLineStreamState();
+  let lineNo = 0;
+  let held: string | null = null;
+  for await (const batch of lineBatches(file, state)) {
+    if (held !== null) {
+      const it = peekQemuLogLine(held, lineNo, unread);
+      if (it !== null) visit(it);
     }
+    const last = batch.length - 1;
+    for (let k = 0; k < last; k++) {
+      const it = peekQemuLogLine(batch[k]!, ++lineNo, unread);
+      if (it !== null) visit(it);
+    }
+    held = batch[last]!;
+    lineNo++;
     opts.progress?.(s.records + s.malformed);
   }
+  if (held !== null) {
+    const it = peekQemuLogLine(held, lineNo, unread);
+    if (it !== null) {
+      if (state.finalNewline) visit(it);
+      else visit({ kind: 'malformed', line: lineNo, malformed: 'incomplete last line (no trailing newline): input truncated?', text: held });
+    }
+  }
+  s.lines = lineNo;
+  if (!state.finalNewline) s.truncated = `the last line (${lineNo}) has no newline: the log was cut off mid-line`;
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
@@ -581,6 +654,19 @@ export class HostConverter {
     return sid === undefined || sid < 0 ? DEV_UNKNOWN : sid;
   }
 
+  /** A deferred scan's counts made whole: the lines pass 1 only peeked at were parsed here. */
+  private tally(it: QemuMalformed | QemuEndOfInput): void {
+    const s = this.scan;
+    if (it.kind === 'malformed') {
+      if (this.malformedLines.length < MAX_MALFORMED_LISTED) this.malformedLines.push({ file: s.file, line: it.line, reason: it.malformed });
+      return;
+    }
+    s.records = it.records;
+    s.malformed = it.malformed;
+    s.malformedLines = this.malformedLines;
+    s.deferred = false;
+  }
+
   /** Lookup lines still waiting (end of input). */
   flush(): TimedEvent[] {
     const out: TimedEvent[] = [];
@@ -596,8 +682,14 @@ export class HostConverter {
     return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(r), iova: r.iova, gpa: r.gpa, perm: 'RW', cache: r.kind === 'amdvi_iotlb_hit' ? 'hit' : 'miss' }, t: p.t };
   }
 
+  /** with a deferred scan: the malformed lines of the whole file (pass 2 sees them all) */
+  private readonly malformedLines: MalformedLine[] = [];
+
   convert(it: QemuItem): TimedEvent[] {
-    if (it.kind === 'end-of-input' || it.kind === 'malformed') return [];
+    if (it.kind === 'end-of-input' || it.kind === 'malformed') {
+      if (this.scan.deferred) this.tally(it);
+      return [];
+    }
     const out = this.convertRecord(it);
     return this.scan.vhostIotlb > 0 ? this.vhost(it, out) : out;
   }
