@@ -22,7 +22,7 @@ import { untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
-import { withWriteTransaction } from '../store/db.js';
+import { withWriteConnection, withWriteTransaction } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { DEFAULT_CHECKPOINT_EVERY } from './record.js';
 
@@ -406,8 +406,11 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   const unknown = new Map<string, number>();
   let blockedCount = 0;
   let folder: Folder | null = null;
-  const trace = await writeTrace(opts.db, async (db) => {
-    const rec = new Recorder(db, { name, source: 'import', seed: null, config, checkpointEvery: every });
+  // one transaction for the whole trace, the recorder's writer thread's: SQLite and the stream hash
+  // run beside the conversion; any failure rolls it back (abort)
+  const trace = await withWriteConnection(opts.db, async (db) => {
+    const rec = new Recorder(db, { name, source: 'import', seed: null, config, checkpointEvery: every }, { transaction: true });
+    try {
     const f = new Folder((ev) => {
       rec.event(ev);
       if (ev.kind === 'opaque') unknown.set(ev.event, (unknown.get(ev.event) ?? 0) + 1);
@@ -433,6 +436,10 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     });
     f.finish();
     rec.finish();
+    } catch (e) {
+      rec.abort();
+      throw e;
+    }
     return rec.traceId;
   });
   const fo = folder as unknown as Folder;
