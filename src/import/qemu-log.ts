@@ -1160,6 +1160,50 @@ export type { ReadOptions, WithText } from './lines.js';
 import type { ReadOptions, WithText } from './lines.js';
 
 /**
+ * The items of {@link readQemuLogBatches}, in order, handed to `visit` with the line each was read
+ * from, except that lines are only peeked at as {@link peekQemuLogLine} does (`unread`: typed events
+ * whose args are not checked): a peek is the shared {@link QemuPeek}, valid during the call. The last
+ * call is the end of input. Yields (nothing) after each chunk of lines, so a caller can hand on
+ * what it made of them.
+ */
+export async function* visitQemuLog(
+  source: LineSource,
+  unread: ReadonlySet<string> | null,
+  visit: (it: QemuRecord | QemuMalformed | QemuPeek | QemuEndOfInput, line: string) => void,
+): AsyncGenerator<void> {
+  const state = newLineStreamState();
+  let lineNo = 0;
+  let records = 0;
+  let malformed = 0;
+  const one = (line: string, n: number): void => {
+    const it = parseOrPeek(line, n, false, true, unread);
+    if (it === null) return;
+    if (it.kind === 'malformed') malformed++;
+    else records++;
+    visit(it, line);
+  };
+  // a file that does not end with a newline: its last line, if not blank, is malformed (cut off),
+  // whatever it says (readQemuLogBatches); so each chunk's last line waits for the next chunk
+  let held: string | null = null;
+  for await (const batch of lineBatches(source, state)) {
+    if (held !== null) one(held, lineNo);
+    const last = batch.length - 1;
+    for (let k = 0; k < last; k++) one(batch[k]!, ++lineNo);
+    held = batch[last]!;
+    lineNo++;
+    yield;
+  }
+  if (held !== null) {
+    if (state.finalNewline) one(held, lineNo);
+    else if (parseOrPeek(held, lineNo, false, true, unread) !== null) {
+      malformed++;
+      visit({ kind: 'malformed', line: lineNo, malformed: 'incomplete last line (no trailing newline): input truncated?', text: held }, held);
+    }
+  }
+  visit({ kind: 'end-of-input', lines: lineNo, finalNewline: state.finalNewline, records, malformed }, '');
+}
+
+/**
  * Streams a QEMU log (path or readable stream) and yields one item per non-blank line, in order:
  * records and malformed-line reports, then a final {@link QemuEndOfInput}. If the input does not end
  * with a newline, the last line is reported as malformed instead of being parsed (a cut-off line can

@@ -30,8 +30,7 @@ import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
-import { lineBatches, newLineStreamState } from './lines.js';
-import { QEMU_FORMATS, type QemuEndOfInput, type QemuItem, type QemuMalformed, type QemuPeek, type QemuRecord, type QemuTypedKind, peekQemuLogLine, qemuPhaseMarker, sidOf } from './qemu-log.js';
+import { QEMU_FORMATS, type QemuEndOfInput, type QemuItem, type QemuMalformed, type QemuPeek, type QemuRecord, type QemuTypedKind, qemuPhaseMarker, visitQemuLog, sidOf } from './qemu-log.js';
 
 /** The device id used when a trace line does not name the device. */
 export const DEV_UNKNOWN = 0xffff;
@@ -427,34 +426,12 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
       }
       if (s.firstLine === null) s.firstLine = it.line;
   };
-  // readQemuLogBatches' rule for a file that does not end with a newline: its last line, if not blank,
-  // is malformed (cut off), whatever it says; so each batch's last line waits for the next batch
-  const state = newLineStreamState();
-  let lineNo = 0;
-  let held: string | null = null;
-  for await (const batch of lineBatches(file, state)) {
-    if (held !== null) {
-      const it = peekQemuLogLine(held, lineNo, unread);
-      if (it !== null) visit(it);
-    }
-    const last = batch.length - 1;
-    for (let k = 0; k < last; k++) {
-      const it = peekQemuLogLine(batch[k]!, ++lineNo, unread);
-      if (it !== null) visit(it);
-    }
-    held = batch[last]!;
-    lineNo++;
+  for await (const _ of visitQemuLog(file, unread, (it) => {
+    if (it.kind !== 'end-of-input') return visit(it);
+    s.lines = it.lines;
+    if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the log was cut off mid-line`;
+  }))
     opts.progress?.(s.records + s.malformed);
-  }
-  if (held !== null) {
-    const it = peekQemuLogLine(held, lineNo, unread);
-    if (it !== null) {
-      if (state.finalNewline) visit(it);
-      else visit({ kind: 'malformed', line: lineNo, malformed: 'incomplete last line (no trailing newline): input truncated?', text: held });
-    }
-  }
-  s.lines = lineNo;
-  if (!state.finalNewline) s.truncated = `the last line (${lineNo}) has no newline: the log was cut off mid-line`;
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
