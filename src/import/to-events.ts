@@ -24,11 +24,15 @@
  * invalidation descriptors and vhost-vdpa dma_map/unmap → `iotlb.invalidate`/`iotlb.update` (see
  * {@link HostConverter.vhost}); phase markers → `marker`; everything else → `opaque` (the line verbatim).
  */
+import { closeSync, createReadStream, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { NewEvent } from '../events/schema.js';
 import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
+import type { LineSource } from './lines.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
 import { QEMU_FORMATS, type QemuEndOfInput, type QemuItem, type QemuMalformed, type QemuPeek, type QemuRecord, type QemuTypedKind, qemuPhaseMarker, visitQemuLog, sidOf } from './qemu-log.js';
 
@@ -271,15 +275,41 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
 
 /** Pass 1 over a QEMU log. Throws an InputError at the first malformed line with `strict`. */
 export async function scanHost(file: string, opts: ScanOptions = {}): Promise<HostScan> {
+  // --strict reports the first malformed line of any kind before anything is written: no deferring then
+  const unread = opts.deferArgs && !opts.strict ? SCAN_UNREAD : null;
+  if (unread && opts.xlate === false) {
+    const split = await scanHostSplit(file, opts);
+    if (split) return finishHostScan(split);
+  }
+  return finishHostScan(await scanHostPart(file, file, opts, unread));
+}
+
+/** What pass 1 keeps of (a part of) a QEMU log before the virtio devices are paired up. */
+export interface HostScanPart {
+  s: HostScan;
+  /** virtio: vq pointer → (vdev, n), vdev → kind */
+  vqVdev: Map<bigint, [bigint, number]>;
+  blkVdevs: Set<bigint>;
+  vdevs: Set<bigint>;
+  /** the part did not end with a newline */
+  cut: boolean;
+}
+
+const cutMessage = (lines: number): string => `the last line (${lines}) has no newline: the log was cut off mid-line`;
+
+/**
+ * Pass 1 over `source` (the whole log `file`, or a byte range of it read by scan-worker.ts: its line
+ * numbers then count from the range's start).
+ */
+export async function scanHostPart(source: LineSource, file: string, opts: ScanOptions, unread: ReadonlySet<string> | null): Promise<HostScanPart> {
   const s: HostScan = {
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
     pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, untimed: 0, firstLine: null, xlate: [],
   };
-  // --strict reports the first malformed line of any kind before anything is written: no deferring then
-  const unread = opts.deferArgs && !opts.strict ? SCAN_UNREAD : null;
   if (unread) s.deferred = true;
+  let cut = false;
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
   };
@@ -426,12 +456,19 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
       }
       if (s.firstLine === null) s.firstLine = it.line;
   };
-  for await (const _ of visitQemuLog(file, unread, (it) => {
+  for await (const _ of visitQemuLog(source, unread, (it) => {
     if (it.kind !== 'end-of-input') return visit(it);
     s.lines = it.lines;
-    if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the log was cut off mid-line`;
+    cut = !it.finalNewline;
+    if (cut) s.truncated = cutMessage(it.lines);
   }))
     opts.progress?.(s.records + s.malformed);
+  return { s, vqVdev, blkVdevs, vdevs, cut };
+}
+
+/** The end of pass 1: which QEMU VirtIODevice is which PCI function. */
+export function finishHostScan(part: HostScanPart): HostScan {
+  const { s, vqVdev, blkVdevs, vdevs } = part;
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
@@ -443,6 +480,95 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   if (otherVdevs.length === 1 && otherPci.length === 1) vdevSid.set(otherVdevs[0]!, otherPci[0]!);
   for (const [vq, [vdev, n]] of vqVdev) s.vqs.set(vq, [vdevSid.get(vdev) ?? DEV_UNKNOWN, n]);
   return s;
+}
+
+/** Below this size a log is scanned on this thread alone (a worker costs tens of ms to start). */
+const SPLIT_MIN_BYTES = 16 << 20;
+const SCAN_WORKER_URL = new URL('./scan-worker.js', import.meta.url);
+// compiled only: from sources (the test runner) there is no scan-worker.js and the scan is not split
+const SCAN_WORKER = SCAN_WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(SCAN_WORKER_URL));
+
+/**
+ * A deferred scan of a large log in two halves at once: this thread up to the first line end past
+ * the middle, a worker (scan-worker.ts) from there on; the parts are merged in file order as if
+ * read by one scan. Null when the log is not split (small, no worker, no line end past the middle,
+ * or untimed lines in the second half, whose times are their line numbers).
+ */
+async function scanHostSplit(file: string, opts: ScanOptions): Promise<HostScanPart | null> {
+  if (!SCAN_WORKER) return null;
+  let size: number;
+  let start = -1;
+  try {
+    size = statSync(file).size;
+    if (size < SPLIT_MIN_BYTES || !statSync(file).isFile()) return null;
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(1 << 16);
+      const n = readSync(fd, buf, 0, buf.length, size >> 1);
+      const nl = buf.subarray(0, n).indexOf(10);
+      if (nl >= 0) start = (size >> 1) + nl + 1;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null; // the whole scan reports it
+  }
+  if (start <= 0 || start >= size) return null;
+  const worker = new Worker(SCAN_WORKER_URL, { workerData: { hostScanPart: { file, start } } });
+  try {
+    const second = new Promise<HostScanPart>((resolve, reject) => {
+      worker.once('message', (m: { part?: HostScanPart; error?: string; code?: string }) =>
+        m.part ? resolve(m.part) : reject(Object.assign(new Error(m.error ?? 'the scan worker failed'), { code: m.code })),
+      );
+      worker.once('error', reject);
+    });
+    second.catch(() => {}); // awaited below, unless the first half fails first
+    const a = await scanHostPart(createReadStream(file, { end: start - 1, highWaterMark: 1 << 16 }), file, opts, SCAN_UNREAD);
+    const b = await second;
+    if (b.s.untimed > 0) return null;
+    return mergeHostScanParts(a, b);
+  } finally {
+    void worker.terminate();
+  }
+}
+
+/** `b` (the part of the log after `a`'s last line) merged into `a`, as one scan of both would have it. */
+export function mergeHostScanParts(a: HostScanPart, b: HostScanPart): HostScanPart {
+  const s = a.s;
+  const t = b.s;
+  const off = s.lines;
+  s.lines += t.lines;
+  s.records += t.records;
+  s.malformed += t.malformed;
+  for (const m of t.malformedLines) if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file: s.file, line: m.line + off, reason: m.reason });
+  s.truncated = b.cut ? cutMessage(s.lines) : null;
+  a.cut = b.cut;
+  s.markers.push(...t.markers);
+  if (s.firstT === null) s.firstT = t.firstT;
+  if (t.lastT !== null) s.lastT = t.lastT;
+  for (const [k, n] of t.events) s.events.set(k, (s.events.get(k) ?? 0) + n);
+  for (const [m, n] of [[s.domainSid, t.domainSid], [s.amdDomainDev, t.amdDomainDev], [s.viommuDomainEp, t.viommuDomainEp]] as const)
+    for (const [d, sid] of n) {
+      const was = m.get(d);
+      if (was === undefined) m.set(d, sid);
+      else if (was !== sid) m.set(d, -1);
+    }
+  // the first device name wins; a device first seen in b comes after a's
+  for (const [sid, name] of t.devices) if (!s.devices.has(sid) || (!s.devices.get(sid) && name)) s.devices.set(sid, name);
+  for (const [vq, v] of b.vqVdev) a.vqVdev.set(vq, v);
+  for (const v of b.blkVdevs) a.blkVdevs.add(v);
+  for (const v of b.vdevs) a.vdevs.add(v);
+  s.pageInvalidations += t.pageInvalidations;
+  s.invalidations += t.invalidations;
+  s.iommuEvents += t.iommuEvents;
+  s.amd ||= t.amd;
+  s.vhostIotlb += t.vhostIotlb;
+  s.vdpa += t.vdpa;
+  s.vhostUser += t.vhostUser;
+  s.untimed += t.untimed;
+  if (s.firstLine === null && t.firstLine !== null) s.firstLine = t.firstLine + off;
+  s.xlate.push(...t.xlate);
+  return a;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostEvents } from '../../src/import/merge.js';
 import { parseQemuLogLine, peekQemuLogLine } from '../../src/import/qemu-log.js';
-import { SCAN_UNREAD, scanHost } from '../../src/import/to-events.js';
+import { createReadStream } from 'node:fs';
+import { finishHostScan, mergeHostScanParts, SCAN_UNREAD, scanHost, scanHostPart } from '../../src/import/to-events.js';
 
 const RUNS = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/real/runs');
 
@@ -103,6 +104,30 @@ describe('a deferred host scan', () => {
         const { malformedLines: _a, records: _b, malformed: _c, deferred: _d, events: _e, firstT: _f, lastT: _g, firstLine: _h, ...rest } = scan;
         const { malformedLines: _i, records: _j, malformed: _k, deferred: _l, events: _m, firstT: _n, lastT: _o, firstLine: _p, ...fullRest } = full;
         expect(rest).toEqual(fullRest);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('scanned in two byte ranges split after a line end (scan-worker.ts) and merged, is the one scan of the file', async () => {
+    const run = brotliDecompressSync(readFileSync(join(RUNS, 'qemu-vtd-cm.log.br'))).toString('utf8').split('\n').slice(0, 3000);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: run.length - 1 }), fc.nat(), insert), { maxLength: 12 }), fc.nat({ max: run.length - 2 }), fc.boolean(), async (muts, at, cut) => {
+        const lines = [...run];
+        for (const [i, p, ins] of muts) lines[i] = lines[i]!.slice(0, p % (lines[i]!.length + 1)) + ins + lines[i]!.slice(p % (lines[i]!.length + 1));
+        const file = join(dir, 'split.log');
+        const text = lines.join('\n');
+        const bytes = Buffer.from(cut ? text.slice(0, -5) : text);
+        writeFileSync(file, bytes);
+        // the first line end at or after a byte offset, as scanHostSplit picks it
+        const start = bytes.indexOf(10, Math.floor((at / run.length) * bytes.length)) + 1;
+        if (start <= 0 || start >= bytes.length) return;
+        const opts = { xlate: false, deferArgs: true };
+        const full = await scanHost(file, opts);
+        const a = await scanHostPart(createReadStream(file, { end: start - 1 }), file, opts, SCAN_UNREAD);
+        const b = await scanHostPart(createReadStream(file, { start }), file, opts, SCAN_UNREAD);
+        if (b.s.untimed > 0) return; // not split: an untimed line's time is its line number
+        expect(finishHostScan(mergeHostScanParts(a, b))).toEqual(full);
       }),
       { numRuns: 60 },
     );
