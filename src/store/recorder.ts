@@ -99,8 +99,17 @@ export class Recorder {
     this.ownTx = opts.transaction ? (this.useWorker ? 'worker' : 'inline') : null;
     if (this.ownTx === 'worker') {
       const t = this.startWorker({ values });
-      // the worker begins the transaction and inserts the trace: its id (a few tens of ms)
-      while (Atomics.load(t.flags, READY) !== 1) this.wait(READY, 0);
+      // the worker begins the transaction and inserts the trace: its id (a few tens of ms; its BEGIN
+      // may wait out another writer, up to the busy timeout). A worker that died before it could say
+      // so (it failed to load) is given up on after that and half a minute more.
+      const limit = Math.ceil(busyTimeoutMs() / 1000) + 30;
+      for (let s = 0; Atomics.load(t.flags, READY) !== 1; s++) {
+        if (s > limit) {
+          void t.worker.terminate();
+          throw new Error('recording failed: the writer thread did not start');
+        }
+        this.wait(READY, 0); // at most a second; throws what the worker failed with
+      }
       this.traceId = Atomics.load(t.flags, TRACE_ID);
       t.live = true;
     } else {
