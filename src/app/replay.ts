@@ -63,7 +63,11 @@ export interface ReplayOptions extends FindingsOption {
   /** worker threads (default: the cores); 1 replays on this thread */
   jobs?: number;
   progress?: ProgressFn;
-  /** segments per worker thread (default 4): more balance the load better, each costs a checkpoint load */
+  /**
+   * segments per worker thread (default 1): more balance the load better under contention, but each
+   * costs a checkpoint load and a resumed run's deoptimisation and recompilation (measured at 2M
+   * events on 2 workers: 8 segments cost about 1 s more CPU than 2)
+   */
   segmentsPerJob?: number;
   /** no segment shorter than this (default PARALLEL_MIN_SEGMENT) */
   minSegmentEvents?: number;
@@ -103,7 +107,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
         ? planSegments(
             [...checkpointHashes(db, trace).keys()].sort((a, b) => a - b),
             trace.events,
-            (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 4),
+            (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 1),
             opts.minSegmentEvents ?? PARALLEL_MIN_SEGMENT,
           )
         : [];
