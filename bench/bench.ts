@@ -259,14 +259,28 @@ async function main(): Promise<void> {
     const positions = Array.from({ length: args.seeks }, () => 1 + Math.floor(rng() * events));
     for (const at of positions.slice(0, 3)) stateAt(dbPath, '1', { at });
     gc();
+    // CPU time per seek beside the wall: on a loaded machine the wall is mostly waiting for a core
+    const seekCpu: number[] = [];
     const lat = positions.map((at) => {
+      const c = process.cpuUsage();
       const s = now();
       stateAt(dbPath, '1', { at });
-      return now() - s;
+      const wall = now() - s;
+      const u = process.cpuUsage(c);
+      seekCpu.push((u.user + u.system) / 1000);
+      return wall;
     });
     lat.sort((a, b) => a - b);
+    seekCpu.sort((a, b) => a - b);
     const p99 = percentile(lat, 99);
-    rows.push({ what: 'seek p99, in process', value: p99, unit: 'ms', target: `< ${T.seekP99Ms} ms`, pass: p99 < T.seekP99Ms, note: `p50 ${percentile(lat, 50).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${lat.length} positions` });
+    rows.push({
+      what: 'seek p99, in process',
+      value: p99,
+      unit: 'ms',
+      target: `< ${T.seekP99Ms} ms`,
+      pass: p99 < T.seekP99Ms,
+      note: `p50 ${percentile(lat, 50).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${lat.length} positions; CPU p50 ${percentile(seekCpu, 50).toFixed(1)} ms, p99 ${percentile(seekCpu, 99).toFixed(1)} ms`,
+    });
 
     if (args.commands) await commandRows(args, dir, dbPath, config, events, rows, extra);
   } finally {

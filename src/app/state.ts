@@ -46,20 +46,22 @@ export function stateAt(dbPath: string, id: string, query: StateQuery) {
       q = { ...q, at: found };
     }
     const checkpoint = checkpointAt(db, trace.id, q.at, trace.events);
-    const r = seek(checkpoint, readChunks(db, trace, (checkpoint?.seq ?? 0) + 1, q.at), q.at, JUDGE);
+    // the checkpoint was decoded for this call alone: the seek folds its world in place
+    const r = seek(checkpoint, readChunks(db, trace, (checkpoint?.seq ?? 0) + 1, q.at), q.at, JUDGE, true);
     const len = q.len ?? 64;
     const memory: Record<string, unknown> = {};
     if (q.gpa !== undefined) memory.gpa = { gpa: hex(q.gpa), bytes: hexOf(readMem(r.world.mem, q.gpa, len)) };
     if (q.iova !== undefined) memory.iova = viewIova(r.world, q.iova, len);
+    const plain = worldToPlain(r.world);
     return {
       trace: trace.id,
       at: q.at,
       event: r.event && eventToJson(r.event),
       fromCheckpoint: r.fromCheckpoint,
       folded: r.folded,
-      stateHash: stateHash(r.world),
+      stateHash: stateHash(r.world, plain),
       world: r.world,
-      plain: worldToPlain(r.world),
+      plain,
       memory,
     };
   });

@@ -51,31 +51,52 @@ export function inertAt(buf: Uint8Array, off: number, size: number): boolean {
   return !!when && when[0] < size && buf[off + when[0]] === when[1];
 }
 
-/** `chunks` must start at or before checkpoint.seq + 1 and reach `at`. */
-export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number, judge: Judge | null): SeekResult {
+/**
+ * `chunks` must start at or before checkpoint.seq + 1 and reach `at`. `owned`: the checkpoint was
+ * decoded for this seek alone (store/db.ts checkpointAt), so its world is folded in place instead of
+ * being copied first (its pages stay copy-on-write either way: memory.ts copies a page before writing it).
+ */
+export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number, judge: Judge | null, owned = false): SeekResult {
   const start = checkpoint?.seq ?? 0;
-  const pipe = new Pipeline({ judge, mode: 'fold', world: checkpoint ? cloneWorld(checkpoint.world) : undefined, seq: start });
+  const pipe = new Pipeline({ judge, mode: 'fold', world: checkpoint ? (owned ? checkpoint.world : cloneWorld(checkpoint.world)) : undefined, seq: start });
   // kinds a checker keeps state about are stepped even when their rule changes nothing
   const watched = new Uint8Array(256);
   if (judge) for (const k of KIND_NAMES) if (judge.checks[k]?.keepsState) watched[KINDS[k].code] = 1;
   let event: DmaEvent | null = null;
   let folded = 0;
-  outer: for (const c of chunks) {
-    let off = 0;
-    for (let i = 0; i < c.n; i++) {
-      const seq = c.seq0 + i;
-      const len = sizeAt(c.data, off);
-      if (seq > at) break outer;
-      if (seq > start) {
-        if (seq === at || !inertAt(c.data, off, len) || watched[c.data[off + 4]!]) {
-          const ev = decodeAt(c.data, off, seq);
-          pipe.put(ev);
-          if (seq === at) event = ev;
-        }
+  for (const c of chunks) {
+    const last = c.seq0 + c.n - 1;
+    if (last <= start) continue;
+    // the events after the checkpoint and before `at` in this chunk, then `at` itself on its own
+    const off = stepChunk(pipe, c.data, c.seq0, Math.min(last, at - 1), start, watched);
+    folded += Math.max(0, Math.min(last, at - 1) - Math.max(start, c.seq0 - 1));
+    if (at <= last) {
+      if (at > start) {
+        // the event at `at` goes to the caller: a copy of its bytes
+        event = decodeAt(c.data, off, at);
+        pipe.put(event);
         folded++;
       }
-      off += len;
+      break;
     }
   }
   return { world: freezeWorld(pipe.world), event, fromCheckpoint: start, folded };
+}
+
+/**
+ * Steps the events of one chunk (its first one has seq `seq0`) after `start` and up to `to` through
+ * the pipeline, stepping over those that cannot change the world; returns the offset after `to`. The
+ * hot loop of a seek, kept apart so that it has no branch taken once per seek (V8 then optimizes it
+ * once instead of deoptimizing it at the first seek's end).
+ */
+function stepChunk(pipe: Pipeline, data: Uint8Array, seq0: number, to: number, start: number, watched: Uint8Array): number {
+  let off = 0;
+  for (let seq = seq0; seq <= to; seq++) {
+    const len = sizeAt(data, off);
+    // as in fold (engine/replay.ts): the rules copy what they keep and the checkers keep no bytes,
+    // so bytes fields can be views of the chunk
+    if (seq > start && (!inertAt(data, off, len) || watched[data[off + 4]!])) pipe.put(decodeAt(data, off, seq, true));
+    off += len;
+  }
+  return off;
 }

@@ -54,10 +54,10 @@ const HASH_BATCH = 64;
 /**
  * The state hash of a world (the same hash checkpoints store): SHA-256 of encodeCheckpoint(world,
  * null), fed to the hash in pieces instead of building the blob (a copy of every guest page), since
- * replay checks it at every checkpoint.
+ * replay checks it at every checkpoint. `plain`: worldToPlain(world), if the caller has it already.
  */
-export function stateHash(world: World): string {
-  const head = Buffer.from(JSON.stringify({ world: worldToPlain(world), sim: null }));
+export function stateHash(world: World, plain: PlainWorld = worldToPlain(world)): string {
+  const head = Buffer.from(JSON.stringify({ world: plain, sim: null }));
   const h = createHash('sha256');
   const len = Buffer.allocUnsafe(4);
   len.writeUInt32LE(head.length, 0);
