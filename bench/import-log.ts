@@ -271,8 +271,8 @@ export async function importBench(opts: ImportBenchOptions): Promise<ImportBench
       const want = (kind: string, n: number): number => (kind === 'dev.add' ? n : kind === 'marker' ? (n - 1) * k + 1 : n * k);
       const kinds = new Set([...Object.keys(ref.byKind), ...Object.keys(r.byKind)]);
       const off = [...kinds].filter((kind) => (r.byKind[kind] ?? 0) !== want(kind, ref.byKind[kind] ?? 0));
-      if (off.length || r.findings.length !== ref.findings.length * k || r.malformed !== ref.malformed * k)
-        throw new Error(`the import of ${k} copies of the run is not ${k}× the run's: ${off.map((kind) => `${kind} ${r.byKind[kind] ?? 0} (want ${want(kind, ref.byKind[kind] ?? 0)})`).join(', ')}; ${r.findings.length} findings, ${r.malformed} malformed`);
+      if (off.length || r.findingCount !== ref.findingCount * k || r.malformed !== ref.malformed * k)
+        throw new Error(`the import of ${k} copies of the run is not ${k}× the run's: ${off.map((kind) => `${kind} ${r.byKind[kind] ?? 0} (want ${want(kind, ref.byKind[kind] ?? 0)})`).join(', ')}; ${r.findingCount} findings, ${r.malformed} malformed`);
     }
     return { lines, run: opts.run, copies: w.copies, bytes: w.bytes, load: loadavg()[0]!, target: IMPORT_TARGET_LINES_PER_S, rows, events: result?.events ?? null };
   } finally {

@@ -60,8 +60,8 @@ export function importCommand(program: Command): void {
       const ord = r.alignment?.order;
       if (ord && ord.translations) out(`  order: ${ord.insideLiveMapping} of ${ord.translations} host translations (${((100 * ord.insideLiveMapping) / ord.translations).toFixed(1)}%) placed inside a live guest mapping; the causality repair acted ${ord.repaired} times`);
       for (const n of r.notes) out(yellow(`  note: ${n}`));
-      if (!r.findings.length) out('no findings');
+      if (!r.findingCount) out('no findings');
       for (const f of r.findings.slice(0, 10)) printFinding(f, red);
-      if (r.findings.length > 10) out(`… ${r.findings.length - 10} more (dmareplay log ${r.trace} --kind finding)`);
+      if (r.findingCount > 10) out(`… ${r.findingCount - 10} more (dmareplay log ${r.trace} --kind finding)`);
     });
 }

@@ -70,8 +70,17 @@ export interface ImportResult {
   alignment?: Omit<Alignment, 'boundaries'> & { boundaries: { n: number; name: string }[] };
   /** what was not judged and why (a cut log), and translations the vIOMMU blocked without a fault */
   notes: string[];
+  /** the first {@link MAX_FINDINGS_LISTED} findings (all of them are stored: `log TRACE --kind finding`) */
   findings: ImportFinding[];
+  /** how many findings the import made in all */
+  findingCount: number;
 }
+
+/**
+ * Findings an import result lists; the rest are only counted (they are in the database). A log
+ * with a finding per event would otherwise hold them all in memory until the import ends.
+ */
+export const MAX_FINDINGS_LISTED = 1000;
 
 /** The stored config of a trace imported from JSONL: the original header fields, so export reproduces it. */
 export interface JsonlImportConfig {
@@ -126,6 +135,7 @@ class Folder {
   private readonly pipe: Pipeline;
   readonly byKind = new Map<string, number>();
   readonly findings: ImportFinding[] = [];
+  findingCount = 0;
 
   constructor(
     sink: ((ev: DmaEvent) => void) | null,
@@ -161,6 +171,7 @@ class Folder {
   }
 
   private note(f: EventOf<'finding'>): void {
+    if (this.findingCount++ >= MAX_FINDINGS_LISTED) return;
     this.findings.push({
       class: f.cls,
       seq: f.seq,
@@ -292,6 +303,7 @@ async function importJsonl(opts: ImportOptions, file: string): Promise<ImportRes
     truncated: [],
     notes: [],
     findings: check.findings,
+    findingCount: check.findingCount,
   };
 }
 
@@ -349,7 +361,7 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
-  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`) })) : null;
+  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest })) : null;
   for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
   // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
   if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
@@ -427,6 +439,7 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     mode,
     notes: [],
     findings: fo.findings,
+    findingCount: fo.findingCount,
   };
   if (gScan?.truncated && hScan)
     result.notes.push(`the guest log ${gScan.file} was cut off: host events after its end (less ${REPAIR_US / 1000} ms) are not judged against the guest's mappings`);

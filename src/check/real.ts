@@ -51,6 +51,17 @@ const BIG_PAGES = 4096n;
 const MAX_CLOSED = 64;
 /** A page-selective invalidation of more pages than this is treated like a domain invalidation. */
 const MAX_INV_PAGES = 4096n;
+/**
+ * Unmatched page invalidations kept one by one (strictInvs). A window that never closes (a log with
+ * no shared markers: a host log alone, whose caching-mode vIOMMU gets one page invalidation per map
+ * and per unmap, none of which a guest unmap will ever claim) would otherwise keep every one of them
+ * and serialise them into every checkpoint. Beyond this many the list is compacted: identical
+ * invalidations (same range, same phase) become one entry with a count, at the place of the first.
+ * An unmap needs one invalidation covering it, and of identical ones it does not matter which; what
+ * is kept is how many are left, so the list is bounded by the distinct ranges the vIOMMU invalidated
+ * (a few hundred in a real run: the guest's IOVA allocator re-uses its ranges).
+ */
+const STRICT_INVS_KEPT = 8192;
 
 /** VT-d fault reasons (Linux drivers/iommu/intel/dmar.c dma_remap_fault_reasons). */
 const VTD_FAULT_REASONS: Record<number, string> = {
@@ -123,6 +134,8 @@ interface PageInv {
   iova: bigint;
   size: bigint;
   phase: number;
+  /** identical invalidations (same range and phase) counted in this one, once the list was compacted; absent: 1 */
+  n?: number;
 }
 
 interface RealState {
@@ -154,6 +167,8 @@ interface RealState {
   invSeen: boolean;
   strictPending: Unmap[];
   strictInvs: PageInv[];
+  /** once strictInvs was compacted: the length at which it is compacted again (absent until then) */
+  strictInvsLimit?: number;
   /** host phases with a domain or global invalidation */
   flushPhases: Set<number>;
   lazyPending: Unmap[];
@@ -327,7 +342,11 @@ export function checkRealUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEvent[]
   if (mode === null || s.hostEnded || s.flushPhases.has(s.phase) || s.flushPhases.has(s.phase - 1)) return out;
   const u: Unmap = { seq: ev.seq, iova: ev.iova, size: ev.size, phase: s.phase };
   const at = s.strictInvs.findIndex((i) => i.phase >= s.phase - 1 && covers(i, u));
-  if (at >= 0) s.strictInvs.splice(at, 1);
+  if (at >= 0) {
+    const inv = s.strictInvs[at]!;
+    if (inv.n !== undefined && inv.n > 1) inv.n--;
+    else s.strictInvs.splice(at, 1);
+  }
   else if (mode === 'strict') s.strictPending.push(u);
   else s.lazyPending.push(u);
   return out;
@@ -367,8 +386,11 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
     if (at >= 0) s.strictPending.splice(at, 1);
     else {
       s.strictInvs.push(inv);
-      // a log without markers never closes a window: keep the most recent ones only
-      if (s.strictInvs.length > 65536) s.strictInvs.splice(0, 8192);
+      if (s.strictInvs.length > (s.strictInvsLimit ?? STRICT_INVS_KEPT)) {
+        s.strictInvs = compactInvs(s.strictInvs);
+        // compacted once: again when the list has doubled (amortised O(1) per invalidation)
+        s.strictInvsLimit = Math.min(STRICT_INVS_KEPT, Math.max(256, 2 * s.strictInvs.length));
+      }
     }
     s.lazyPending = s.lazyPending.filter((u) => !covers(inv, u));
     // hw/virtio/vhost.c vhost_iommu_unmap_notify: the vIOMMU's UNMAP notification of this range makes
@@ -378,6 +400,26 @@ export function checkRealInv(w: World, ev: EventOf<'iommu.inv'>): NewEvent[] {
     if (d && d.iotlb.entries.some((e) => e.start <= last && ev.iova <= e.last)) s.devTlbOwed.push({ dev: ev.dev, iova: ev.iova, size: ev.size, seq: ev.seq, phase: s.phase });
   }
   return out;
+}
+
+/**
+ * Identical unmatched page invalidations (range and phase) counted in the first of them. If even the
+ * distinct ones are more than half the bound (a log without markers invalidating ever new ranges),
+ * the oldest are dropped: they stay unclaimed only in a window that never closes.
+ */
+function compactInvs(list: PageInv[]): PageInv[] {
+  const first = new Map<string, PageInv>();
+  const out: PageInv[] = [];
+  for (const inv of list) {
+    const key = `${inv.iova}:${inv.size}:${inv.phase}`;
+    const at = first.get(key);
+    if (at) at.n = (at.n ?? 1) + (inv.n ?? 1);
+    else {
+      first.set(key, inv);
+      out.push(inv);
+    }
+  }
+  return out.length > STRICT_INVS_KEPT / 2 ? out.slice(out.length - STRICT_INVS_KEPT / 2) : out;
 }
 
 /** An imported vhost INVALIDATE (iotlb.invalidate) pays what the page invalidations it overlaps owed. */

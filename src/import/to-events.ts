@@ -160,6 +160,12 @@ export interface ScanOptions {
   strict?: boolean;
   /** called now and then with the number of lines read so far */
   progress?: (lines: number) => void;
+  /**
+   * Collect the host's translation samples ({@link HostScan.xlate}; default true). They only serve to
+   * fit a guest log's clock: a host log imported alone does without (a long log has up to
+   * MAX_XLATE_SAMPLES per phase, held for the whole import).
+   */
+  xlate?: boolean;
 }
 
 /** Pass 1 over a guest ftrace file. Throws an InputError at the first malformed line with `strict`. */
@@ -253,6 +259,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   const vdevs = new Set<bigint>();
   let samplePhase = 0;
   let samples = 0;
+  const keepXlate = opts.xlate ?? true;
   for await (const batch of readQemuLogBatches(file)) {
     for (const it of batch as QemuItem[]) {
       if (it.kind === 'end-of-input') {
@@ -289,7 +296,7 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
               samplePhase = s.markers.length;
               samples = 0;
             }
-            if (samples++ < MAX_XLATE_SAMPLES) {
+            if (samples++ < MAX_XLATE_SAMPLES && keepXlate) {
               const gpa = it.kind === 'vtd_dmar_translate' ? (it.gpa & ~it.mask) | (it.iova & it.mask) : it.gpa;
               s.xlate.push({ t, page: Number(it.iova >> 12n), gpaPage: Number(gpa >> 12n), markers: s.markers.length });
             }

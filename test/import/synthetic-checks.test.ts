@@ -3,7 +3,10 @@
 // matching check must fire at that IOVA and nowhere else.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { importTrace, type ImportResult } from '../../src/app/import.js';
+import { importTrace, type ImportResult, MAX_FINDINGS_LISTED } from '../../src/app/import.js';
+import { JUDGE } from '../../src/check/index.js';
+import { fold } from '../../src/engine/replay.js';
+import { getTrace, listFindings, openDb, readChunks } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
 import { BLK, NET, Run } from './synth.js';
 
@@ -195,5 +198,78 @@ describe('DMAR faults', () => {
       ['dmar-fault', '0x12340000'],
     ]);
     expect(res.findings[1]!.message).toMatch(/write by device 00:02\.0 \(sid 0x10\) at IOVA 0x12340000, fault reason 5 \(PTE Write access is not set\)/);
+  });
+});
+
+describe('a window that does not close for a long time: unmatched page invalidations stay bounded', () => {
+  // a caching-mode vIOMMU gets a page invalidation per map and per unmap; in a window with no marker
+  // for long those nobody claims pile up: beyond a bound identical ones are kept as one with a count
+  const many = 9000;
+  const run = () => {
+    const r = new Run('intel_iommu=on iommu=nopt iommu.strict=1');
+    r.invGlobal().mark(1, 'modules').mark(2, 'io');
+    for (let i = 0; i < many; i++) r.invPage(BLK, Y);
+    r.map(Y, 0x10001000n).unmap(Y).map(X, 0x10000000n).unmap(X);
+    r.mark(3, 'more').mark(4, 'done');
+    return r;
+  };
+
+  it('the unmap covered by one of them is satisfied, the other is still missing its invalidation', async () => {
+    const dir = tempDir();
+    const f = run().write(dir);
+    const db = join(dir, 't.db');
+    const r = await importTrace({ db, guest: f.guest, host: f.host });
+    expect(classes(r)).toEqual([['missing-invalidation', '0xfffff000']]);
+    expect(r.byKind['iommu.inv']).toBe(many + 1);
+    // the stored trace, folded: the list never holds more than the bound, and counts every
+    // invalidation not yet claimed by an unmap
+    const store = openDb(db);
+    const chunks = [...readChunks(store, getTrace(store, r.trace))].map((c) => ({ seq0: c.seq0, n: c.n, data: Uint8Array.from(c.data) }));
+    store.close();
+    let pageInvs = 0;
+    let yUnmapped = false;
+    let longest = 0;
+    let checked = 0;
+    const folded = fold(chunks, JUDGE, {
+      // called once the event is applied, before the checkers judge it: the checkers' state here is
+      // that after the events before it
+      onEvent: (ev, w) => {
+        const real = w.real as { strictInvs: { n?: number }[]; phase: number } | null;
+        if (real && real.phase === 2) {
+          longest = Math.max(longest, real.strictInvs.length);
+          if (ev.seq % 250 === 0 || ev.kind === 'marker') {
+            checked++;
+            expect(real.strictInvs.reduce((n, i) => n + (i.n ?? 1), 0)).toBe(pageInvs - (yUnmapped ? 1 : 0));
+          }
+        }
+        if (ev.kind === 'iommu.inv' && ev.gran === 'page') pageInvs++;
+        if (ev.kind === 'iommu.unmap' && ev.iova === Y) yUnmapped = true;
+      },
+    });
+    expect(checked).toBeGreaterThan(30);
+    expect(longest).toBeLessThanOrEqual(8192);
+    expect(folded.findings.map((x) => [x.cls, x.iova])).toEqual([['missing-invalidation', X]]);
+  });
+});
+
+describe('an import with more findings than it lists', () => {
+  it('lists the first MAX_FINDINGS_LISTED, counts them all, and stores them all', async () => {
+    const r0 = new Run('intel_iommu=on iommu=nopt');
+    const n = MAX_FINDINGS_LISTED + 234;
+    // one DMAR fault per page: each is a finding of its own (repeats at one page are reported once)
+    for (let i = 0; i < n; i++) r0.fault(BLK, 0x10000000n + BigInt(i) * 0x1000n);
+    const dir = tempDir();
+    const f = r0.write(dir);
+    const db = join(dir, 't.db');
+    const r = await importTrace({ db, host: f.host });
+    expect(r.findingCount).toBe(n);
+    expect(r.findings.length).toBe(MAX_FINDINGS_LISTED);
+    expect(r.findings.every((x) => x.class === 'dmar-fault')).toBe(true);
+    // the listed ones are the first, in trace order
+    expect(r.findings[0]!.iova).toBe('0x10000000');
+    expect(r.findings[MAX_FINDINGS_LISTED - 1]!.iova).toBe(`0x${(0x10000000 + (MAX_FINDINGS_LISTED - 1) * 0x1000).toString(16)}`);
+    const store = openDb(db);
+    expect(listFindings(store, getTrace(store, r.trace)).length).toBe(n);
+    store.close();
   });
 });

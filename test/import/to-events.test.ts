@@ -248,3 +248,25 @@ describe('the DMA mode (strict / lazy / passthrough), from the command line and 
   it('swiotlb=force bounces, no IOMMU maps → swiotlb-force', async () =>
     expect(await mode('intel_iommu=off swiotlb=force', [G('1.0', 'swiotlb_bounced', 'dev_name: 0000:00:02.0 dma_mask=ffffffffffffffff dev_addr=4b62210 size=16 FORCE')])).toBe('swiotlb-force'));
 });
+
+describe('the host scan of a log imported alone', () => {
+  it('keeps no translation samples (they only fit a guest clock), and the rest of the scan is the same', async () => {
+    const f = join(tempDir(), 'q.log');
+    writeFileSync(
+      f,
+      [
+        '8328@1700000000.000100:vtd_iotlb_page_update IOTLB page update sid 0x10 iova 0xfffff000 slpte 0x10000003 domain 0x4',
+        '8328@1700000000.000200:vtd_dmar_translate dev 00:02.00 iova 0xfffff000 -> gpa 0x10000000 mask 0xfff',
+        '8328@1700000000.000300:vtd_dmar_translate dev 00:02.00 iova 0xffffe000 -> gpa 0x10001000 mask 0xfff',
+      ].join('\n') + '\n',
+    );
+    const withSamples = await scanHost(f);
+    const alone = await scanHost(f, { xlate: false });
+    expect(withSamples.xlate.map((x) => [x.page, x.gpaPage])).toEqual([
+      [0xfffff, 0x10000],
+      [0xffffe, 0x10001],
+    ]);
+    expect(alone.xlate).toEqual([]);
+    expect({ ...alone, xlate: null }).toEqual({ ...withSamples, xlate: null });
+  });
+});
