@@ -14,7 +14,7 @@
 // in order: cheap enough for the record path, and a difference in a single byte always changes both
 // lanes (each step is a bijection of the state), which is the common case of a stale or lost write.
 import type { DmaEvent, EventOf } from '../events/schema.js';
-import { PAGE, PAGE_MASK, PAGE_SHIFT, type Pages } from '../model/memory.js';
+import { PAGE, PAGE_MASK, type Pages, pfnOf } from '../model/memory.js';
 import type { World } from '../model/world.js';
 
 /** u32 words per row */
@@ -165,7 +165,7 @@ export class Lanes {
   mem(pages: Pages, gpa: bigint, len: number): void {
     const off0 = Number(gpa & PAGE_MASK);
     if (off0 + len <= PAGE) {
-      const page = pages.get(gpa >> PAGE_SHIFT);
+      const page = pages.get(pfnOf(gpa));
       if (page) this.add(page, off0, len);
       else this.zeros(len);
       return;
@@ -175,7 +175,7 @@ export class Lanes {
       const a = gpa + BigInt(done);
       const off = Number(a & PAGE_MASK);
       const n = Math.min(PAGE - off, len - done);
-      const page = pages.get(a >> PAGE_SHIFT);
+      const page = pages.get(pfnOf(a));
       if (page) this.add(page, off, n);
       else this.zeros(n);
       done += n;

@@ -41,10 +41,10 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
       off += sizeAt(c.data, off);
       if (ev.kind === 'finding') findings.set(ev.cause, ev);
       if (ev.kind === 'iotlb.update' || ev.kind === 'iommu.map' || ev.kind === 'iommu.notify') keep.set(seq, ev);
-      const before = pfns.map((p) => world.mem.get(p));
+      const before = pfns.map((p) => world.mem.get(Number(p)));
       mutate(world, ev);
       pfns.forEach((p, k) => {
-        const now = world.mem.get(p);
+        const now = world.mem.get(Number(p));
         if (now === before[k] || !now) return;
         const old = before[k];
         const pageBase = p << PAGE_SHIFT;

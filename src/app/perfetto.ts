@@ -25,6 +25,7 @@ import { eventToJson } from '../events/json.js';
 import { type DmaEvent, fieldsOf } from '../events/schema.js';
 import { InputError, UsageError } from '../errors.js';
 import { mutate } from '../engine/apply.js';
+import { pfnOf } from '../model/memory.js';
 import { emptyWorld, type World } from '../model/world.js';
 import { readChunks } from '../store/db.js';
 import { eachFinding } from '../store/findings.js';
@@ -220,7 +221,7 @@ class Lifetimes {
   private stillMapped(w: World, m: OpenMap): boolean {
     const t = w.devices.get(m.dev)?.iommu;
     if (!t) return false;
-    for (let off = 0n; off < m.size; off += 0x1000n) if (t.get((m.iova + off) >> 12n)?.seq === m.seq) return true;
+    for (let off = 0n; off < m.size; off += 0x1000n) if (t.get(pfnOf(m.iova + off))?.seq === m.seq) return true;
     return false;
   }
 

@@ -7,7 +7,7 @@
 // - a protected guest's device may only touch memory the guest shared (bounce pool, coherent rings).
 import { bdf } from '../events/format.js';
 import type { EventOf, NewEvent } from '../events/schema.js';
-import { PAGE_MASK, PAGE_SHIFT } from '../model/memory.js';
+import { PAGE_MASK, pfnOf } from '../model/memory.js';
 import { inPool } from '../model/swiotlb.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
@@ -52,7 +52,7 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
   // a virtio-iommu endpoint: its domain's byte-granular mapping decides, exactly
   const vt = endpointTranslate(w.virtioIommu, d.dev, ev.dma);
   if (vt !== undefined) return vt && vt.gpa === ev.gpa ? null : virtioStale(w, d, ev, vt);
-  const pfn = ev.dma >> PAGE_SHIFT;
+  const pfn = pfnOf(ev.dma);
   const pte = d.iommu.get(pfn);
   const pageGpa = ev.gpa & PAGE_BASE_MASK;
   if (pte && pte.gpa === pageGpa) return null;

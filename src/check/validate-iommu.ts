@@ -9,14 +9,14 @@
 // The imported guest logs' pseudo device (iommu:map/unmap lines name no device, and the merge order
 // inside a phase is an estimate) is left to the real-trace checks.
 import type { EventOf, NewEvent } from '../events/schema.js';
-import { PAGE_SHIFT } from '../model/memory.js';
+import { pfnBase, pfnOf } from '../model/memory.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
 
 /** src/import/to-events.ts: the guest's IOMMU domains, whose iommu:map/unmap lines name no device. */
 const DEV_UNKNOWN = 0xffff;
 /** Page by page up to this many pages; beyond, the domain's entries are counted instead. */
-const MAX_WALK = 4096n;
+const MAX_WALK = 4096;
 
 function judged(w: World, dev: number): DeviceState | null {
   if (dev === DEV_UNKNOWN) return null;
@@ -29,11 +29,12 @@ export function validateIommuUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEve
   if (w.workload === '') return NONE;
   const d = judged(w, ev.dev);
   if (!d || ev.size === 0n) return NONE;
-  const first = ev.iova >> PAGE_SHIFT;
-  const pages = (ev.iova + ev.size - 1n) >> PAGE_SHIFT;
-  const total = pages - first + 1n;
-  let mapped = 0n;
-  let missing: bigint | null = null;
+  // page numbers: exact (below 2^53, memory.ts pfnOf), as the IOMMU table's keys
+  const first = pfnOf(ev.iova);
+  const pages = pfnOf(ev.iova + ev.size - 1n);
+  const total = pages - first + 1;
+  let mapped = 0;
+  let missing: number | null = null;
   if (total <= MAX_WALK) {
     for (let p = first; p <= pages; p++) {
       if (d.iommu.has(p)) mapped++;
@@ -42,7 +43,7 @@ export function validateIommuUnmap(w: World, ev: EventOf<'iommu.unmap'>): NewEve
   } else for (const p of d.iommu.keys()) if (p >= first && p <= pages) mapped++;
   if (mapped === total) return NONE;
   const at = missing !== null ? d.unmapSeq.get(missing) ?? 0 : 0;
-  const before = at ? ` (IOVA ${hex(missing! << PAGE_SHIFT)} was unmapped at #${at})` : '';
+  const before = at ? ` (IOVA ${hex(pfnBase(missing!))} was unmapped at #${at})` : '';
   return [
     finding(
       ev.seq,
@@ -63,7 +64,7 @@ function reuse(d: DeviceState, seq: number, what: string, iova: bigint, size: bi
   if (d.path !== 'iommu-lazy') return NONE;
   const q = queued(d, iova, size);
   if (!q) return NONE;
-  const unmap = d.unmapSeq.get(q.start >> PAGE_SHIFT) ?? 0;
+  const unmap = d.unmapSeq.get(pfnOf(q.start)) ?? 0;
   return [
     finding(
       seq,
@@ -86,6 +87,6 @@ export function validateLazyMap(w: World, ev: EventOf<'iommu.map'>): NewEvent[] 
 export function validateLazyDmaMap(w: World, ev: EventOf<'dma.map'>): NewEvent[] {
   if (ev.path !== 'iommu') return NONE;
   const d = judged(w, ev.dev);
-  if (!d || d.iommu.has(ev.dma >> PAGE_SHIFT)) return NONE; // its iommu.map was judged
+  if (!d || d.iommu.has(pfnOf(ev.dma))) return NONE; // its iommu.map was judged
   return reuse(d, ev.seq, 'dma.map', ev.dma, BigInt(Math.max(ev.size, 1)), ev.phys);
 }

@@ -28,7 +28,7 @@ export function encodeCheckpoint(world: World, sim: SimState | null): Buffer {
   head.copy(out, 4);
   let p = 4 + head.length;
   for (const [pfn, page] of world.mem) {
-    out.writeBigUInt64LE(pfn, p);
+    out.writeBigUInt64LE(BigInt(pfn), p);
     out.set(page, p + 8);
     p += 8 + PAGE;
   }
@@ -39,8 +39,8 @@ export function decodeCheckpoint(seq: number, blob: Uint8Array): Checkpoint {
   const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   const n = buf.readUInt32LE(0);
   const head = JSON.parse(buf.subarray(4, 4 + n).toString('utf8')) as { world: PlainWorld; sim: SimState | null };
-  const mem = new Map<bigint, Uint8Array>();
-  for (let p = 4 + n; p < buf.length; p += 8 + PAGE) mem.set(buf.readBigUInt64LE(p), new Uint8Array(buf.subarray(p + 8, p + 8 + PAGE)));
+  const mem = new Map<number, Uint8Array>(); // pfns < 2^52: exact numbers
+  for (let p = 4 + n; p < buf.length; p += 8 + PAGE) mem.set(Number(buf.readBigUInt64LE(p)), new Uint8Array(buf.subarray(p + 8, p + 8 + PAGE)));
   return { seq, world: worldFromPlain(head.world, mem), sim: head.sim };
 }
 
@@ -65,7 +65,7 @@ export function stateHash(world: World, plain: PlainWorld = worldToPlain(world))
   const scratch = Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
   let p = 0;
   for (const [pfn, page] of world.mem) {
-    scratch.writeBigUInt64LE(pfn, p);
+    scratch.writeBigUInt64LE(BigInt(pfn), p);
     scratch.set(page, p + 8);
     p += 8 + PAGE;
     if (p === scratch.length) {

@@ -35,8 +35,11 @@ const hex = (v: bigint) => '0x' + v.toString(16);
 /** A 64-bit value: exact as a bigint, a hex string in plain form. */
 export const big: Shape<bigint, string> = { clone: same, toPlain: hex, fromPlain: (p) => BigInt(p) };
 
-/** A page frame number shown as the address of its page (pfn << 12). */
-export const pfnAddr: Shape<bigint, string> = { clone: same, toPlain: (v) => hex(v << 12n), fromPlain: (p) => BigInt(p) >> 12n };
+/**
+ * A page frame number shown as the address of its page (pfn << 12). The pfn is a number: a pfn of a
+ * 64-bit address is below 2^52, so exact (the plain form is the same as when it was a bigint).
+ */
+export const pfnAddr: Shape<number, string> = { clone: same, toPlain: (v) => hex(BigInt(v) << 12n), fromPlain: (p) => Number(BigInt(p) >> 12n) };
 
 /** Bytes, base64 in plain form. */
 export const bytes: Shape<Uint8Array, string> = {

@@ -86,12 +86,16 @@ export function delRange(tlb: DeviceIotlb, start: bigint, last: bigint, by = 0):
   let any = false;
   for (const e of tlb.entries) if (e.start <= last && start <= e.last) (any = true);
   if (!any) return [];
+  // in place (the working world owns its lists: clones copy them), in order
   const gone: IotlbEntry[] = [];
-  tlb.entries = tlb.entries.filter((e) => {
-    const hit = e.start <= last && start <= e.last;
-    if (hit) gone.push(e);
-    return !hit;
-  });
+  const es = tlb.entries;
+  let keep = 0;
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i]!;
+    if (e.start <= last && start <= e.last) gone.push(e);
+    else es[keep++] = e;
+  }
+  while (es.length > keep) es.pop();
   for (const e of gone) retire(tlb, e, by, 'invalidate');
   return gone;
 }
@@ -115,11 +119,14 @@ export function wakeCovered(tlb: DeviceIotlb, iova: bigint, size: bigint): Pendi
   if (tlb.pending.length === 0) return [];
   const last = iova + size - 1n;
   const woken: PendingMiss[] = [];
-  tlb.pending = tlb.pending.filter((m) => {
-    const hit = iova <= m.iova && last >= m.iova;
-    if (hit) woken.push(m);
-    return !hit;
-  });
+  const ps = tlb.pending;
+  let keep = 0;
+  for (let i = 0; i < ps.length; i++) {
+    const m = ps[i]!;
+    if (iova <= m.iova && last >= m.iova) woken.push(m);
+    else ps[keep++] = m;
+  }
+  while (ps.length > keep) ps.pop();
   return woken;
 }
 

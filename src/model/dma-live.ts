@@ -3,6 +3,7 @@
 // bucket_find_exact: the entry at that address that best matches size and direction.
 import type { MAP_KINDS } from '../events/schema.js';
 import { big, bool, type Infer, multimapList, num, obj, str } from './codec.js';
+import { insertAt, removeAt } from './list.js';
 import type { DirName } from './types.js';
 
 export const DMA_MAPPING = obj({ __proto__: null,
@@ -44,7 +45,7 @@ export function liveAdd(l: DmaLive, dma: bigint, m: DmaMapping): void {
   // the flat list in the map's order: after the address's last entry, or a new address at the end
   const flat = l.flat;
   if (flat) {
-    if (a) flat.splice(flat.findIndex((e) => e[1] === a[a.length - 1]) + 1, 0, liveEntry(dma, m));
+    if (a) insertAt(flat, flat.findIndex((e) => e[1] === a[a.length - 1]) + 1, liveEntry(dma, m));
     else flat.push(liveEntry(dma, m));
   }
   if (a) a.push(m);
@@ -62,10 +63,13 @@ export function liveRemove(l: DmaLive, dma: bigint, m: DmaMapping): void {
   if (!a) return;
   const i = a.indexOf(m);
   if (i < 0) return;
-  a.splice(i, 1);
+  removeAt(a, i);
   if (!a.length) l.delete(dma);
   const flat = l.flat;
-  if (flat) flat.splice(flat.findIndex((e) => e[1] === m), 1);
+  if (flat) {
+    const j = flat.findIndex((e) => e[1] === m);
+    removeAt(flat, j < 0 ? flat.length - 1 : j); // as splice(-1, 1) did
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 // highest free range below the limit (32-bit first, which is why real traces show IOVAs just under
 // 4 GiB, 0xffff_f000 downwards). A freed range is the first one handed out again.
 import { big, type Infer, obj } from './codec.js';
+import { insertAt } from './list.js';
 import { PAGE_BASE, PAGE_BIG, PAGE_MASK } from './memory.js';
 
 export const IOVA_LIMIT_32 = 0x1_0000_0000n;
@@ -37,7 +38,7 @@ function byStartDescending(live: readonly IovaRange[]): IovaRange[] {
   for (const r of live) {
     let i = scratch.length;
     while (i > 0 && scratch[i - 1]!.start < r.start) i--;
-    scratch.splice(i, 0, r);
+    insertAt(scratch, i, r);
   }
   return scratch;
 }

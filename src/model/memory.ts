@@ -9,13 +9,38 @@ export const PAGE_MASK = 0xfffn;
 /** ~PAGE_MASK, once: `x & PAGE_BASE` is the page base of x (a bigint `~` allocates on every use) */
 export const PAGE_BASE = ~PAGE_MASK;
 
-export type Pages = Map<bigint, Uint8Array>;
+/**
+ * Page frame number → page. Keys are numbers: a pfn of a 64-bit address is below 2^52, so it is exact
+ * as a double, and a Map lookup with a number key costs less than half one with a bigint key (and
+ * computing it does not allocate a bigint).
+ */
+export type Pages = Map<number, Uint8Array>;
+
+/** 2^53: below it a bigint converts to a double exactly */
+const EXACT = 2 ** 53;
+
+/** The page frame number of a 64-bit address (exact: below 2^52), without bigint arithmetic below 2^53. */
+export function pfnOf(a: bigint): number {
+  const n = Number(a); // rounds only at or above 2^53, and never below it (2^53 is a double)
+  return n >= 0 && n < EXACT ? Math.floor(n / PAGE) : Number(a >> PAGE_SHIFT);
+}
+
+/** The offset of a 64-bit address in its page, without bigint arithmetic below 2^53. */
+export function pageOff(a: bigint): number {
+  const n = Number(a);
+  return n >= 0 && n < EXACT ? n % PAGE : Number(a & PAGE_MASK);
+}
+
+/** The address of page frame pfn (exact: pfn < 2^52). */
+export function pfnBase(pfn: number): bigint {
+  return BigInt(pfn) << PAGE_SHIFT;
+}
 
 export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
-  const off0 = Number(gpa & PAGE_MASK);
+  const off0 = pageOff(gpa);
   if (off0 + len <= PAGE) {
     // the common case: within one page
-    const page = pages.get(gpa >> PAGE_SHIFT);
+    const page = pages.get(pfnOf(gpa));
     const out = new Uint8Array(len);
     if (!page) return out;
     // short reads (ring indices, descriptors, headers) copy faster as a loop than via slice()
@@ -27,9 +52,9 @@ export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
   let done = 0;
   while (done < len) {
     const a = gpa + BigInt(done);
-    const off = Number(a & PAGE_MASK);
+    const off = pageOff(a);
     const n = Math.min(PAGE - off, len - done);
-    const page = pages.get(a >> PAGE_SHIFT);
+    const page = pages.get(pfnOf(a));
     if (page) out.set(page.subarray(off, off + n), done);
     done += n;
   }
@@ -41,9 +66,9 @@ export function readMemInto(pages: Pages, gpa: bigint, len: number, out: Uint8Ar
   let done = 0;
   while (done < len) {
     const a = done ? gpa + BigInt(done) : gpa;
-    const off = Number(a & PAGE_MASK);
+    const off = pageOff(a);
     const n = Math.min(PAGE - off, len - done);
-    const page = pages.get(a >> PAGE_SHIFT);
+    const page = pages.get(pfnOf(a));
     if (!page) out.fill(0, at + done, at + done + n);
     else if (n <= 32) for (let i = 0; i < n; i++) out[at + done + i] = page[off + i]!;
     else out.set(page.subarray(off, off + n), at + done);
@@ -56,21 +81,21 @@ export function readMemInto(pages: Pages, gpa: bigint, len: number, out: Uint8Ar
  * boundary or the page was never written (callers then take the general path). Never write to it.
  */
 export function pageFor(pages: Pages, gpa: bigint, len: number): Uint8Array | null {
-  if (Number(gpa & PAGE_MASK) + len > PAGE) return null;
-  return pages.get(gpa >> PAGE_SHIFT) ?? null;
+  if (pageOff(gpa) + len > PAGE) return null;
+  return pages.get(pfnOf(gpa)) ?? null;
 }
 
 export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Set<Uint8Array>): void {
-  const off0 = Number(gpa & PAGE_MASK);
+  const off0 = pageOff(gpa);
   if (off0 + data.length <= PAGE) {
-    ownedPage(pages, gpa >> PAGE_SHIFT, owned).set(data, off0);
+    ownedPage(pages, pfnOf(gpa), owned).set(data, off0);
     return;
   }
   let done = 0;
   while (done < data.length) {
     const a = gpa + BigInt(done);
-    const pfn = a >> PAGE_SHIFT;
-    const off = Number(a & PAGE_MASK);
+    const pfn = pfnOf(a);
+    const off = pageOff(a);
     const n = Math.min(PAGE - off, data.length - done);
     ownedPage(pages, pfn, owned).set(data.subarray(done, done + n), off);
     done += n;
@@ -78,7 +103,7 @@ export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Se
 }
 
 /** The page at pfn, copied first unless this writer already owns it. */
-function ownedPage(pages: Pages, pfn: bigint, owned?: Set<Uint8Array>): Uint8Array {
+function ownedPage(pages: Pages, pfn: number, owned?: Set<Uint8Array>): Uint8Array {
   let page = pages.get(pfn);
   if (!page || !owned?.has(page)) {
     page = page ? new Uint8Array(page) : new Uint8Array(PAGE);
@@ -90,12 +115,12 @@ function ownedPage(pages: Pages, pfn: bigint, owned?: Set<Uint8Array>): Uint8Arr
 
 /** Little-endian store of a 16/32-bit value without allocating. */
 export function writeUint(pages: Pages, gpa: bigint, bytes: 2 | 4, v: number, owned?: Set<Uint8Array>): void {
-  const off = Number(gpa & PAGE_MASK);
+  const off = pageOff(gpa);
   if (off + bytes > PAGE) {
     writeMem(pages, gpa, bytes === 2 ? le16(v) : le32(v), owned);
     return;
   }
-  const page = ownedPage(pages, gpa >> PAGE_SHIFT, owned);
+  const page = ownedPage(pages, pfnOf(gpa), owned);
   page[off] = v & 0xff;
   page[off + 1] = (v >>> 8) & 0xff;
   if (bytes === 4) {
@@ -105,9 +130,9 @@ export function writeUint(pages: Pages, gpa: bigint, bytes: 2 | 4, v: number, ow
 }
 
 export function readU16(pages: Pages, gpa: bigint): number {
-  const off = Number(gpa & PAGE_MASK);
+  const off = pageOff(gpa);
   if (off + 2 <= PAGE) {
-    const page = pages.get(gpa >> PAGE_SHIFT);
+    const page = pages.get(pfnOf(gpa));
     return page ? page[off]! | (page[off + 1]! << 8) : 0;
   }
   const b = readMem(pages, gpa, 2);
@@ -115,9 +140,9 @@ export function readU16(pages: Pages, gpa: bigint): number {
 }
 
 export function readU32(pages: Pages, gpa: bigint): number {
-  const off = Number(gpa & PAGE_MASK);
+  const off = pageOff(gpa);
   if (off + 4 <= PAGE) {
-    const page = pages.get(gpa >> PAGE_SHIFT);
+    const page = pages.get(pfnOf(gpa));
     return page ? (page[off]! | (page[off + 1]! << 8) | (page[off + 2]! << 16)) + page[off + 3]! * 0x1000000 : 0;
   }
   const b = readMem(pages, gpa, 4);
@@ -163,5 +188,5 @@ export function fnv1aAt(data: Uint8Array, off: number, len: number): number {
 /** FNV-1a of guest memory [gpa, gpa+len) (unwritten pages read as zeros), without a copy when in one page. */
 export function fnvMem(pages: Pages, gpa: bigint, len: number): number {
   const page = pageFor(pages, gpa, len);
-  return page ? fnv1aAt(page, Number(gpa & PAGE_MASK), len) : fnv1a(readMem(pages, gpa, len));
+  return page ? fnv1aAt(page, pageOff(gpa), len) : fnv1a(readMem(pages, gpa, len));
 }

@@ -17,6 +17,17 @@ export function gpaToHva(regions: readonly Region[], gpa: bigint): { hva: bigint
   return null;
 }
 
+/** gpaToHva's HVA alone (no result object: the device's translation asks this on every access). */
+export function hvaOf(regions: readonly Region[], gpa: bigint): bigint | null {
+  for (let i = 0; i < regions.length; i++) {
+    const r = regions[i]!;
+    if (gpa < r.gpa) continue;
+    const off = gpa - r.gpa;
+    if (off < r.size) return r.hva + off;
+  }
+  return null;
+}
+
 export function hvaToGpa(regions: readonly Region[], hva: bigint): bigint | null {
   for (const r of regions) {
     if (hva < r.hva) continue;

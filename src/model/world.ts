@@ -103,7 +103,7 @@ export const DEVICE = obj({ __proto__: null,
   shadow: mapList('iova', pfnAddr, obj({ __proto__: null, gpa: big, seq: num })),
   /** DMA-API debug entries by dma address */
   dmaLive: DMA_LIVE,
-  /** iova page → seq of the iommu.unmap that last removed it (for causal chains) */
+  /** iova page (a number, as the IOMMU table's) → seq of the iommu.unmap that last removed it (for causal chains) */
   unmapSeq: mapPairs('iova', pfnAddr, 'seq', num),
   inBatch: bool,
 });

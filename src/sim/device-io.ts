@@ -6,7 +6,7 @@
 // unwinds by return value (false, null or -1: "the pass ended, its events are emitted"), not by
 // throwing; ring reads that lie in one page are read in place, without copying them out.
 import type { Desc } from '../events/schema.js';
-import { fnv1aAt, PAGE_MASK, pageFor, readMemInto } from '../model/memory.js';
+import { fnv1aAt, pageFor, pageOff, readMemInto } from '../model/memory.js';
 import { descAt, packedAt } from '../model/vring.js';
 import type { DeviceState, RingState } from '../model/world.js';
 import type { Sim } from './sim.js';
@@ -31,9 +31,9 @@ export const EMPTY = new Uint8Array(0);
  * "... in indirect." (get_indirect); QEMU's virtqueue_map_desc says "virtio: bogus descriptor or
  * out of resources".
  */
-export function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO', where = 'in descriptor'): Piece[] | null {
+export function need(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO', where = 'in descriptor', one?: [Piece]): Piece[] | null {
   const { sim, d, r } = p;
-  const res = resolve(sim.world, d, addr, len, access);
+  const res = resolve(sim.world, d, addr, len, access, one, sim.xlate);
   if (Array.isArray(res)) return res;
   if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
   else if (res.err === 'FAULT') {
@@ -52,11 +52,11 @@ export function vqError(p: Pass, msg: string): false {
 
 /** A 2-byte ring read (avail.idx, avail.ring[i], used_event, flags): the value, or -1 if the pass ended. */
 export function ringU16(p: Pass, addr: bigint): number {
-  const pieces = need(p, addr, 2, 'RO');
+  const pieces = need(p, addr, 2, 'RO', undefined, p.sim.onePiece); // used before the next resolve
   if (!pieces) return -1;
   const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 2) : null;
   if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
+    const off = pageOff(pieces[0]!.gpa);
     const v = page[off]! | (page[off + 1]! << 8);
     emitAccess(p, pieces[0]!, 2, 'read', 'ring', fnv1aAt(page, off, 2), EMPTY);
     return v;
@@ -67,7 +67,7 @@ export function ringU16(p: Pass, addr: bigint): number {
 
 /** The device writes a 2-byte ring field (used.flags, the packed device event): false if the pass ended. */
 export function ringPut16(p: Pass, addr: bigint, v: number): boolean {
-  const pieces = need(p, addr, 2, 'WO');
+  const pieces = need(p, addr, 2, 'WO', undefined, p.sim.onePiece);
   if (!pieces) return false;
   const data = new Uint8Array([v & 0xff, (v >>> 8) & 0xff]);
   let off = 0;
@@ -80,11 +80,11 @@ export function ringPut16(p: Pass, addr: bigint, v: number): boolean {
 
 /** The split descriptor idx at addr, or null if the pass ended. */
 export function readDesc(p: Pass, addr: bigint, idx: number): Desc | null {
-  const pieces = need(p, addr, 16, 'RO');
+  const pieces = need(p, addr, 16, 'RO', undefined, p.sim.onePiece);
   if (!pieces) return null;
   const page = pieces.length === 1 ? pageFor(p.sim.world.mem, pieces[0]!.gpa, 16) : null;
   if (page) {
-    const off = Number(pieces[0]!.gpa & PAGE_MASK);
+    const off = pageOff(pieces[0]!.gpa);
     const desc = descAt(page, off, idx);
     emitAccess(p, pieces[0]!, 16, 'read', 'ring', fnv1aAt(page, off, 16), EMPTY);
     return desc;
@@ -94,7 +94,7 @@ export function readDesc(p: Pass, addr: bigint, idx: number): Desc | null {
 
 /** The packed descriptor at addr, or null if the pass ended. */
 export function readPacked(p: Pass, addr: bigint): ReturnType<typeof packedAt> | null {
-  const pieces = need(p, addr, 16, 'RO');
+  const pieces = need(p, addr, 16, 'RO', undefined, p.sim.onePiece);
   if (!pieces) return null;
   return packedAt(readPieces(p, pieces, 16, 'ring'), 0);
 }
@@ -138,7 +138,7 @@ export function readPiece(p: Pass, piece: Piece, area: 'buf'): void {
   const mem = p.sim.world.mem;
   const page = pageFor(mem, piece.gpa, piece.len);
   let sum: number;
-  if (page) sum = fnv1aAt(page, Number(piece.gpa & PAGE_MASK), piece.len);
+  if (page) sum = fnv1aAt(page, pageOff(piece.gpa), piece.len);
   else {
     const bytes = new Uint8Array(piece.len);
     readMemInto(mem, piece.gpa, piece.len, bytes, 0);

@@ -33,12 +33,13 @@ import {
   VRING_DESC_F_WRITE,
 } from '../model/vring.js';
 import { queueEnabled } from '../model/queue-life.js';
+import { permBits } from '../model/types.js';
 import { opBytesInto } from './data.js';
 import { payloadFor } from './scenario.js';
 import { ringRules, walkChain } from './chain-walk.js';
 import { emitAccess, need, type Pass, type QActor, readPiece, ringPut16, ringU16, vqError } from './device-io.js';
 import type { Sim } from './sim.js';
-import { type Piece, resolve } from './translate.js';
+import { entryXlate, type Piece, resolve } from './translate.js';
 
 const Q_ACTORS: readonly QActor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 const M64 = 0xffff_ffff_ffff_ffffn;
@@ -105,7 +106,7 @@ function runPass(p: Pass): boolean {
   if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
-    const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO');
+    const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO', undefined, sim.onePiece);
     if (!at) return false;
     sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa, seq: 0 });
   }
@@ -160,7 +161,10 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
   if (first && first.start === 0n && first.last === M64)
     // B1: a size-0 entry [0, ULONG_MAX] makes iotlb_access_ok() add 0 to its progress forever
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
-  const res = resolve(sim.world, d, addr, len, access);
+  // the common case, what resolve() answers without building the piece: one entry covers the area
+  // with the access's permission and translates all of it (its HVA range in one memory region)
+  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && first.last - addr >= BigInt(len - 1) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
+  const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
     return -1; // EPERM: vq_meta_prefetch fails without a message
@@ -228,7 +232,7 @@ function processChain(p: Pass, head: number): boolean {
   }
   // publish
   const slot = r.packed ? r.usedIdx : r.usedIdx % r.num;
-  const at = need(p, r.packed ? r.desc : r.used, 4, 'WO');
+  const at = need(p, r.packed ? r.desc : r.used, 4, 'WO', undefined, sim.onePiece);
   if (!at) return false;
   const usedIdx = r.packed ? (r.usedIdx + ringEntries) % r.num : (r.usedIdx + 1) & 0xffff;
   sim.emit({ kind: 'vring.used', actor, cause: begin, q: r.q, slot, id, len: written, usedIdx, wrap: r.usedWrap, gpa: at[0]!.gpa, seq: 0 });

@@ -5,7 +5,7 @@
 //   are never forwarded: vhost is filled lazily, by misses only;
 // - for MAP-capable listeners (vfio shadow page tables) an invalidation re-syncs the shadow: only the
 //   changed ranges since 63b88968f1, or unmap-all then replay before it (a DMA window, Q1).
-import { PAGE_BIG } from '../model/memory.js';
+import { PAGE_BIG, pfnBase } from '../model/memory.js';
 import { gpaToHva } from '../model/memtable.js';
 import { guestTranslate } from '../model/virtio-iommu.js';
 import type { DeviceState } from '../model/world.js';
@@ -16,7 +16,11 @@ export function vmmRunnable(sim: Sim, alone = true): boolean {
   const w = sim.world;
   const lat = sim.config.knobs?.missLatency ?? 0;
   const miss = w.vmm.toRead.length > 0 && (alone || lat === 0 || sim.seq - w.vmm.toRead[0]! >= lat);
-  return miss || w.vmm.invals.some((i) => i.due <= w.passes) || staleShadow(sim) !== null;
+  if (miss) return true;
+  // asked before every scheduler step: a loop, not some() and its closure
+  const invals = w.vmm.invals;
+  for (let i = 0; i < invals.length; i++) if (invals[i]!.due <= w.passes) return true;
+  return staleShadow(sim) !== null;
 }
 
 /** A shadow (vfio) device whose shadow lacks a mapping the IOMMU has: the replay half of an unmap-all resync. */
@@ -139,7 +143,7 @@ function shadowSync(sim: Sim, d: DeviceState, invSeq: number, iova: bigint, size
   const end = gran === 'domain' ? 1n << 32n : iova + size;
   const start = gran === 'domain' ? 0n : iova;
   for (const [pfn, s] of [...d.shadow]) {
-    const a = pfn << 12n;
+    const a = pfnBase(pfn);
     if (a < start || a >= end) continue;
     const pte = d.iommu.get(pfn);
     if (!pte || pte.gpa !== s.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause: invSeq, dev: d.dev, op: 'UNMAP', iova: a, size: PAGE_BIG, gpa: s.gpa, seq: 0 });
@@ -149,7 +153,7 @@ function shadowSync(sim: Sim, d: DeviceState, invSeq: number, iova: bigint, size
 
 function replayRange(sim: Sim, d: DeviceState, cause: number, start: bigint, end: bigint): void {
   for (const [pfn, pte] of d.iommu) {
-    const a = pfn << 12n;
+    const a = pfnBase(pfn);
     if (a < start || a >= end) continue;
     if (d.shadow.get(pfn)?.gpa !== pte.gpa) sim.emit({ kind: 'iommu.notify', actor: 'vmm', cause, dev: d.dev, op: 'MAP', iova: a, size: PAGE_BIG, gpa: pte.gpa, seq: 0 });
   }

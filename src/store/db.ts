@@ -352,10 +352,10 @@ export function checkpointAt(db: Database.Database, trace: number, seq: number, 
   const c = partsBefore(db, trace, seq, last);
   if (!c) return null;
   const head = JSON.parse(c.head.toString('utf8')) as { world: PlainWorld; sim: SimState | null };
-  const mem = new Map<bigint, Uint8Array>();
+  const mem = new Map<number, Uint8Array>(); // pfns < 2^52: exact numbers
   for (let i = 0; i < c.pages.length; i++) {
     const p = c.pages[i]!;
-    mem.set(c.pfns[i]!, new Uint8Array(p.buffer, p.byteOffset, PAGE_BYTES));
+    mem.set(Number(c.pfns[i]!), new Uint8Array(p.buffer, p.byteOffset, PAGE_BYTES));
   }
   return { seq: c.seq, world: worldFromPlain(head.world, mem), sim: head.sim };
 }

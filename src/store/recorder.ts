@@ -289,7 +289,7 @@ export function encodeCheckpointRow(seq: number, world: World, sim: SimState | n
   head.copy(out, 4);
   let p = pagesAt;
   for (const [pfn, page] of world.mem) {
-    out.writeBigUInt64LE(pfn, p);
+    out.writeBigUInt64LE(BigInt(pfn), p);
     out.set(page, p + 8);
     p += 8 + PAGE;
   }

@@ -25,8 +25,8 @@ describe('no input runs longer than linear time', () => {
     const t: IommuTable = new Map();
     iommuMap(t, 0x1000n, 0x5000n, 0x3000n, 'RW', 1);
     iommuMap(t, 0x100000n, 0x9000n, 0x1000n, 'RW', 2);
-    expect(iommuUnmap(t, 0x2000n, (1n << 64n) - 0x3000n)).toEqual([2n, 3n, 0x100n]);
-    expect([...t.keys()]).toEqual([1n]);
+    expect(iommuUnmap(t, 0x2000n, (1n << 64n) - 0x3000n)).toEqual([2, 3, 0x100]); // page frame numbers (exact numbers)
+    expect([...t.keys()]).toEqual([1]);
   });
 
   it('marker alignment beyond the LCS table is linear, also when no number is shared', () => {

@@ -2,6 +2,7 @@
 // parks the vq, an UPDATE inserts an entry and wakes the misses it covers, an INVALIDATE deletes
 // every overlapping entry; both reset the ring metadata cache.
 import { addRange, delRange, QUEUE_UNKNOWN, wakeCovered } from '../device-iotlb.js';
+import { removeAt } from '../list.js';
 import { deviceOf, ringOf } from '../world.js';
 import { resetMeta } from './ring.js';
 import type { RulesFor } from './rule.js';
@@ -24,7 +25,7 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
     evolve(w, ev) {
       markRead(w, ev.cause);
       const held = w.vmm.held.length ? w.vmm.held.findIndex((h) => h.miss === ev.cause) : -1;
-      if (held >= 0) w.vmm.held.splice(held, 1);
+      if (held >= 0) removeAt(w.vmm.held, held);
       if (ev.result !== 'ok') return;
       const d = deviceOf(w, ev.dev, ev.seq);
       resetMeta(w, ev.dev);
@@ -40,7 +41,7 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
     models: 'vhost_process_iotlb_msg VHOST_IOTLB_INVALIDATE: vhost_iotlb_del_range (whole entries), vhost_vq_meta_reset',
     evolve(w, ev) {
       const at = w.vmm.invals.findIndex((i) => i.req === ev.cause);
-      if (at >= 0) w.vmm.invals.splice(at, 1);
+      if (at >= 0) removeAt(w.vmm.invals, at);
       if (ev.result !== 'ok') return;
       resetMeta(w, ev.dev);
       delRange(deviceOf(w, ev.dev, ev.seq).iotlb, ev.iova, (ev.iova + ev.size - 1n) & U64, ev.seq);

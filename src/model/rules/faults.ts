@@ -1,6 +1,7 @@
 // Rules for injected faults (src/sim/config.ts FAULT_KINDS): what each one changes in the VMM or the
 // device IOTLB when it hits.
 import { evictOldest } from '../device-iotlb.js';
+import { removeAt } from '../list.js';
 import { resetMeta } from './ring.js';
 import type { RulesFor } from './rule.js';
 import { markRead } from './vmm.js';
@@ -17,7 +18,7 @@ export const FAULT_RULES: RulesFor<'fault'> = {
         }
         case 'drop-invalidate': {
           const at = w.vmm.invals.findIndex((i) => i.req === ev.cause);
-          if (at >= 0) w.vmm.invals.splice(at, 1);
+          if (at >= 0) removeAt(w.vmm.invals, at);
           return;
         }
         case 'viommu-fault':

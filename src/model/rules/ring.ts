@@ -3,6 +3,7 @@
 // (last_avail_idx, used index, kick, park on a miss, vq_err). The ring structures themselves are
 // written into guest memory, where a device reads them.
 import type { EventOf } from '../../events/schema.js';
+import { removeAt } from '../list.js';
 import { writeMem, writeUint } from '../memory.js';
 import { availPending, encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../vring.js';
 import { ApplyError, ringOf, type RingState, type World } from '../world.js';
@@ -179,7 +180,7 @@ function post(w: World, ev: EventOf<'vring.post'>, owned?: Set<Uint8Array>): voi
 function takeFree(r: RingState, idx: number, seq: number): void {
   const at = r.free.lastIndexOf(idx);
   if (at < 0) throw new ApplyError(`event ${seq}: descriptor ${idx} is not free`);
-  r.free.splice(at, 1);
+  removeAt(r.free, at);
 }
 
 const copyDesc = (d: { idx: number; addr: bigint; len: number; flags: number; next: number }) => ({ idx: d.idx, addr: d.addr, len: d.len, flags: d.flags, next: d.next });

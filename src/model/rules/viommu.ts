@@ -1,7 +1,7 @@
 // Rules for the guest's IOMMU domain as the vIOMMU (QEMU hw/i386/intel_iommu.c) sees it: page-table
 // maps and unmaps, invalidations (and the UNMAP notifications they send to vhost), translations,
 // faults, and the MAP/UNMAP notifier a vfio-style device keeps shadow mappings from.
-import { PAGE_SHIFT } from '../memory.js';
+import { PAGE_SHIFT, pfnOf } from '../memory.js';
 import { iommuMap, iommuUnmap } from '../viommu.js';
 import { deviceOf } from '../world.js';
 import type { RulesFor } from './rule.js';
@@ -55,13 +55,15 @@ export const IOMMU_RULES: RulesFor<IommuKinds> = {
       const d = deviceOf(w, ev.dev, ev.seq);
       if (ev.op === 'UNMAP' && ev.size >> PAGE_SHIFT > BigInt(d.shadow.size)) {
         // larger than the shadow table: walk the table (an UNMAP of [0, 2^64) must not step page by page)
-        const first = ev.iova >> PAGE_SHIFT;
-        const last = (ev.iova + (((ev.size - 1n) >> PAGE_SHIFT) << PAGE_SHIFT)) >> PAGE_SHIFT; // the loop's last page
+        const first = pfnOf(ev.iova);
+        const last = pfnOf(ev.iova + (((ev.size - 1n) >> PAGE_SHIFT) << PAGE_SHIFT)); // the loop's last page
         for (const pfn of [...d.shadow.keys()]) if (pfn >= first && pfn <= last) d.shadow.delete(pfn);
         return;
       }
+      const pfn0 = pfnOf(ev.iova);
+      let k = 0;
       for (let off = 0n; off < ev.size; off += 0x1000n) {
-        const pfn = (ev.iova + off) >> PAGE_SHIFT;
+        const pfn = pfn0 + k++;
         if (ev.op === 'MAP') d.shadow.set(pfn, { gpa: ev.gpa + off, seq: ev.seq });
         else d.shadow.delete(pfn);
       }
