@@ -13,7 +13,7 @@
 // Fingerprints are two 32-bit multiplicative lanes (FNV-1a and a second multiplier) over the bytes
 // in order: cheap enough for the record path, and a difference in a single byte always changes both
 // lanes (each step is a bijection of the state), which is the common case of a stale or lost write.
-import type { DmaEvent, EventOf } from '../events/schema.js';
+import type { DmaEvent, EventOf, Kind } from '../events/schema.js';
 import { PAGE, PAGE_MASK, type Pages, pfnOf } from '../model/memory.js';
 import type { World } from '../model/world.js';
 
@@ -201,9 +201,17 @@ interface Pending {
 export class OpHasher {
   private rows = new Uint32Array(ROW * 1024);
   private n = 0;
-  /** by op number: its row (the latest intent with that number, as project keeps it) */
-  private readonly rowOfOp = new Map<number, number>();
-  private readonly opOfIntent = new Map<number, number>();
+  /**
+   * by op number: its row (the latest intent with that number, as project keeps it). An array, not a
+   * Map: op numbers are dense from 0, and a Map of 148k entries cost 15 ms per million events in
+   * rehashing as it grew (an out-of-range number is still a valid property: only slower).
+   */
+  private readonly rowOfOp: (number | undefined)[] = [];
+  /**
+   * by intent seq: its op number, found by binary search over the rows (appended in trace order, so
+   * by increasing intent seq); only a stream whose intents go back in seq gets this Map instead.
+   */
+  private opOfIntentMap: Map<number, number> | null = null;
   private readonly pending: (Pending | undefined)[] = [];
   private readonly completions: number[] = [];
   private readonly guest = new Lanes();
@@ -217,19 +225,24 @@ export class OpHasher {
     this.followed = world;
   }
 
-  /** An event the followed world has just stepped. */
-  observe(ev: DmaEvent): void {
-    this.event(ev, this.followed!);
+  /** An event the followed world has just stepped (`kind`: its kind, when the caller has read it already). */
+  observe(ev: DmaEvent, kind: Kind = ev.kind): void {
+    this.event(ev, this.followed!, kind);
   }
 
-  event(ev: DmaEvent, w: World): void {
-    switch (ev.kind) {
+  // `kind` is passed in by the recording, which reads it once per event for the recorder and this
+  // table: the events are of some thirty shapes, so each read of ev.kind is a megamorphic load.
+  event(e: DmaEvent, w: World, kind: Kind = e.kind): void {
+    switch (kind) {
       case 'intent':
-        return this.intent(ev);
-      case 'dev.pass':
+        return this.intent(e as EventOf<'intent'>);
+      case 'dev.pass': {
+        const ev = e as EventOf<'dev.pass'>;
         if (ev.begin) this.startPass(ev.q, ev.seq);
         return;
+      }
       case 'dev.access': {
+        const ev = e as EventOf<'dev.access'>;
         if (ev.area !== 'buf') return;
         const p = this.pending[ev.q];
         if (!p) return;
@@ -239,11 +252,12 @@ export class OpHasher {
         return;
       }
       case 'vring.used':
-        return this.used(ev, w);
+        return this.used(e as EventOf<'vring.used'>, w);
       case 'cpu.read': {
+        const ev = e as EventOf<'cpu.read'>;
         const op = this.reaped;
         if (op === undefined) return;
-        const r = this.rowOfOp.get(op);
+        const r = this.rowOfOp[op];
         if (r === undefined) return;
         const o = r * ROW;
         // the guest's reads of one op are one byte stream: resume its fingerprint
@@ -257,7 +271,7 @@ export class OpHasher {
         return;
       }
       case 'vring.getbuf':
-        this.reaped = this.opOfIntent.get(ev.cause);
+        this.reaped = this.opOfIntent(e.cause);
         return;
       default:
         return;
@@ -280,9 +294,12 @@ export class OpHasher {
       grown.set(this.rows);
       this.rows = grown;
     }
+    if (this.n > 0 && !this.opOfIntentMap && ev.seq <= this.rows[(this.n - 1) * ROW + F.intent]!) {
+      this.opOfIntentMap = new Map();
+      for (let i = 0; i < this.n; i++) this.opOfIntentMap.set(this.rows[i * ROW + F.intent]!, this.rows[i * ROW + F.op]!);
+    }
     const r = this.n++;
-    const o = r * ROW;
-    this.rows.fill(0, o, o + ROW);
+    const o = r * ROW; // a fresh row: zero (rows are only appended, and a grown array starts zeroed)
     this.rows[o + F.op] = ev.op;
     this.rows[o + F.intent] = ev.seq;
     this.rows[o + F.from] = ev.seq;
@@ -301,15 +318,38 @@ export class OpHasher {
     }
     this.rows[o + F.intentH1] = h.h1;
     this.rows[o + F.intentH2] = h.h2;
-    this.opOfIntent.set(ev.seq, ev.op);
-    this.rowOfOp.set(ev.op, r);
+    this.opOfIntentMap?.set(ev.seq, ev.op);
+    this.rowOfOp[ev.op] = r;
+  }
+
+  /** The op number of the intent at seq `intent` (undefined if no intent has that seq). */
+  private opOfIntent(intent: number): number | undefined {
+    if (this.opOfIntentMap) return this.opOfIntentMap.get(intent);
+    const rows = this.rows;
+    // the intent asked about is nearly always one of the few in flight, at the end of the table
+    // (a binary search over a 14 MB table misses the cache on each of its last probes)
+    let hi = this.n - 1;
+    for (const stop = Math.max(0, hi - 32); hi >= stop; hi--) {
+      const s = rows[hi * ROW + F.intent]!;
+      if (s === intent) return rows[hi * ROW + F.op];
+      if (s < intent) return undefined;
+    }
+    let lo = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = rows[mid * ROW + F.intent]!;
+      if (s === intent) return rows[mid * ROW + F.op];
+      if (s < intent) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
   }
 
   private used(ev: EventOf<'vring.used'>, w: World): void {
     const p = this.pending[ev.q];
     const intent = w.rings[ev.q]?.extra.get(ev.id)?.op;
-    const op = intent === undefined ? undefined : this.opOfIntent.get(intent);
-    const r = op === undefined ? undefined : this.rowOfOp.get(op);
+    const op = intent === undefined ? undefined : this.opOfIntent(intent);
+    const r = op === undefined ? undefined : this.rowOfOp[op];
     if (r !== undefined) {
       const o = r * ROW;
       const n = this.completions[ev.q] ?? 0;

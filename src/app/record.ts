@@ -51,10 +51,11 @@ export function record(opts: RecordOptions): RecordResult {
     const ops = new OpHasher(); // bisect's per-operation table, built as the events pass (analysis/op-table.ts)
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
-        r.event(ev);
-        ops.observe(ev);
-        if (ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
-        if (ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
+        const kind = ev.kind; // read once: the events have some thirty shapes
+        r.event(ev, kind);
+        ops.observe(ev, kind);
+        if (kind === 'intent' && ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
+        else if (kind === 'finding' && ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: r.checkpoint.bind(r),
     };

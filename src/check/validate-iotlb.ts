@@ -18,7 +18,7 @@
 //   UPDATE and INVALIDATE, ca50ec377c2e allowed INVALIDATE again; the variant `sizeZero` says which).
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { lookup, retiredEntry, type IotlbEntry, type RetiredEntry } from '../model/device-iotlb.js';
-import { hvaToGpa } from '../model/memtable.js';
+import { hvaToGpa, type Region } from '../model/memtable.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
@@ -45,14 +45,24 @@ export function validateIotlbAccess(w: World, ev: EventOf<'dev.access'>): NewEve
   if (!d) return NONE;
   // the common case, on the hot path of every simulated device access: it agrees (no strings built)
   const e = lookup(d.iotlb, ev.dma);
+  // (bigint + - and comparisons that do not escape compile to machine arithmetic; Number() and
+  // shifts of a bigint allocate)
   if (e && e.seq === ev.entry && permBits(e.perm) & (ev.dir === 'write' ? 2 : 1)) {
-    const room = e.last - ev.dma;
-    if ((room >= 0xffff_ffffn || Number(room) + 1 >= ev.len) && ev.hva === e.uaddr + (ev.dma - e.start)) {
-      const gpa = hvaToGpa(w.memTable, ev.hva);
-      if (gpa === null || gpa === ev.gpa) return NONE;
-    }
+    // room left in the entry from dma on: e.last - dma + 1 (lookup found dma <= e.last)
+    if (e.last - ev.dma + 1n >= BigInt(ev.len) && ev.hva === e.uaddr + (ev.dma - e.start) && hvaGivesGpa(w.memTable, ev.hva, ev.gpa)) return NONE;
   }
   return mismatch(w, d, ev, e);
+}
+
+/** hvaToGpa(regions, hva) is null or gpa: compared without building the GPA. */
+function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {
+  for (let i = 0; i < regions.length; i++) {
+    const r = regions[i]!;
+    if (hva < r.hva) continue;
+    const off = hva - r.hva;
+    if (off < r.size) return r.gpa + off === gpa;
+  }
+  return true;
 }
 
 function mismatch(w: World, d: DeviceState, ev: EventOf<'dev.access'>, e: IotlbEntry | null): NewEvent[] {

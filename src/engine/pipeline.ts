@@ -20,7 +20,8 @@
 //   where the judge produces them again; each judged finding is matched with the recorded one that
 //   follows its event (same class and message) and takes its seq. A finding the trace does not carry
 //   (a hand-written trace, or a model that changed since) is numbered with the seq of the event it judges.
-import { type DmaEvent, type EventOf, type Kind, KIND_NAMES, type NewEvent } from '../events/schema.js';
+import { decodeAt, sizeAt } from '../events/binary.js';
+import { type DmaEvent, type EventOf, type Kind, KIND_NAMES, KINDS, type NewEvent } from '../events/schema.js';
 import { RULES } from '../model/rules/index.js';
 import { emptyWorld, type World } from '../model/world.js';
 
@@ -58,14 +59,25 @@ interface Step {
   readonly post: AnyCheck | undefined;
 }
 
-function stepsOf(judge: Judge | null): Map<string, Step> {
-  const steps = new Map<string, Step>();
+/**
+ * The steps by kind code (the byte a stored event starts with): a stored trace is dispatched on its
+ * code without reading the kind string, and an array index beats a lookup by string per event.
+ */
+function stepsOf(judge: Judge | null): Step[] {
+  const steps: Step[] = [];
+  for (let c = 0; c <= MAX_CODE; c++) steps.push(NO_STEP); // packed, no holes
   for (const k of KIND_NAMES) {
     const c = judge?.checks[k] as KindChecks | undefined;
-    steps.set(k, { evolve: RULES[k].evolve as Evolve | undefined, pre: c?.pre as AnyCheck | undefined, post: c?.post as AnyCheck | undefined });
+    steps[KINDS[k].code] = { evolve: RULES[k].evolve as Evolve | undefined, pre: c?.pre as AnyCheck | undefined, post: c?.post as AnyCheck | undefined };
   }
   return steps;
 }
+
+const NO_STEP: Step = { evolve: undefined, pre: undefined, post: undefined };
+const MAX_CODE = Math.max(...KIND_NAMES.map((k) => KINDS[k].code));
+const FINDING_CODE = KINDS.finding.code;
+const MARKER_CODE = KINDS.marker.code;
+const codeOf = (kind: Kind): number => KINDS[kind].code;
 
 export type Finding = EventOf<'finding'>;
 
@@ -113,7 +125,7 @@ export class Pipeline {
   private nextCheckpoint: number;
   /** fold mode: judged findings of the last event, waiting for their recorded copies */
   private pending: Judged[] = [];
-  private readonly steps: Map<string, Step>;
+  private readonly steps: Step[];
 
   constructor(opts: PipelineOptions) {
     this.world = opts.world ?? emptyWorld();
@@ -135,11 +147,12 @@ export class Pipeline {
     const ev = e as DmaEvent;
     ev.seq = ++this.seq;
     const w = this.world;
-    const step = this.steps.get(ev.kind)!;
-    if (ev.kind === 'finding') {
+    const code = codeOf(ev.kind);
+    const step = this.steps[code]!;
+    if (code === FINDING_CODE) {
       step.evolve!(w, ev, this.owned);
       this.onEvent?.(ev, w);
-      this.onFinding?.(ev);
+      this.onFinding?.(ev as Finding);
       return ev.seq;
     }
     const at = ev.seq;
@@ -151,7 +164,7 @@ export class Pipeline {
       const post = step.post(w, ev);
       if (post !== null && post.length !== 0) for (const f of post) this.insert(f, at);
     }
-    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
+    if (code === MARKER_CODE && (ev as EventOf<'marker'>).name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
       for (const f of this.judge.liveness(w)) this.insert(f, at);
     }
@@ -165,33 +178,56 @@ export class Pipeline {
 
   /** Fold mode: steps an event of the input, which carries its seq. */
   put(ev: DmaEvent): void {
-    this.seq = ev.seq;
+    this.step(ev, ev.seq, codeOf(ev.kind));
+  }
+
+  /**
+   * Fold mode: steps the events of a stored chunk (seq0, n events packed), up to seq `to`; returns
+   * the seq of the last event stepped (seq0 - 1 if none). With `shared` the events' bytes fields are
+   * views of the chunk (decodeAt): for a fold whose only readers of the events are the rules (which
+   * copy what they keep) and the checkers (which keep no bytes).
+   */
+  putChunk(data: Uint8Array, seq0: number, n: number, to = Infinity, shared = false): number {
+    const last = Math.min(n, to - seq0 + 1);
+    let off = 0;
+    for (let i = 0; i < last; i++) {
+      const size = sizeAt(data, off);
+      const code = data[off + 4]!;
+      this.step(decodeAt(data, off, seq0 + i, shared), seq0 + i, code);
+      off += size;
+    }
+    return seq0 + Math.max(last, 0) - 1;
+  }
+
+  /** Steps one event of the input: `seq` and `code` are the event's seq and kind code. */
+  private step(ev: DmaEvent, seq: number, code: number): void {
+    this.seq = seq;
     const w = this.world;
-    const step = this.steps.get(ev.kind)!;
-    if (ev.kind === 'finding') {
+    const step = this.steps[code]!;
+    if (code === FINDING_CODE) {
       // a finding recorded with the trace: the recorded copy of the finding judged just before?
-      step.evolve!(w, ev, this.owned);
-      this.onEvent?.(ev, w);
+      const fe = ev as Finding;
+      step.evolve!(w, fe, this.owned);
+      this.onEvent?.(fe, w);
       const p = this.pending[0];
-      if (p && p.f.cls === ev.cls && p.f.message === ev.message) {
+      if (p && p.f.cls === fe.cls && p.f.message === fe.message) {
         this.pending.shift();
-        this.report(p.f, ev.seq);
+        this.report(p.f, seq);
       }
       return;
     }
     if (this.pending.length) this.settle();
-    const at = ev.seq;
-    const pre = step.pre ? step.pre(w, ev) : null;
-    if (step.evolve) step.evolve(w, ev, this.owned);
-    this.onEvent?.(ev, w);
-    if (pre !== null && pre.length !== 0) for (const f of pre) this.judged(f, at);
+    const pre = step.pre !== undefined ? step.pre(w, ev) : null;
+    if (step.evolve !== undefined) step.evolve(w, ev, this.owned);
+    if (this.onEvent !== undefined) this.onEvent(ev, w);
+    if (pre !== null && pre.length !== 0) for (const f of pre) this.judged(f, seq);
     if (step.post !== undefined) {
       const post = step.post(w, ev);
-      if (post !== null && post.length !== 0) for (const f of post) this.judged(f, at);
+      if (post !== null && post.length !== 0) for (const f of post) this.judged(f, seq);
     }
-    if (ev.kind === 'marker' && ev.name === QUIESCENT && !this.livenessDone && this.judge) {
+    if (code === MARKER_CODE && (ev as EventOf<'marker'>).name === QUIESCENT && !this.livenessDone && this.judge) {
       this.livenessDone = true;
-      for (const f of this.judge.liveness(w)) this.judged(f, at);
+      for (const f of this.judge.liveness(w)) this.judged(f, seq);
     }
   }
 

@@ -212,15 +212,9 @@ export function fold(chunks: Iterable<RecordedChunk>, judge: Judge | null, opts:
   // checkers keep no bytes): their bytes fields can be views of the chunk instead of copies
   const shared = !opts.onEvent;
   let events = 0;
-  outer: for (const c of chunks) {
-    let off = 0;
-    for (let i = 0; i < c.n; i++) {
-      if (c.seq0 + i > to) break outer;
-      const ev = decodeAt(c.data, off, c.seq0 + i, shared);
-      off += sizeAt(c.data, off);
-      events = ev.seq;
-      pipe.put(ev);
-    }
+  for (const c of chunks) {
+    if (c.seq0 > to) break;
+    if (c.n > 0) events = pipe.putChunk(c.data, c.seq0, c.n, to, shared);
   }
   pipe.end(opts.to === undefined && !opts.noLiveness);
   return { world: pipe.world, events, findings };

@@ -35,9 +35,18 @@ export type ChunkRow = [number, number, number, number, Uint8Array];
 export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
 export type FindingRow = [number, number, string, string, string, string, string];
 
+/**
+ * One commit group, as posted to the writer thread: the chunks' bytes back to back in one buffer
+ * (transferred), and per chunk its seq0, event count and end offset in `ends` (plain numbers: a list
+ * of typed-array views costs the structured clone ~2 us each, on both threads).
+ */
 export interface Group {
   type: 'group';
-  chunks: ChunkRow[];
+  data: Uint8Array;
+  /** the group's first chunk number in the trace (its events.id is firstChunkId + it) */
+  firstChunk: number;
+  /** [seq0, n, end] per chunk */
+  chunks: number[];
   checkpoints: CheckpointRow[];
   findings: FindingRow[];
   committed: number;
@@ -73,7 +82,12 @@ function main(init: WorkerInit): void {
     const insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     const updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
     const write = db.transaction((g: Group) => {
-      for (const r of g.chunks) insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
+      const data = asBuffer(g.data);
+      for (let i = 0, k = 0, from = 0; k < g.chunks.length; i++, k += 3) {
+        const to = g.chunks[k + 2]!;
+        insChunk.run(init.firstChunkId + g.firstChunk + i, init.traceId, g.chunks[k]!, g.chunks[k + 1]!, data.subarray(from, to));
+        from = to;
+      }
       for (const c of g.checkpoints) insCk.write(c.seq, checkpointHash(c), c.blob);
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
@@ -87,7 +101,7 @@ function main(init: WorkerInit): void {
           if (m.chunksBefore > 0) for (const data of first.iterate(init.firstChunkId, init.firstChunkId + m.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);
           return;
         }
-        for (const r of m.chunks) hash.update(r[4]);
+        hash.update(m.data); // the chunks in order, back to back: the stream hash as if fed chunk by chunk
         write(m);
         Atomics.add(flags, GROUPS_DONE, 1);
         Atomics.notify(flags, GROUPS_DONE);

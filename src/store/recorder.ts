@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { EventWriter } from '../events/binary.js';
 import { hex } from '../events/json.js';
-import { type DmaEvent, SCHEMA_VERSION } from '../events/schema.js';
+import { type DmaEvent, type Kind, SCHEMA_VERSION } from '../events/schema.js';
 import { worldToPlain } from '../engine/snapshot.js';
 import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
@@ -110,10 +110,11 @@ export class Recorder {
 
   private readonly useWorker: boolean;
 
-  event(ev: DmaEvent): void {
-    this.writer.write(ev);
+  /** `kind`: the event's kind, when the caller has read it already (each read of it is a megamorphic load). */
+  event(ev: DmaEvent, kind: Kind = ev.kind): void {
+    this.writer.write(ev, kind);
     this.seq = ev.seq;
-    if (ev.kind === 'finding') {
+    if (kind === 'finding' && ev.kind === 'finding') {
       this.findingCount++;
       this.pendingFindings.push([this.traceId, ev.seq, ev.cls, ev.message, hex(ev.iova), hex(ev.gpa), JSON.stringify(ev.chain)]);
     }
@@ -144,8 +145,7 @@ export class Recorder {
     if (this.thread?.live) {
       // the group's buffer goes to the writer thread (transferred); the next group gets a new one
       const used = this.writer.pos;
-      this.rowsOf(this.writer.take(Math.max(1 << 16, used + (used >> 2))));
-      this.send();
+      this.send(this.writer.take(Math.max(1 << 16, used + (used >> 2))));
     } else {
       this.rowsOf(this.writer.bytes());
       if (this.pending.length) this.hash.update(this.writer.bytes());
@@ -159,7 +159,7 @@ export class Recorder {
     this.pendingFindings = [];
   }
 
-  /** Points each pending row at its bytes in the group's (final) buffer: plain Uint8Array views (cheaper to post than Buffers). */
+  /** Points each pending row at its bytes in the group's buffer (for the commit on this thread). */
   private rowsOf(group: Uint8Array): void {
     let from = 0;
     for (let i = 0; i < this.pending.length; i++) {
@@ -198,13 +198,17 @@ export class Recorder {
     for (let i = 0; i < 600 && Atomics.load(t.flags, STATE) === RUNNING; i++) Atomics.wait(t.flags, STATE, RUNNING, 100);
   }
 
-  private send(): void {
+  private send(data: Uint8Array): void {
     const t = this.thread!;
     // backpressure: never more than MAX_GROUPS_IN_FLIGHT groups queued for the writer
     while (t.sent - Atomics.load(t.flags, GROUPS_DONE) >= MAX_GROUPS_IN_FLIGHT) this.wait(GROUPS_DONE, Atomics.load(t.flags, GROUPS_DONE));
-    const g: Group = { type: 'group', chunks: this.pending, checkpoints: this.pendingCk, findings: this.pendingFindings, committed: this.committed, findingCount: this.findingCount };
-    // the chunks are views of one buffer: transferred once
-    const transfer = [...(this.pending.length ? [this.pending[0]![4].buffer as ArrayBuffer] : []), ...this.pendingCk.map((c) => c.blob.buffer as ArrayBuffer)];
+    const chunks: number[] = [];
+    for (let i = 0; i < this.pending.length; i++) chunks.push(this.pending[i]![2], this.pending[i]![3], this.chunkEnds[i]!);
+    const firstChunk = this.chunkNo - this.pending.length;
+    const g: Group = { type: 'group', data, firstChunk, chunks, checkpoints: this.pendingCk, findings: this.pendingFindings, committed: this.committed, findingCount: this.findingCount };
+    // the chunks' bytes are one buffer: transferred once, like each checkpoint's blob
+    const transfer = [data.buffer as ArrayBuffer];
+    for (const c of this.pendingCk) transfer.push(c.blob.buffer as ArrayBuffer);
     t.worker.postMessage(g, transfer);
     t.sent++;
   }
@@ -283,8 +287,9 @@ export function encodeCheckpointRow(seq: number, world: World, sim: SimState | n
   const head = Buffer.from(`{"world":${worldJson},"sim":${JSON.stringify(sim)}}`);
   const nullHead = Buffer.from(`{"world":${worldJson},"sim":null}`);
   const pagesAt = 4 + head.length;
-  const blob = new Uint8Array(pagesAt + world.mem.size * (8 + PAGE));
-  const out = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  // every byte is written below: no zeroing (its own ArrayBuffer, never the pool's: it is transferred)
+  const out = Buffer.allocUnsafeSlow(pagesAt + world.mem.size * (8 + PAGE));
+  const blob = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   out.writeUInt32LE(head.length, 0);
   head.copy(out, 4);
   let p = pagesAt;
