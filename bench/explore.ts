@@ -11,7 +11,7 @@
 // seeds per CPU-second is the per-core figure, and the speed-up is given both ways.
 //
 //   node dist/bench/explore.js [--seeds N] [--reps N] [--json]      (npm run bench runs it too)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBlock, runOne } from '../src/analysis/explore.js';
@@ -26,7 +26,33 @@ const TARGET_SPEEDUP = 1.7;
 interface Timing {
   wallMs: number;
   cpuMs: number;
+  /** where the CPU time went (Linux only): the workers, V8's background threads, this thread */
+  threads: ThreadCpu | null;
 }
+
+interface ThreadCpu {
+  workersMs: number;
+  backgroundMs: number;
+  mainMs: number;
+}
+
+// Per-thread CPU from /proc (Linux): the process's threads that exist before any pool does are
+// this thread, libuv's and V8's platform threads, which run the optimizing compiler and the
+// GC's parallel and concurrent work for every isolate (this one and each worker's); the rest of
+// the process's CPU time is the workers' own (their threads are gone when explore returns, but
+// their time stays in process.cpuUsage).
+const TASKS = '/proc/self/task';
+const threadCpuMs = (tid: string): number => {
+  try {
+    const s = readFileSync(`${TASKS}/${tid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in USER_HZ (100 on Linux)
+  } catch {
+    return 0;
+  }
+};
+const platformThreads = existsSync(TASKS) ? readdirSync(TASKS) : null;
+const sampleThreads = () => (platformThreads ? new Map(platformThreads.map((t) => [t, threadCpuMs(t)])) : null);
 
 function parseArgs(argv: string[]): { seeds: number; reps: number; json: boolean } {
   const a = { seeds: 8000, reps: 3, json: false };
@@ -47,11 +73,23 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const round = (v: number, d = 0) => Math.round(v * 10 ** d) / 10 ** d;
 
 async function timed(fn: () => Promise<unknown> | unknown): Promise<Timing> {
+  const th0 = sampleThreads();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
   const c = process.cpuUsage(c0);
-  return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 };
+  const wallMs = performance.now() - t0;
+  const cpuMs = (c.user + c.system) / 1000;
+  const th1 = sampleThreads();
+  let threads: ThreadCpu | null = null;
+  if (th0 && th1) {
+    const main = String(process.pid);
+    let backgroundMs = 0;
+    for (const [t, v] of th1) if (t !== main) backgroundMs += v - th0.get(t)!;
+    const mainMs = th1.get(main)! - th0.get(main)!;
+    threads = { workersMs: Math.max(0, cpuMs - backgroundMs - mainMs), backgroundMs, mainMs };
+  }
+  return { wallMs, cpuMs, threads };
 }
 
 async function main(): Promise<void> {
@@ -94,6 +132,11 @@ async function main(): Promise<void> {
       }
     const w = (xs: Timing[]) => median(xs.map((t) => t.wallMs));
     const c = (xs: Timing[]) => median(xs.map((t) => t.cpuMs));
+    const th = (xs: Timing[]): ThreadCpu | null => {
+      const ts = xs.map((t) => t.threads).filter((t): t is ThreadCpu => t !== null);
+      if (!ts.length) return null;
+      return { workersMs: round(median(ts.map((t) => t.workersMs))), backgroundMs: round(median(ts.map((t) => t.backgroundMs))), mainMs: round(median(ts.map((t) => t.mainMs))) };
+    };
     const perCpu = (xs: Timing[]) => args.seeds / (c(xs) / 1000);
     const perWall = (xs: Timing[]) => args.seeds / (w(xs) / 1000);
     const result = {
@@ -109,6 +152,11 @@ async function main(): Promise<void> {
       jobs1_cpu_ms: round(c(jobs[1]!)),
       jobs2_wall_ms: round(w(jobs[2]!)),
       jobs2_cpu_ms: round(c(jobs[2]!)),
+      /** medians of each part of the CPU time, in ms (Linux): worker threads, V8's background threads, the main thread */
+      jobs1_threads_ms: th(jobs[1]!),
+      jobs2_threads_ms: th(jobs[2]!),
+      warm_jobs1_threads_ms: th(warm[1]!),
+      warm_jobs2_threads_ms: th(warm[2]!),
       warm_jobs1_seeds_per_s: round(perWall(warm[1]!)),
       warm_jobs1_seeds_per_cpu_s: round(perCpu(warm[1]!)),
       warm_jobs2_seeds_per_s: round(perWall(warm[2]!)),
@@ -134,6 +182,10 @@ async function main(): Promise<void> {
         row('explore --jobs 2', `${result.jobs2_seeds_per_s} seeds/s`, `${result.jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
         row('speed-up --jobs 2 / --jobs 1 (wall)', `${result.speedup_jobs2_wall}x`, `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}`) +
         row('CPU time --jobs 2 / --jobs 1', `${result.jobs2_cpu_per_core_ratio}x`, '(1.0 = no extra work for the second worker)') +
+        (result.jobs1_threads_ms && result.jobs2_threads_ms
+          ? row('CPU ms: workers / V8 background / main', `--jobs 1`, `${result.jobs1_threads_ms.workersMs} / ${result.jobs1_threads_ms.backgroundMs} / ${result.jobs1_threads_ms.mainMs}`) +
+            row('', `--jobs 2`, `${result.jobs2_threads_ms.workersMs} / ${result.jobs2_threads_ms.backgroundMs} / ${result.jobs2_threads_ms.mainMs}  (background: the optimizing compiler and GC of every isolate)`)
+          : '') +
         row('warm pool --jobs 1', `${result.warm_jobs1_seeds_per_s} seeds/s`, `${result.warm_jobs1_seeds_per_cpu_s} seeds/CPU-s`) +
         row('warm pool --jobs 2', `${result.warm_jobs2_seeds_per_s} seeds/s`, `${result.warm_jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
         row('warm speed-up --jobs 2 / --jobs 1 (wall)', `${result.warm_speedup_jobs2_wall}x`, `CPU time ratio ${result.warm_jobs2_cpu_per_core_ratio}x`) +

@@ -27,10 +27,31 @@ export function verifySeed(seed: string, selftest = false): string {
   return selftest ? `${seed}/selftest` : seed;
 }
 
-export default function handle(task: WorkerTask): WorkerReply {
+/** Runs one task on the calling thread. */
+export function handleTask(task: WorkerTask): WorkerReply {
   if (task.type === 'block') return { threadId, block: runBlock(task.block) };
   if (task.type === 'minimize') return { threadId, minimized: minimizeFor(task.config, task.seed, task.sig, task.sweep) };
   if (task.avoid === threadId) return { threadId, verify: null };
   const { hash, bytes } = encodedRun(task.config, verifySeed(task.seed, task.selftest));
   return { threadId, verify: { hash, bytes } };
+}
+
+/**
+ * The pool's entry: the task runs from a macrotask of its own. A worker holds two tasks (the next
+ * one waiting), and piscina starts both handlers from one loop and posts a result only in a
+ * microtask after its handler returns: run at once, the second task would run before the first
+ * one's result is posted, so every result would reach the main thread a whole task late, and the
+ * main thread would hand out the next tasks late. Deferred, each result is posted as soon as its
+ * task ends.
+ */
+export default function handle(task: WorkerTask): Promise<WorkerReply> {
+  return new Promise((resolve, reject) =>
+    setImmediate(() => {
+      try {
+        resolve(handleTask(task));
+      } catch (e) {
+        reject(e);
+      }
+    }),
+  );
 }

@@ -155,6 +155,41 @@ function guarded<T>(seed: number, point: number, f: () => T): T {
   }
 }
 
+/**
+ * The result of a block from the results of its pieces (consecutive seed ranges, in seed order, that
+ * together cover it): exactly what runBlock over the whole block returns. Counts add; a signature's
+ * first run is the one in the earliest piece that has it; its candidate is the smallest one, the
+ * earliest on a tie (as runBlock keeps the first of equal runs). So a block may run as one task or
+ * as several, on any workers, and store the same rows.
+ */
+export function mergeBlockResults(parts: readonly BlockResult[]): BlockResult {
+  if (parts.length === 1) return parts[0]!;
+  const res: BlockResult = { lo: parts[0]!.lo, hi: parts.at(-1)!.hi, seeds: 0, runs: 0, failing: 0, passing: 0, sigs: [], info: [], candidates: [], verify: [] };
+  const bySig = new Map<string, BlockSig>();
+  const best = new Map<string, Candidate>();
+  const described = new Set<string>();
+  for (const p of parts) {
+    res.seeds += p.seeds;
+    res.runs += p.runs;
+    res.failing += p.failing;
+    res.passing += p.passing;
+    for (const s of p.sigs) {
+      const b = bySig.get(s.sig);
+      if (b) b.count += s.count;
+      else bySig.set(s.sig, { ...s });
+    }
+    for (const i of p.info) if (!described.has(i.id)) (described.add(i.id), res.info.push(i));
+    for (const c of p.candidates) {
+      const b = best.get(c.sig);
+      if (!b || c.events < b.events) best.set(c.sig, c);
+    }
+    for (const v of p.verify) res.verify.push(v);
+  }
+  res.sigs = [...bySig.values()];
+  res.candidates = [...best.values()];
+  return res;
+}
+
 export function runBlock(t: BlockTask): BlockResult {
   const c = t.campaign;
   const res: BlockResult = { lo: t.lo, hi: t.hi, seeds: 0, runs: 0, failing: 0, passing: 0, sigs: [], info: [], candidates: [], verify: [] };

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import handle, { type WorkerReply, type WorkerTask } from '../analysis/explore-worker.js';
+import { handleTask, type WorkerReply, type WorkerTask } from '../analysis/explore-worker.js';
 
 export interface TaskRunner {
   threads: number;
@@ -23,8 +23,11 @@ export function createRunner(jobs: number): TaskRunner {
     filename: WORKER_URL.href,
     minThreads: jobs,
     maxThreads: jobs,
-    // one block at a time per worker: the pool's queue, not the worker's, holds the rest
-    concurrentTasksPerWorker: 1,
+    // two tasks per worker: while one runs, the next waits in the worker's port and starts as soon
+    // as the first ends, without waiting for this thread to hand it over (with every core running a
+    // worker, this thread may not get a core at once); the handler is synchronous, so a worker still
+    // runs one task at a time
+    concurrentTasksPerWorker: 2,
     idleTimeout: 60_000,
   });
   return { threads: jobs, run: (t) => pool.run(t), close: () => pool.destroy() };
@@ -32,5 +35,5 @@ export function createRunner(jobs: number): TaskRunner {
 
 /** Runs every task on this thread (a single "worker"). */
 export function inlineRunner(): TaskRunner {
-  return { threads: 1, run: async (t) => handle(t), close: async () => {} };
+  return { threads: 1, run: async (t) => handleTask(t), close: async () => {} };
 }

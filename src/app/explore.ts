@@ -5,7 +5,7 @@
 // read here, for the budget and the progress line; it never reaches a run.
 import type Database from 'better-sqlite3';
 import { InputError, UsageError } from '../errors.js';
-import { type BlockResult, type Candidate, encodedRun, firstDifference, SIM_FAILED } from '../analysis/explore.js';
+import { type BlockResult, type Candidate, encodedRun, firstDifference, mergeBlockResults, SIM_FAILED } from '../analysis/explore.js';
 import { verifySeed } from '../analysis/explore-worker.js';
 import { type Campaign, campaignKey, configFor, shardBlocks } from '../analysis/explore-plan.js';
 import { recordCommandLine, shellQuote } from './sim-args.js';
@@ -189,21 +189,49 @@ function countSeeds(c: Campaign, from: number, to: number, shard: Shard): number
   return n;
 }
 
+/** The smallest piece a block is split into at the end of a run (about 15 ms of work at 1k events a seed). */
+const MIN_PIECE = 25;
+
+/**
+ * The pieces a block runs as, in seed order: the whole block, except near the end of a bounded run
+ * on more than one worker, where a piece is about half the seeds each worker has left (guided
+ * self-scheduling), so the workers finish together instead of one idling while the other runs a
+ * last full block (not smaller: each piece encodes its own smallest run of each signature). The
+ * pieces merge into the block's result (mergeBlockResults), so how a block is cut never shows in
+ * what is stored.
+ */
+function piecesOf(lo: number, hi: number, threads: number, unsubmitted: number | null): { lo: number; hi: number }[] {
+  if (threads < 2 || unsubmitted === null) return [{ lo, hi }];
+  const pieces: { lo: number; hi: number }[] = [];
+  for (let at = lo, left = unsubmitted; at <= hi; ) {
+    const size = Math.max(MIN_PIECE, Math.ceil(left / (2 * threads)));
+    const end = Math.min(hi, at + size - 1);
+    pieces.push({ lo: at, hi: end });
+    left -= end - at + 1;
+    at = end + 1;
+  }
+  return pieces;
+}
+
 export async function explore(req: ExploreRequest): Promise<ExploreReport> {
   const c = req.campaign;
   const key = campaignKey(c, ENGINE_VERSION);
   const every = req.checkpointEvery ?? 16384;
   const t0 = Date.now();
-  const db = openDb(req.db, { create: true });
-  let runner: TaskRunner | null = null;
+  // the workers start first: they boot and load the simulation while this thread opens the database
+  let runner: TaskRunner | null = req.runner ?? null;
+  let closing: Promise<void> | null = null;
+  let opened: Database.Database | null = null;
   try {
+    runner ??= createRunner(req.jobs);
+    const db = (opened = openDb(req.db, { create: true }));
     ensureExploreTables(db);
     putCampaign(db, key, { engine: ENGINE_VERSION, ...c });
-    runner = req.runner ?? createRunner(req.jobs);
     const r = runner;
     const run = { blocks: 0, skipped: 0, seeds: 0, runs: 0, failing: 0, verified: 0 };
     const sigsSeen = new Set<string>();
     let seedsLeft = countSeeds(c, req.from, req.to, req.shard);
+    let unsubmitted = seedsLeft;
     let mismatch: Mismatch | null = null;
     let failure: unknown = null;
     let timedOut = false;
@@ -211,6 +239,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
 
     const blocks = shardBlocks(c.block, req.from, req.to, req.shard.index, req.shard.count);
     const results = new Map<number, BlockResult>();
+    // pieces of started blocks not yet handed to a worker; a started block always runs to its end
+    const queue: { i: number; lo: number; hi: number; parts: BlockResult[]; k: number; left: { n: number } }[] = [];
     let submitted = 0;
     let committed = 0;
     const active = new Set<Promise<void>>();
@@ -229,23 +259,41 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
     };
     const progress = () =>
       req.onProgress?.({ blocks: run.blocks, seeds: run.seeds, runs: run.runs, failing: run.failing, signatures: sigsSeen.size, elapsedMs: Date.now() - t0, seedsLeft, budgetMs: req.budgetMs ?? null });
-
-    for (;;) {
-      while (!stopped() && active.size < 2 * r.threads) {
+    // a block starts unless the run is stopping; the next block is taken only when no piece waits
+    const nextPiece = (): (typeof queue)[number] | undefined => {
+      while (!queue.length && !stopped()) {
         const b = blocks.next();
-        if (b.done) break;
+        if (b.done) return undefined;
+        const size = b.value.hi - b.value.lo + 1;
         const old = storedBlock(db, key, b.value.lo);
         if (old && old.hi >= b.value.hi) {
           run.skipped++;
-          if (seedsLeft !== null) seedsLeft -= b.value.hi - b.value.lo + 1;
+          if (seedsLeft !== null) seedsLeft -= size;
+          if (unsubmitted !== null) unsubmitted -= size;
           continue;
         }
+        const pieces = piecesOf(b.value.lo, b.value.hi, r.threads, unsubmitted);
+        if (unsubmitted !== null) unsubmitted -= size;
         const i = submitted++;
-        const task = { campaign: c, lo: b.value.lo, hi: b.value.hi, verifyEvery: req.verifyEvery };
+        const parts: BlockResult[] = [];
+        const left = { n: pieces.length };
+        pieces.forEach((p, k) => queue.push({ i, ...p, parts, k, left }));
+      }
+      return mismatch || failure ? undefined : queue.shift();
+    };
+
+    // each worker holds two tasks (the pool's concurrentTasksPerWorker): the next one waits in its
+    // port and starts the moment the last one ends, without a round trip through this thread
+    for (;;) {
+      while (active.size < 2 * r.threads) {
+        const p = nextPiece();
+        if (!p) break;
+        const task = { campaign: c, lo: p.lo, hi: p.hi, verifyEvery: req.verifyEvery };
         launch(
           r.run({ type: 'block', block: task }).then((reply) => {
             const res = reply.block!;
-            results.set(i, res);
+            p.parts[p.k] = res;
+            if (--p.left.n === 0) results.set(p.i, mergeBlockResults(p.parts));
             for (const v of res.verify) launch(verify(configFor(c, v.seed, v.point), v.seed, v.point, v.hash, v.bytes, reply.threadId));
           }),
         );
@@ -273,6 +321,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       }
       progress();
     }
+    // the workers are done: they shut down while the summary is read
+    if (!req.runner) closing = r.close();
     if (failure) {
       // a run that threw: name the command that reproduces it
       const m = failure instanceof Error ? SIM_FAILED.exec(failure.message) : null;
@@ -331,7 +381,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
     if (e instanceof Error && /SQLITE_|database/i.test(e.message) && !(e instanceof InputError)) throw new InputError(`cannot write ${req.db}: ${e.message}`);
     throw e;
   } finally {
-    if (runner && !req.runner) await runner.close();
-    closeWritable(db);
+    if (runner && !req.runner) await (closing ?? runner.close());
+    if (opened) closeWritable(opened);
   }
 }

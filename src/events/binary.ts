@@ -251,7 +251,7 @@ function compileDecoder(plan: Omit<Plan, 'encode' | 'decode'>): Plan['decode'] {
       case 'descs':
         L.push(`if (p + 2 > end) return null; const n${i} = b[p] | (b[p + 1] << 8); p += 2; if (p + 18 * n${i} > end) return null;`);
         L.push(`const ${f} = []; for (let k = 0; k < n${i}; k++, p += 18)`);
-        L.push(`  ${f}.push({ addr: v.getBigUint64(p, true), len: (b[p + 8] | (b[p + 9] << 8) | (b[p + 10] << 16)) + b[p + 11] * 0x1000000, flags: b[p + 12] | (b[p + 13] << 8), next: b[p + 14] | (b[p + 15] << 8), idx: b[p + 16] | (b[p + 17] << 8) });`);
+        L.push(`  ${f}.push({ idx: b[p + 16] | (b[p + 17] << 8), addr: v.getBigUint64(p, true), len: (b[p + 8] | (b[p + 9] << 8) | (b[p + 10] << 16)) + b[p + 11] * 0x1000000, flags: b[p + 12] | (b[p + 13] << 8), next: b[p + 14] | (b[p + 15] << 8) });`);
         break;
       case 'segs':
         L.push(`if (p + 2 > end) return null; const n${i} = b[p] | (b[p + 1] << 8); p += 2; if (p + 13 * n${i} > end) return null;`);
@@ -266,8 +266,10 @@ function compileDecoder(plan: Omit<Plan, 'encode' | 'decode'>): Plan['decode'] {
   });
   flush();
   L.push(`if (p !== end) return null;`);
-  // one object literal per kind: every decoded event of a kind has the same shape (key order as before)
-  L.push(`return { seq, kind: ${JSON.stringify(plan.kind)}, actor, cause: (b[off + 6] | (b[off + 7] << 8) | (b[off + 8] << 16)) + b[off + 9] * 0x1000000${names.map((n) => `, ${n}`).join('')} };`);
+  // one object literal per kind: every decoded event of a kind has the same shape, and it is the shape
+  // the simulation emits (kind, actor, cause, fields, seq last): rules and checkers optimised while
+  // simulating stay optimised when they fold a stored trace (seek after record, replay, bisect)
+  L.push(`return { kind: ${JSON.stringify(plan.kind)}, actor, cause: (b[off + 6] | (b[off + 7] << 8) | (b[off + 8] << 16)) + b[off + 9] * 0x1000000${names.map((n) => `, ${n}`).join('')}, seq };`);
   const src = `return function decode_${plan.kind.replace(/\W/g, '_')}(b, v, off, end, seq, actor, bytes) {\n  ${L.join('\n  ')}\n};`;
   return new Function('ENUMS', 'utf8', src)(plan.enums, utf8) as Plan['decode'];
 }

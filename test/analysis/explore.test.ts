@@ -3,7 +3,8 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { encodedRun, firstDifference, minimizeFor, runBlock, runOne } from '../../src/analysis/explore.js';
+import fc from 'fast-check';
+import { encodedRun, firstDifference, mergeBlockResults, minimizeFor, runBlock, runOne } from '../../src/analysis/explore.js';
 import { type Campaign, configFor, shardBlocks, SWEEPABLE } from '../../src/analysis/explore-plan.js';
 import { recordArgs } from '../../src/app/sim-args.js';
 import { ruleOf, shapeOf } from '../../src/analysis/explore-signature.js';
@@ -162,6 +163,54 @@ describe('explore: runs, stores and merges', () => {
     }
     // only reproducers are stored, not every failing run
     expect(exploreContents(db).traces).toBe(new Set(r.signatures.map((s) => s.repro!.trace)).size);
+  });
+
+  it('a block run as pieces (any cuts, in seed order) merges into exactly the result of the whole block', () => {
+    // swarm over remap: passing and failing seeds, several signatures; a sweep: several runs a seed
+    const cases = [
+      { c: campaign({ base: base({ faults: [] }), strategy: 'swarm', block: 10 }), lo: 58, hi: 63 },
+      { c: campaign({ base: base({ faults: [] }), sweep: 'drop-invalidate' }), lo: 1, hi: 2 },
+    ];
+    for (const { c, lo, hi } of cases) {
+      const piece = new Map<number, ReturnType<typeof runBlock>>();
+      const part = (a: number, b: number) => {
+        const key = a * 1000 + b;
+        if (!piece.has(key)) piece.set(key, runBlock({ campaign: c, lo: a, hi: b, verifyEvery: 2 }));
+        return piece.get(key)!;
+      };
+      const whole = part(lo, hi);
+      expect(whole.candidates.length).toBeGreaterThan(1);
+      expect(whole.runs).toBeGreaterThan(whole.failing); // a passing run too
+      expect(whole.verify.length).toBeGreaterThan(0);
+      fc.assert(
+        fc.property(fc.uniqueArray(fc.integer({ min: lo + 1, max: hi }), { maxLength: 3 }), (cuts) => {
+          const starts = [lo, ...[...cuts].sort((x, y) => x - y)];
+          const parts = starts.map((a, i) => part(a, (starts[i + 1] ?? hi + 1) - 1));
+          // the encoded streams of the runs to verify compare by their hash (deep equality over
+          // hundreds of kilobytes is slow), and the merged one is a part's own
+          const plain = (r: ReturnType<typeof runBlock>) => ({ ...r, verify: r.verify.map((v) => ({ ...v, bytes: v.bytes.length })) });
+          const merged = mergeBlockResults(parts);
+          expect(plain(merged)).toEqual(plain(whole));
+          for (const v of merged.verify) expect(parts.some((p) => p.verify.some((w) => w.bytes === v.bytes))).toBe(true);
+        }),
+        { numRuns: 8 },
+      );
+    }
+  });
+
+  it('on more than one worker the last blocks run as smaller pieces; what is stored is the same', async () => {
+    const dir = tempDir();
+    const c = campaign({ base: base({ faults: [] }), strategy: 'swarm', block: 30 });
+    const inline = inlineRunner();
+    const tasks: { lo: number; hi: number }[] = [];
+    const two: TaskRunner = { threads: 2, run: async (t) => (t.type === 'block' && tasks.push(t.block), inline.run(t)), close: async () => {} };
+    const one = await run(join(dir, 'one.db'), c, 1, 70);
+    const split = await run(join(dir, 'two.db'), c, 1, 70, undefined, { runner: two });
+    // blocks [1,29] [30,59] [60,70] run as pieces of at least 25 seeds, in seed order, each seed once
+    expect(tasks.map((t) => [t.lo, t.hi])).toEqual([[1, 25], [26, 29], [30, 54], [55, 59], [60, 70]]);
+    expect(split.run).toEqual(one.run);
+    expect(split.signatures.length).toBeGreaterThan(1);
+    expect(exploreContents(join(dir, 'two.db'))).toEqual(exploreContents(join(dir, 'one.db')));
   });
 
   it('a second run of the same campaign skips the stored blocks', async () => {
