@@ -8,7 +8,8 @@ import { InputError, IntegrityError, UsageError } from '../errors.js';
 import { type SimState, stateHash } from '../engine/snapshot.js';
 import type { ReplayOutcome } from '../engine/replay.js';
 import { reexecuteSegment } from '../sim/replay.js';
-import { type Chunk, checkpointAt, checkpointHashes, openDb, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
+import { type Chunk, checkpointAt, checkpointHashes, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { storedCheckpoints } from '../store/checkpoints.js';
 import { traceConfig } from './load.js';
 
 export interface SegmentTask {
@@ -93,9 +94,34 @@ export interface StoreCheckReply {
 /**
  * The checks a single re-execution makes besides the re-execution itself: the whole stream read once
  * (row count, and for a complete trace the stream's hash) and every stored checkpoint blob against
- * its state hash. A segment reads only its slice, so these run as one task of their own.
+ * its state hash. A segment reads only its slice, so these run on their own: on the joining thread,
+ * a slice at a time between its messages (checkStoreInSlices), while the workers re-execute.
  */
 export function checkStore(task: StoreCheckTask): StoreCheckReply {
+  const it = storeChecks(task);
+  let r = it.next();
+  while (!r.done) r = it.next();
+  return r.value;
+}
+
+/** checkStore, giving the event loop a turn every few chunks (the pool's messages go on meanwhile). */
+export async function checkStoreInSlices(task: StoreCheckTask, cancelled: () => boolean): Promise<StoreCheckReply | null> {
+  const it = storeChecks(task);
+  try {
+    for (let r = it.next(); ; r = it.next()) {
+      if (r.done) return r.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (cancelled()) return null;
+    }
+  } finally {
+    it.return(null as never); // closes the database if we stop early
+  }
+}
+
+/** Stops between slices of the store's checks (yields every SLICE rows read). */
+const SLICE = 16;
+
+function* storeChecks(task: StoreCheckTask): Generator<void, StoreCheckReply> {
   let db;
   try {
     db = openDb(task.dbPath);
@@ -103,15 +129,21 @@ export function checkStore(task: StoreCheckTask): StoreCheckReply {
     return { stream: thrown(e), checkpoints: null };
   }
   try {
-    const attempt = (f: () => void): ThrownError | null => {
-      try {
-        f();
-        return null;
-      } catch (e) {
-        return thrown(e);
-      }
-    };
-    return { stream: attempt(() => verifyStream(db, task.trace)), checkpoints: attempt(() => verifyCheckpoints(db, task.trace)) };
+    const reply: StoreCheckReply = { stream: null, checkpoints: null };
+    let n = 0;
+    try {
+      // the stream: its rows against traces.events, its hash against traces.hash (store/db.ts verifyStream)
+      for (const _ of readChunks(db, task.trace)) if (++n % SLICE === 0) yield;
+    } catch (e) {
+      reply.stream = thrown(e);
+    }
+    try {
+      // every checkpoint blob against its state hash (store/db.ts verifyCheckpoints)
+      for (const _ of storedCheckpoints(db, task.trace.id, task.trace.events)) if (++n % 4 === 0) yield;
+    } catch (e) {
+      reply.checkpoints = thrown(e);
+    }
+    return reply;
   } finally {
     db.close();
   }

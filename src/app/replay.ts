@@ -63,7 +63,11 @@ export interface ReplayOptions extends FindingsOption {
   /** worker threads (default: the cores); 1 replays on this thread */
   jobs?: number;
   progress?: ProgressFn;
-  /** segments per worker thread (default 4): more balance the load better, each costs a checkpoint load */
+  /**
+   * segments per worker thread (default 1): more balance the load better under contention, but each
+   * costs a checkpoint load and a resumed run's deoptimisation and recompilation (measured at 2M
+   * events on 2 workers: 8 segments cost about 1 s more CPU than 2)
+   */
   segmentsPerJob?: number;
   /** no segment shorter than this (default PARALLEL_MIN_SEGMENT) */
   minSegmentEvents?: number;
@@ -76,12 +80,12 @@ export interface ReplayOptions extends FindingsOption {
 /** Below this many events per segment, loading a checkpoint and stopping a run costs more than it saves. */
 export const PARALLEL_MIN_SEGMENT = 100_000;
 /**
- * Below this many events a trace replays on this thread. Going parallel costs about 2 s of CPU
- * whatever the length (measured on 2 workers): each worker thread pays for its own start, JIT
- * warm-up and compilation, code optimized for the worlds the simulation builds is deoptimized once
- * it meets a world decoded from a checkpoint (other hidden classes), and the store's checks read the
- * stream a second time. Measured on 2 shared cores (load 7-18): 3M events on 2 workers +50% CPU and
- * no faster; 10M +15-34% CPU, wall from 1.6x faster to 1.3x slower depending on the load.
+ * Below this many events a trace replays on this thread. Going parallel costs about 1 s of CPU
+ * whatever the length (2 workers): each worker thread pays for its own start, JIT warm-up and
+ * compilation (the V8 helper threads' CPU about doubles), the resumed segment meets a world decoded
+ * from a checkpoint, and the store's checks read the stream a second time. Measured on 2 shared
+ * cores (load 12-14), CPU of the whole command: 2M events 2.3-2.4 s on this thread, 3.3 s on 2
+ * workers; 10M 8.9 s and 9.6-10.1 s. Under such load the wall time gains nothing below a few million.
  */
 export const PARALLEL_MIN_EVENTS = 4_000_000;
 
@@ -103,7 +107,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
         ? planSegments(
             [...checkpointHashes(db, trace).keys()].sort((a, b) => a - b),
             trace.events,
-            (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 4),
+            (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 1),
             opts.minSegmentEvents ?? PARALLEL_MIN_SEGMENT,
           )
         : [];

@@ -93,6 +93,11 @@ export interface PipelineOptions {
   finding?: (f: Finding) => void;
   checkpoint?: (seq: number, w: World) => void;
   checkpointEvery?: number;
+  /**
+   * `checkpoint` only reads the world and keeps none of its pages (replay hashes it): the pages the
+   * working world owns stay its own past a checkpoint, instead of being copied again on their next write
+   */
+  checkpointReadsOnly?: boolean;
   /** judge liveness at the QUIESCENT marker (default true) */
   liveness?: boolean;
 }
@@ -116,6 +121,7 @@ export class Pipeline {
   private readonly onFinding: ((f: Finding) => void) | undefined;
   private readonly onCheckpoint: ((seq: number, w: World) => void) | undefined;
   private readonly every: number;
+  private readonly checkpointReadsOnly: boolean;
   private nextCheckpoint: number;
   /** fold mode: judged findings of the last event, waiting for their recorded copies */
   private pending: Judged[] = [];
@@ -132,6 +138,7 @@ export class Pipeline {
     this.onCheckpoint = opts.checkpoint;
     this.livenessDone = opts.liveness === false;
     this.every = opts.checkpointEvery ?? 0;
+    this.checkpointReadsOnly = opts.checkpointReadsOnly ?? false;
     this.nextCheckpoint = this.every ? (Math.floor(this.seq / this.every) + 1) * this.every : Infinity;
   }
 
@@ -251,7 +258,7 @@ export class Pipeline {
   maybeCheckpoint(): void {
     if (this.seq < this.nextCheckpoint) return;
     this.onCheckpoint?.(this.seq, this.world);
-    this.owned = new Set();
+    if (!this.checkpointReadsOnly) this.owned = new Set();
     this.nextCheckpoint = (Math.floor(this.seq / this.every) + 1) * this.every;
   }
 

@@ -40,6 +40,8 @@ export class EndOfRecording extends Error {}
 export class Verifier {
   private readonly it: Iterator<RecordedChunk>;
   private chunk: RecordedChunk | null = null;
+  /** events in the current chunk (0 before the first) */
+  private n = 0;
   /** produced events matched against this chunk so far (verified or pending) */
   private used = 0;
   /** byte offset in the chunk where the pending (not yet compared) events start */
@@ -47,7 +49,8 @@ export class Verifier {
   /** pending produced events, encoded back to back */
   private readonly scratch = new EventWriter(1 << 16);
   private pending = 0;
-  private firstPending = 0;
+  /** seq of the first pending event; with none pending, the seq the next produced event should have */
+  private firstPending: number;
   /** seq of the last verified event */
   last = 0;
 
@@ -59,22 +62,17 @@ export class Verifier {
   ) {
     this.it = chunks;
     this.last = startAt - 1;
+    this.firstPending = startAt;
   }
 
+  // called for every event the run produces: only counting here, the comparison is per chunk (flush)
   event(ev: DmaEvent): void {
-    if (!this.chunk || this.used >= this.chunk.n) {
-      this.flush();
-      if (!this.nextChunk()) {
-        if (!this.complete) throw new EndOfRecording();
-        throw new Mismatch(ev.seq, `the run produced more events than the ${this.last} recorded`, null, { ...ev });
-      }
-    }
-    if (this.pending === 0) this.firstPending = ev.seq;
-    else if (ev.seq !== this.firstPending + this.pending) this.flushBefore(ev); // the sim's seqs are consecutive; keep the check anyway
+    if (this.used === this.n) this.advance(ev);
+    // the sim's seqs are consecutive; keep the check anyway
+    if (ev.seq !== this.firstPending + this.pending) this.restartAt(ev.seq);
     this.scratch.write(ev);
     this.pending++;
-    this.used++;
-    if (this.used === this.chunk!.n) this.flush();
+    if (++this.used === this.n) this.flush();
   }
 
   /** Compares everything pending with the recording; throws the first difference. */
@@ -86,12 +84,30 @@ export class Verifier {
     const seqOk = c.seq0 + this.used - this.pending === this.firstPending;
     if (seqOk && this.off + n <= c.data.length && mine.compare(c.data, this.off, this.off + n, 0, n) === 0) {
       this.off += n;
-      this.last = this.firstPending + this.pending - 1;
+      this.firstPending += this.pending;
+      this.last = this.firstPending - 1;
       this.pending = 0;
       this.scratch.reset();
       return;
     }
     this.walk();
+  }
+
+  /** The current chunk is used up (or there is none yet): the next one, or the end of the recording. */
+  private advance(ev: DmaEvent): void {
+    while (this.used === this.n) {
+      this.flush();
+      if (!this.nextChunk()) {
+        if (!this.complete) throw new EndOfRecording();
+        throw new Mismatch(ev.seq, `the run produced more events than the ${this.last} recorded`, null, { ...ev });
+      }
+    }
+  }
+
+  /** A produced event that does not follow the pending ones: compare those first. */
+  private restartAt(seq: number): void {
+    this.flush();
+    this.firstPending = seq;
   }
 
   /** The recording's next event past the run's end, if any: [seq, decoded or null if undecodable]. */
@@ -118,16 +134,12 @@ export class Verifier {
     const r = this.it.next();
     if (r.done) return false;
     const c = (this.chunk = r.value);
+    this.n = c.n;
     this.used = 0;
     this.off = 0;
     // a run resumed mid-chunk: the recorded events before it were verified by whoever ran them
     for (; this.used < c.n && c.seq0 + this.used < this.startAt; this.used++) this.off += boundsOf(c, this.off, c.seq0 + this.used);
     return true;
-  }
-
-  private flushBefore(ev: DmaEvent): void {
-    this.flush();
-    this.firstPending = ev.seq;
   }
 
   // The slow path: event by event over the pending range, with the checks and messages of a
@@ -158,6 +170,7 @@ export class Verifier {
       myOff += myLen;
     }
     this.off = off;
+    this.firstPending += this.pending;
     this.pending = 0;
     this.scratch.reset();
   }

@@ -57,6 +57,8 @@ export function reexecuteSegment(config: SimConfig, seed: string, chunks: Iterab
   let verifiedCks = 0;
   const sink = {
     event: (ev: DmaEvent) => v.event(ev),
+    // the state is hashed, and only the SimState of the segment's last checkpoint is kept
+    checkpointReadsOnly: true,
     checkpoint(seq: number, world: World, state: SimState) {
       const want = opts.checkpointHashes.get(seq);
       if (want === undefined) return;

@@ -27,6 +27,8 @@ export interface SimSink {
   event(ev: DmaEvent): void;
   /** Called at actor-step boundaries once `checkpointEvery` events have passed since the last one. */
   checkpoint?(seq: number, world: World, state: SimState): void;
+  /** `checkpoint` keeps nothing of the world it is given (it only hashes it): see PipelineOptions.checkpointReadsOnly */
+  checkpointReadsOnly?: boolean;
 }
 
 export interface Resume {
@@ -88,6 +90,7 @@ export class Sim {
       // no one takes checkpoints: no every-K boundary, so the working world keeps owning the pages
       // it copied (otherwise every page written after a boundary is copied again, for nothing)
       checkpointEvery: sink.checkpoint ? checkpointEvery : 0,
+      checkpointReadsOnly: sink.checkpointReadsOnly,
     });
     this.world = this.pipe.world;
     this.resumed = !!resume;

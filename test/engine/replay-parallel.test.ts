@@ -264,4 +264,31 @@ describe('replay --jobs (worker threads, built CLI)', () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--jobs/);
   }, 120_000);
+
+  it('reports a changed stream hash, then a damaged checkpoint, with 2 workers as with 1 (the store checks run on the joining thread)', () => {
+    const db = join(tempDir(), 't.db');
+    const r = record({ db, config: { workload: 'remap', path: 'iommu', ops: 3200, ringNum: 256, faults: [] }, seed: '2', checkpointEvery: 4096 });
+    expect(r.events).toBeGreaterThan(200_000);
+    const env = { DMAREPLAY_PARALLEL_MIN_EVENTS: '0' };
+    const both = () => [cli(['replay', String(r.trace), '--db', db, '--jobs', '1']), cli(['replay', String(r.trace), '--db', db, '--jobs', '2'], { env })] as const;
+    const h = new Database(db);
+    const hash = (h.prepare(`SELECT hash FROM traces WHERE id = ?`).get(r.trace) as { hash: string }).hash;
+    h.prepare(`UPDATE traces SET hash = ? WHERE id = ?`).run('f'.repeat(64), r.trace);
+    h.close();
+    const [s1, s2] = both();
+    expect(s1.code).toBe(3); // IntegrityError
+    expect(s1.stderr).toMatch(/stored events hash to/);
+    expect({ code: s2.code, stderr: s2.stderr }).toEqual({ code: s1.code, stderr: s1.stderr });
+    const h2 = new Database(db);
+    h2.prepare(`UPDATE traces SET hash = ? WHERE id = ?`).run(hash, r.trace);
+    h2.close();
+    // a checkpoint in the first quarter: no segment resumes from it, so only the store check reads it
+    const cks = checkpointSeqs(db, r.trace);
+    const early = cks[Math.floor(cks.length / 4)]!;
+    editHeader(db, r.trace, early, (head) => head.replace(/^(\{"world":\{[^0-9]*)(\d)/, (_m, pre: string, d: string) => pre + ((Number(d) + 1) % 10)));
+    const [c1, c2] = both();
+    expect(c1.code).toBe(3);
+    expect(c1.stderr).toMatch(new RegExp(`checkpoint after #${early}`));
+    expect({ code: c2.code, stderr: c2.stderr }).toEqual({ code: c1.code, stderr: c1.stderr });
+  }, 120_000);
 });
