@@ -4,7 +4,9 @@
 // Nothing is written to the database unless the whole input is good: a JSONL file is parsed and
 // applied completely before the database is opened; a log is scanned completely first (with
 // --strict the first malformed line is the error), and the trace is then written inside one
-// transaction, so even a failure half way (the file changed under us) leaves the database as it was.
+// transaction (the recorder's writer thread's), so even a failure half way (the file changed under
+// us, or a host log whose args only pass 2 checks turns out mostly malformed) leaves the stored
+// data as it was.
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
 import { JUDGE } from '../check/index.js';
