@@ -999,7 +999,15 @@ export function peekQemuLogLine(line: string, lineNo: number, unread: ReadonlySe
  * `peek`: an opaque line of the fast shape gives {@link PEEKED}, and so does a typed one whose event
  * is in `unread` (its args are not checked: a malformed one passes for a record).
  */
-function parseOrPeek(line: string, lineNo: number, keepText: boolean, peek: boolean, unread: ReadonlySet<string> | null = null): QemuRecord | QemuMalformed | QemuPeek | null {
+function parseOrPeek(
+  line: string,
+  lineNo: number,
+  keepText: boolean,
+  peek: boolean,
+  unread: ReadonlySet<string> | null = null,
+  /** the line holds no line terminator (LineStreamState.plain) */
+  plain = false,
+): QemuRecord | QemuMalformed | QemuPeek | null {
   const text = stripCr(line);
   const len = text.length;
   if (len === 0 || (text.charCodeAt(0) <= 32 && R_EMPTY.test(text))) return null;
@@ -1039,7 +1047,7 @@ function parseOrPeek(line: string, lineNo: number, keepText: boolean, peek: bool
   const event = name.event;
   if (peek && (name.builder === undefined || (unread !== null && unread.has(event)))) {
     // the args are all that may still hold a line terminator (the header and name are checked above)
-    if (LINE_TERMINATOR.test(text)) return parseLineSlow(line, text, lineNo, false);
+    if (!plain && LINE_TERMINATOR.test(text)) return parseLineSlow(line, text, lineNo, false);
     PEEKED.line = lineNo;
     PEEKED.event = event;
     // sec < 9e9: sec * 1e6 + usec < 2^53, exact (as Number(tUs) is)
@@ -1047,7 +1055,7 @@ function parseOrPeek(line: string, lineNo: number, keepText: boolean, peek: bool
     return PEEKED;
   }
   const args = i < len ? text.slice(i + 1) : '';
-  if (args.length > 0 && LINE_TERMINATOR.test(args)) return parseLineSlow(line, text, lineNo, keepText);
+  if (!plain && args.length > 0 && LINE_TERMINATOR.test(args)) return parseLineSlow(line, text, lineNo, keepText);
   if (sec !== fastSecN) {
     // consecutive lines mostly share the second: convert it once
     fastSecN = sec;
@@ -1176,7 +1184,7 @@ export async function* visitQemuLog(
   let records = 0;
   let malformed = 0;
   const one = (line: string, n: number): void => {
-    const it = parseOrPeek(line, n, false, true, unread);
+    const it = parseOrPeek(line, n, false, true, unread, state.plain === true);
     if (it === null) return;
     if (it.kind === 'malformed') malformed++;
     else records++;
@@ -1226,10 +1234,11 @@ export async function* readQemuLogBatches(source: LineSource, opts: ReadOptions 
   let malformed = 0;
   const keep = opts.text === true;
   for await (const batch of lineBatches(source, state)) {
+    const plain = state.plain === true;
     const out: QemuItem[] = [];
     for (const line of batch) {
       lineNo++;
-      const item = parseLine(line, lineNo, keep);
+      const item = parseOrPeek(line, lineNo, keep, false, null, plain) as QemuRecord | QemuMalformed | null;
       if (item === null) continue;
       if (pending !== null) {
         if (pending.kind === 'malformed') malformed++;

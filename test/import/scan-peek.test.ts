@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostEvents } from '../../src/import/merge.js';
-import { parseQemuLogLine, peekQemuLogLine } from '../../src/import/qemu-log.js';
+import { parseQemuLogLine, peekQemuLogLine, readQemuLogBatches } from '../../src/import/qemu-log.js';
 import { createReadStream } from 'node:fs';
 import { finishHostScan, mergeHostScanParts, SCAN_UNREAD, scanHost, scanHostPart } from '../../src/import/to-events.js';
 
@@ -71,6 +71,27 @@ describe('pass 1 peeks', () => {
     fc.assert(
       fc.property(mutated, fc.boolean(), (l, defer) => agree(l, defer ? SCAN_UNREAD : null)),
       { numRuns: 20000 },
+    );
+  });
+});
+
+describe('plain batches (no line terminator read: the parser does not look for one)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dmareplay-plain-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a file read in batches parses line by line as parseQemuLogLine does, terminators or not', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(fc.constantFrom(...LINES), mutated), { minLength: 1, maxLength: 3000 }), async (lines) => {
+        const file = join(dir, 'p.log');
+        const text = lines.join('\n') + '\n';
+        writeFileSync(file, text);
+        const got: unknown[] = [];
+        for await (const b of readQemuLogBatches(file)) for (const it of b) if (it.kind !== 'end-of-input') got.push(it);
+        // readline's line ends (src/import/lines.ts)
+        const want = text.slice(0, -1).split(/\r?\n|\r(?!\n)/).map((l, i) => parseQemuLogLine(l, i + 1)).filter((x) => x !== null);
+        expect(got).toEqual(want);
+      }),
+      { numRuns: 40 },
     );
   });
 });
