@@ -4,7 +4,9 @@
 // Nothing is written to the database unless the whole input is good: a JSONL file is parsed and
 // applied completely before the database is opened; a log is scanned completely first (with
 // --strict the first malformed line is the error), and the trace is then written inside one
-// transaction, so even a failure half way (the file changed under us) leaves the database as it was.
+// transaction (the recorder's writer thread's), so even a failure half way (the file changed under
+// us, or a host log whose args only pass 2 checks turns out mostly malformed) leaves the stored
+// data as it was.
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
 import { JUDGE } from '../check/index.js';
@@ -22,7 +24,7 @@ import { untimedLogMessage } from '../import/qemu-log.js';
 import { lineBatches, newLineStreamState, readLines } from '../import/lines.js';
 import { type Alignment, guestEvents, hostEvents, mergeStreams, planAlignment, REPAIR_US, singleStream, type PhaseStat } from '../import/merge.js';
 import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type MalformedLine, scanGuest, scanHost } from '../import/to-events.js';
-import { withWriteTransaction } from '../store/db.js';
+import { withWriteConnection, withWriteTransaction } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { DEFAULT_CHECKPOINT_EVERY } from './record.js';
 
@@ -339,6 +341,10 @@ function deviceEvents(mode: DmaMode, guest: GuestScan | null, host: HostScan | n
  * that do not (an empty file, a binary one, the wrong format or a badly damaged log would otherwise
  * be stored as a trace of nothing but skipped lines).
  */
+function mostlyParsed(sc: GuestScan | HostScan): boolean {
+  return sc.records > 0 && sc.malformed <= sc.records;
+}
+
 function checkMostlyParsed(sc: GuestScan | HostScan): void {
   const what = sc.side === 'guest' ? 'ftrace' : 'QEMU log';
   const first = sc.malformedLines[0];
@@ -361,8 +367,14 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   };
   // pass 1: scan (strict errors, markers, devices, mode); no database yet
   const gScan = files.guest ? await guarded(files.guest, () => scanGuest(files.guest!, { strict: opts.strict, progress: tick(`scanning ${files.guest}`) })) : null;
-  const hScan = files.host ? await guarded(files.host, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest })) : null;
-  for (const sc of [gScan, hScan]) if (sc) checkMostlyParsed(sc);
+  // a host log alone leaves the args the scan does not read to pass 2 (one parse of them, not two):
+  // its malformed lines are then all known only at the end of pass 2, checked before the commit
+  const scanHostLog = (deferArgs: boolean) =>
+    guarded(files.host!, () => scanHost(files.host!, { strict: opts.strict, progress: tick(`scanning ${files.host}`), xlate: !!files.guest, deferArgs }));
+  let hScan = files.host ? await scanHostLog(!files.guest) : null;
+  if (gScan) checkMostlyParsed(gScan);
+  if (hScan?.deferred && !mostlyParsed(hScan)) hScan = await scanHostLog(false); // the refusal, with the whole file's counts
+  if (hScan) checkMostlyParsed(hScan);
   // no host clock: a guest log cannot be interleaved with it (a host log alone is imported in line order)
   if (gScan && hScan && hScan.untimed > 0) throw new InputError(untimedLogMessage(hScan.file));
   const mode = dmaMode(gScan, hScan);
@@ -396,8 +408,11 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
   const unknown = new Map<string, number>();
   let blockedCount = 0;
   let folder: Folder | null = null;
-  const trace = await writeTrace(opts.db, async (db) => {
-    const rec = new Recorder(db, { name, source: 'import', seed: null, config, checkpointEvery: every });
+  // one transaction for the whole trace, the recorder's writer thread's: SQLite and the stream hash
+  // run beside the conversion; any failure rolls it back (abort)
+  const trace = await withWriteConnection(opts.db, async (db) => {
+    const rec = new Recorder(db, { name, source: 'import', seed: null, config, checkpointEvery: every }, { transaction: true });
+    try {
     const f = new Folder((ev) => {
       rec.event(ev);
       if (ev.kind === 'opaque') unknown.set(ev.event, (unknown.get(ev.event) ?? 0) + 1);
@@ -414,6 +429,8 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     await guarded(files.guest ?? files.host!, async () => {
       try {
         for await (const batch of stream) for (const ev of batch) f.put(ev);
+        // a deferred scan's counts are whole now (hostEvents): refused, the transaction rolls back
+        if (hScan) checkMostlyParsed(hScan);
       } catch (e) {
         if (e instanceof ValidationError) throw new InputError(`${files.guest ?? files.host}: event #${f.seq} made from the log is impossible: field ${e.field}: ${e.message}`);
         throw e;
@@ -421,6 +438,10 @@ async function importLogs(opts: ImportOptions, files: { guest?: string; host?: s
     });
     f.finish();
     rec.finish();
+    } catch (e) {
+      rec.abort();
+      throw e;
+    }
     return rec.traceId;
   });
   const fo = folder as unknown as Folder;

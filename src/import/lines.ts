@@ -27,6 +27,11 @@ export interface LineStreamState {
   finalNewline: boolean;
   /** True once the whole input was read (false if the consumer stopped early). */
   done: boolean;
+  /**
+   * Set with each batch: no text read so far held `\r`, U+2028 or U+2029, so no line of the batch
+   * does (a parser may skip looking for them; false is always safe).
+   */
+  plain?: boolean;
 }
 
 export function newLineStreamState(): LineStreamState {
@@ -117,11 +122,14 @@ export async function* lineBatches(source: LineSource, state: LineStreamState = 
     wake = null;
     if (w) w();
   };
+  let plain = true;
   const onData = (chunk: Buffer | string): void => {
     if (chunk.length === 0) return;
     lastByte = typeof chunk === 'string' ? chunk.charCodeAt(chunk.length - 1) : chunk[chunk.length - 1]!;
     const had = batch.length;
-    split.write(typeof chunk === 'string' ? chunk : decoder.write(chunk), batch);
+    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    if (plain && (text.indexOf('\r') >= 0 || text.indexOf('\u2028') >= 0 || text.indexOf('\u2029') >= 0)) plain = false;
+    split.write(text, batch);
     if (batch.length >= HIGH_WATER && !paused) {
       paused = true;
       input.pause();
@@ -147,6 +155,7 @@ export async function* lineBatches(source: LineSource, state: LineStreamState = 
         const out = batch;
         batch = [];
         state.lines += out.length;
+        state.plain = plain;
         if (paused) {
           paused = false;
           input.resume();

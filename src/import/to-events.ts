@@ -24,13 +24,17 @@
  * invalidation descriptors and vhost-vdpa dma_map/unmap → `iotlb.invalidate`/`iotlb.update` (see
  * {@link HostConverter.vhost}); phase markers → `marker`; everything else → `opaque` (the line verbatim).
  */
+import { closeSync, createReadStream, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { NewEvent } from '../events/schema.js';
 import { QUEUE_UNKNOWN } from '../model/device-iotlb.js';
 import type { PermName } from '../model/types.js';
 import type { TraceFormat } from './detect.js';
+import type { LineSource } from './lines.js';
 import { type FtraceItem, type FtraceRecord, parsePciDeviceName, readFtraceBatches, rtMark } from './ftrace.js';
-import { type QemuItem, type QemuRecord, qemuPhaseMarker, readQemuLogBatches, sidOf } from './qemu-log.js';
+import { QEMU_FORMATS, type QemuEndOfInput, type QemuItem, type QemuMalformed, type QemuPeek, type QemuRecord, type QemuTypedKind, qemuPhaseMarker, visitQemuLog, sidOf } from './qemu-log.js';
 
 /** The device id used when a trace line does not name the device. */
 export const DEV_UNKNOWN = 0xffff;
@@ -121,6 +125,11 @@ export interface HostScan extends SideScan {
   /** line number of the first record (for messages) */
   firstLine: number | null;
   /**
+   * Scanned with `deferArgs`: `records`, `malformed` and `malformedLines` count the lines pass 1
+   * checked; {@link hostEvents} sets them to the whole file's once it has read it all.
+   */
+  deferred?: boolean;
+  /**
    * A sample of the host's translations (IOVA page → GPA page at host time t, after `markers` host
    * markers), for fitting the guest clock onto the host clock (src/import/merge.ts). At most
    * {@link MAX_XLATE_SAMPLES} per phase.
@@ -166,7 +175,34 @@ export interface ScanOptions {
    * MAX_XLATE_SAMPLES per phase, held for the whole import).
    */
   xlate?: boolean;
+  /**
+   * Leave the args of typed events the scan does not read (vtd_inv_desc, virtqueue_pop, …: see
+   * {@link SCAN_UNREAD}) to pass 2: the scan takes such a line for a record, so its `records`,
+   * `malformed` and `malformedLines` (and firstT/lastT) are final only once {@link hostEvents} has read
+   * the whole file again ({@link HostScan.deferred}). For a host log imported alone without
+   * --strict (default false).
+   */
+  deferArgs?: boolean;
 }
+
+/**
+ * The typed QEMU events whose fields {@link scanHost} does not read (it only counts them): with
+ * `deferArgs` their args are checked in pass 2 only. Everything the scan's switch reads, and every
+ * amdvi_* event (any of them says the vIOMMU is amd-iommu), is parsed in pass 1.
+ */
+export const SCAN_UNREAD: ReadonlySet<string> = new Set(
+  (Object.keys(QEMU_FORMATS) as QemuTypedKind[]).filter(
+    (k) =>
+      !k.startsWith('amdvi_') &&
+      ![
+        'vtd_iotlb_page_hit', 'vtd_iotlb_page_update', 'vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_inv_desc_iotlb_pages',
+        'vtd_inv_desc_iotlb_domain', 'vtd_inv_desc_iotlb_global', 'virtio_iommu_attach', 'virtio_iommu_map', 'virtio_iommu_unmap',
+        'virtio_iommu_unmap_done', 'virtio_iommu_translate_out', 'virtio_iommu_report_fault', 'virtio_queue_notify', 'virtio_set_status',
+        'virtio_notify', 'virtio_notify_irqfd', 'virtio_blk_handle_read', 'virtio_blk_handle_write', 'virtio_blk_req_complete',
+        'vhost_iotlb_miss', 'vhost_vdpa_dma_map', 'vhost_vdpa_dma_unmap', 'vhost_user_write', 'pci_cfg_write',
+      ].includes(k),
+  ),
+);
 
 /** Pass 1 over a guest ftrace file. Throws an InputError at the first malformed line with `strict`. */
 export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<GuestScan> {
@@ -239,12 +275,41 @@ export async function scanGuest(file: string, opts: ScanOptions = {}): Promise<G
 
 /** Pass 1 over a QEMU log. Throws an InputError at the first malformed line with `strict`. */
 export async function scanHost(file: string, opts: ScanOptions = {}): Promise<HostScan> {
+  // --strict reports the first malformed line of any kind before anything is written: no deferring then
+  const unread = opts.deferArgs && !opts.strict ? SCAN_UNREAD : null;
+  if (unread && opts.xlate === false) {
+    const split = await scanHostSplit(file, opts);
+    if (split) return finishHostScan(split);
+  }
+  return finishHostScan(await scanHostPart(file, file, opts, unread));
+}
+
+/** What pass 1 keeps of (a part of) a QEMU log before the virtio devices are paired up. */
+export interface HostScanPart {
+  s: HostScan;
+  /** virtio: vq pointer → (vdev, n), vdev → kind */
+  vqVdev: Map<bigint, [bigint, number]>;
+  blkVdevs: Set<bigint>;
+  vdevs: Set<bigint>;
+  /** the part did not end with a newline */
+  cut: boolean;
+}
+
+const cutMessage = (lines: number): string => `the last line (${lines}) has no newline: the log was cut off mid-line`;
+
+/**
+ * Pass 1 over `source` (the whole log `file`, or a byte range of it read by scan-worker.ts: its line
+ * numbers then count from the range's start).
+ */
+export async function scanHostPart(source: LineSource, file: string, opts: ScanOptions, unread: ReadonlySet<string> | null): Promise<HostScanPart> {
   const s: HostScan = {
     side: 'host', file, format: 'qemu-log', lines: 0, records: 0, malformed: 0, malformedLines: [], truncated: null,
     markers: [], firstT: null, lastT: null, events: new Map(),
     domainSid: new Map(), amdDomainDev: new Map(), viommuDomainEp: new Map(), devices: new Map(), vqs: new Map(),
     pageInvalidations: 0, invalidations: 0, iommuEvents: 0, amd: false, vhostIotlb: 0, vdpa: 0, vhostUser: 0, untimed: 0, firstLine: null, xlate: [],
   };
+  if (unread) s.deferred = true;
+  let cut = false;
   const seen = (sid: number): void => {
     if (!s.devices.has(sid)) s.devices.set(sid, '');
   };
@@ -260,20 +325,31 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   let samplePhase = 0;
   let samples = 0;
   const keepXlate = opts.xlate ?? true;
-  for await (const batch of readQemuLogBatches(file)) {
-    for (const it of batch as QemuItem[]) {
-      if (it.kind === 'end-of-input') {
-        s.lines = it.lines;
-        if (!it.finalNewline) s.truncated = `the last line (${it.lines}) has no newline: the log was cut off mid-line`;
-        continue;
-      }
+  // The items readQemuLogBatches would give, in order, but an opaque line of the usual shape is only
+  // peeked at (its event name and time; peekQemuLogLine): most lines of a vIOMMU log are opaque.
+  const visit = (it: QemuRecord | QemuMalformed | QemuPeek): void => {
       if (it.kind === 'malformed') {
         if (opts.strict) throw strictError(file, it.line, it.malformed);
         s.malformed++;
         if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file, line: it.line, reason: it.malformed });
-        continue;
+        return;
       }
       s.records++;
+      if (it.kind === 'peek') {
+        bump(s.events, it.event);
+        const t = it.t;
+        if (s.firstT === null) s.firstT = t;
+        s.lastT = t;
+        if (it.event.charCodeAt(0) === 97 && it.event.startsWith('amdvi_')) {
+          s.amd = true;
+          if (it.event === 'amdvi_all_inval') {
+            s.iommuEvents++;
+            s.invalidations++;
+          }
+        }
+        if (s.firstLine === null) s.firstLine = it.line;
+        return;
+      }
       if (it.untimed) s.untimed++;
       bump(s.events, it.event);
       const t = Number(it.tUs);
@@ -379,9 +455,20 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
           break;
       }
       if (s.firstLine === null) s.firstLine = it.line;
-    }
+  };
+  for await (const _ of visitQemuLog(source, unread, (it) => {
+    if (it.kind !== 'end-of-input') return visit(it);
+    s.lines = it.lines;
+    cut = !it.finalNewline;
+    if (cut) s.truncated = cutMessage(it.lines);
+  }))
     opts.progress?.(s.records + s.malformed);
-  }
+  return { s, vqVdev, blkVdevs, vdevs, cut };
+}
+
+/** The end of pass 1: which QEMU VirtIODevice is which PCI function. */
+export function finishHostScan(part: HostScanPart): HostScan {
+  const { s, vqVdev, blkVdevs, vdevs } = part;
   // Which QEMU VirtIODevice is which PCI function: virtio-blk devices show themselves through their
   // own events; one remaining virtio device and one remaining virtio-*-pci function pair up.
   const pciOfKind = (re: RegExp) => [...s.devices].filter(([, name]) => re.test(name)).map(([sid]) => sid);
@@ -393,6 +480,101 @@ export async function scanHost(file: string, opts: ScanOptions = {}): Promise<Ho
   if (otherVdevs.length === 1 && otherPci.length === 1) vdevSid.set(otherVdevs[0]!, otherPci[0]!);
   for (const [vq, [vdev, n]] of vqVdev) s.vqs.set(vq, [vdevSid.get(vdev) ?? DEV_UNKNOWN, n]);
   return s;
+}
+
+/** Below this size a log is scanned on this thread alone (a worker costs tens of ms to start). */
+const SPLIT_MIN_BYTES = 16 << 20;
+/**
+ * Where the log is split: this thread takes a little more than half, since the worker starts tens of
+ * ms later (1M-line vtd-cm log, idle machine: 0.5 left this thread waiting ~0.1 s for the worker).
+ */
+const SPLIT_AT = 0.56;
+const SCAN_WORKER_URL = new URL('./scan-worker.js', import.meta.url);
+// compiled only: from sources (the test runner) there is no scan-worker.js and the scan is not split
+const SCAN_WORKER = SCAN_WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(SCAN_WORKER_URL));
+
+/**
+ * A deferred scan of a large log in two halves at once: this thread up to the first line end past
+ * SPLIT_AT, a worker (scan-worker.ts) from there on; the parts are merged in file order as if
+ * read by one scan. Null when the log is not split (small, no worker, no line end past that point,
+ * or untimed lines in the second half, whose times are their line numbers).
+ */
+async function scanHostSplit(file: string, opts: ScanOptions): Promise<HostScanPart | null> {
+  if (!SCAN_WORKER) return null;
+  let size: number;
+  let start = -1;
+  try {
+    size = statSync(file).size;
+    if (size < SPLIT_MIN_BYTES || !statSync(file).isFile()) return null;
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(1 << 16);
+      const mid = Math.floor(size * SPLIT_AT);
+      const n = readSync(fd, buf, 0, buf.length, mid);
+      const nl = buf.subarray(0, n).indexOf(10);
+      if (nl >= 0) start = mid + nl + 1;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null; // the whole scan reports it
+  }
+  if (start <= 0 || start >= size) return null;
+  const worker = new Worker(SCAN_WORKER_URL, { workerData: { hostScanPart: { file, start } } });
+  try {
+    const second = new Promise<HostScanPart>((resolve, reject) => {
+      worker.once('message', (m: { part?: HostScanPart; error?: string; code?: string }) =>
+        m.part ? resolve(m.part) : reject(Object.assign(new Error(m.error ?? 'the scan worker failed'), { code: m.code })),
+      );
+      worker.once('error', reject);
+    });
+    second.catch(() => {}); // awaited below, unless the first half fails first
+    const a = await scanHostPart(createReadStream(file, { end: start - 1, highWaterMark: 1 << 16 }), file, opts, SCAN_UNREAD);
+    const b = await second;
+    if (b.s.untimed > 0) return null;
+    return mergeHostScanParts(a, b);
+  } finally {
+    void worker.terminate();
+  }
+}
+
+/** `b` (the part of the log after `a`'s last line) merged into `a`, as one scan of both would have it. */
+export function mergeHostScanParts(a: HostScanPart, b: HostScanPart): HostScanPart {
+  const s = a.s;
+  const t = b.s;
+  const off = s.lines;
+  s.lines += t.lines;
+  s.records += t.records;
+  s.malformed += t.malformed;
+  for (const m of t.malformedLines) if (s.malformedLines.length < MAX_MALFORMED_LISTED) s.malformedLines.push({ file: s.file, line: m.line + off, reason: m.reason });
+  s.truncated = b.cut ? cutMessage(s.lines) : null;
+  a.cut = b.cut;
+  s.markers.push(...t.markers);
+  if (s.firstT === null) s.firstT = t.firstT;
+  if (t.lastT !== null) s.lastT = t.lastT;
+  for (const [k, n] of t.events) s.events.set(k, (s.events.get(k) ?? 0) + n);
+  for (const [m, n] of [[s.domainSid, t.domainSid], [s.amdDomainDev, t.amdDomainDev], [s.viommuDomainEp, t.viommuDomainEp]] as const)
+    for (const [d, sid] of n) {
+      const was = m.get(d);
+      if (was === undefined) m.set(d, sid);
+      else if (was !== sid) m.set(d, -1);
+    }
+  // the first device name wins; a device first seen in b comes after a's
+  for (const [sid, name] of t.devices) if (!s.devices.has(sid) || (!s.devices.get(sid) && name)) s.devices.set(sid, name);
+  for (const [vq, v] of b.vqVdev) a.vqVdev.set(vq, v);
+  for (const v of b.blkVdevs) a.blkVdevs.add(v);
+  for (const v of b.vdevs) a.vdevs.add(v);
+  s.pageInvalidations += t.pageInvalidations;
+  s.invalidations += t.invalidations;
+  s.iommuEvents += t.iommuEvents;
+  s.amd ||= t.amd;
+  s.vhostIotlb += t.vhostIotlb;
+  s.vdpa += t.vdpa;
+  s.vhostUser += t.vhostUser;
+  s.untimed += t.untimed;
+  if (s.firstLine === null && t.firstLine !== null) s.firstLine = t.firstLine + off;
+  s.xlate.push(...t.xlate);
+  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +763,19 @@ export class HostConverter {
     return sid === undefined || sid < 0 ? DEV_UNKNOWN : sid;
   }
 
+  /** A deferred scan's counts made whole: the lines pass 1 only peeked at were parsed here. */
+  private tally(it: QemuMalformed | QemuEndOfInput): void {
+    const s = this.scan;
+    if (it.kind === 'malformed') {
+      if (this.malformedLines.length < MAX_MALFORMED_LISTED) this.malformedLines.push({ file: s.file, line: it.line, reason: it.malformed });
+      return;
+    }
+    s.records = it.records;
+    s.malformed = it.malformed;
+    s.malformedLines = this.malformedLines;
+    s.deferred = false;
+  }
+
   /** Lookup lines still waiting (end of input). */
   flush(): TimedEvent[] {
     const out: TimedEvent[] = [];
@@ -596,8 +791,14 @@ export class HostConverter {
     return { ev: { kind: 'iommu.translate', actor: 'iommu', cause: 0, dev: sidOf(r), iova: r.iova, gpa: r.gpa, perm: 'RW', cache: r.kind === 'amdvi_iotlb_hit' ? 'hit' : 'miss' }, t: p.t };
   }
 
+  /** with a deferred scan: the malformed lines of the whole file (pass 2 sees them all) */
+  private readonly malformedLines: MalformedLine[] = [];
+
   convert(it: QemuItem): TimedEvent[] {
-    if (it.kind === 'end-of-input' || it.kind === 'malformed') return [];
+    if (it.kind === 'end-of-input' || it.kind === 'malformed') {
+      if (this.scan.deferred) this.tally(it);
+      return [];
+    }
     const out = this.convertRecord(it);
     return this.scan.vhostIotlb > 0 ? this.vhost(it, out) : out;
   }

@@ -445,6 +445,28 @@ export async function withWriteTransaction<T>(path: string, body: (db: Database.
   }
 }
 
+/**
+ * {@link withWriteTransaction} for a body that holds its transaction itself (a Recorder made with
+ * `transaction: true`: its writer thread begins and commits it, or rolls it back): the same handling
+ * of the file around it (created if missing, removed again when nothing was committed to a file this
+ * call created, SQLite errors as one-line messages).
+ */
+export async function withWriteConnection<T>(path: string, body: (db: Database.Database) => Promise<T> | T): Promise<T> {
+  const existed = existsSync(path);
+  const db = openDb(path, { create: true });
+  let ok = false;
+  try {
+    const r = await body(db);
+    ok = true;
+    return r;
+  } catch (e) {
+    throw storeError(path, e);
+  } finally {
+    if (!ok && !existed) removeIfEmpty(db, path);
+    else closeWritable(db);
+  }
+}
+
 /** Removes a trace and everything stored with it, in one transaction (a command undoing its own write). */
 export function deleteTrace(path: string, id: number): void {
   const db = openDb(path, { create: true });

@@ -16,6 +16,8 @@ import { CheckpointWriter } from './checkpoints.js';
 export const GROUPS_DONE = 0;
 export const STATE = 1;
 export const READY = 2;
+/** with `newTrace`: the id of the trace the worker inserted (set before READY) */
+export const TRACE_ID = 3;
 export const RUNNING = 0;
 export const DONE = 1;
 export const FAILED = 2;
@@ -29,7 +31,19 @@ export interface WorkerInit {
   firstChunkId: number;
   /** how long a commit waits for another writer (db.ts busyTimeoutMs) */
   busyTimeoutMs: number;
+  /**
+   * One transaction for the whole trace, on this thread (an import: all or nothing): the worker
+   * begins it, inserts this traces row (its id in [TRACE_ID]; `traceId` and `firstChunkId` are then
+   * ignored), writes every group into it, and on 'finish' marks the trace complete with the stream
+   * hash and commits; 'abort' (or a failure) rolls it back.
+   */
+  newTrace?: { values: (string | number | null)[] };
 }
+
+/** The traces row of a new trace: the columns the Recorder fills in, in order. */
+export const INSERT_TRACE = `INSERT INTO traces (name, source, seed, config, schema_version, engine_version, created, checkpoint_every)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+const CHUNK_ID_SHIFT = 0x1_0000_0000; // db.ts (not imported: the worker loads as little as it can)
 
 export type ChunkRow = [number, number, number, number, Uint8Array];
 export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
@@ -75,13 +89,20 @@ function main(init: WorkerInit): void {
   try {
     db = new Database(init.path, { fileMustExist: true, timeout: init.busyTimeoutMs });
     db.pragma('synchronous = NORMAL'); // per connection; WAL mode is already set on the file
+    const own = init.newTrace !== undefined;
+    if (own) {
+      db.exec('BEGIN IMMEDIATE');
+      init.traceId = Number(db.prepare(INSERT_TRACE).run(...init.newTrace!.values).lastInsertRowid);
+      init.firstChunkId = init.traceId * CHUNK_ID_SHIFT;
+      Atomics.store(flags, TRACE_ID, init.traceId);
+    }
     const hash = createHash('sha256');
     const first = db.prepare(`SELECT data FROM events WHERE id BETWEEN ? AND ? ORDER BY id`).pluck();
     const insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
     const insCk = new CheckpointWriter(db, init.traceId);
     const insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     const updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
-    const write = db.transaction((g: Group) => {
+    const writeGroup = (g: Group): void => {
       const data = asBuffer(g.data);
       for (let i = 0, k = 0, from = 0; k < g.chunks.length; i++, k += 3) {
         const to = g.chunks[k + 2]!;
@@ -91,11 +112,26 @@ function main(init: WorkerInit): void {
       for (const c of g.checkpoints) insCk.write(c.seq, checkpointHash(c), c.blob);
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
-    });
+    };
+    // inside the trace's own transaction a group needs none (a savepoint per group would cost)
+    const write = own ? writeGroup : db.transaction(writeGroup);
+    const markComplete = db.prepare(`UPDATE traces SET complete = 1, hash = ? WHERE id = ?`);
     Atomics.store(flags, READY, 1);
-    parentPort!.on('message', (m: Group | { type: 'start'; chunksBefore: number } | { type: 'finish' }) => {
+    Atomics.notify(flags, READY);
+    parentPort!.on('message', (m: Group | { type: 'start'; chunksBefore: number } | { type: 'finish' } | { type: 'abort' }) => {
       try {
-        if (m.type === 'finish') return stop(DONE, { hash: hash.digest('hex') });
+        if (m.type === 'abort') {
+          if (db!.inTransaction) db!.exec('ROLLBACK');
+          return stop(DONE, {});
+        }
+        if (m.type === 'finish') {
+          const h = hash.digest('hex');
+          if (own) {
+            markComplete.run(h, init.traceId);
+            db!.exec('COMMIT');
+          }
+          return stop(DONE, { hash: h });
+        }
         if (m.type === 'start') {
           // the chunks the recorder committed itself before handing over: the stream hash starts with them
           if (m.chunksBefore > 0) for (const data of first.iterate(init.firstChunkId, init.firstChunkId + m.chunksBefore - 1) as Iterable<Buffer>) hash.update(data);

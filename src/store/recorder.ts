@@ -27,7 +27,7 @@ import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../engine/snapshot.js';
 import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT, CheckpointWriter, deleteCheckpoints } from './db.js';
-import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, READY, RUNNING, STATE, type WorkerInit } from './record-worker.js';
+import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, INSERT_TRACE, READY, RUNNING, STATE, TRACE_ID, type WorkerInit } from './record-worker.js';
 
 import { ENGINE_VERSION } from '../events/jsonl.js';
 export { ENGINE_VERSION };
@@ -83,19 +83,39 @@ export class Recorder {
   private readonly updTrace: Database.Statement;
   private readonly flushTx: () => void;
 
+  /**
+   * `transaction`: the whole trace is written in one transaction of its own, committed by finish()
+   * and rolled back by abort() (an import: all or nothing); `db` must not be in one. With a file
+   * database it is the writer thread's from the start (it begins it and inserts the trace), so
+   * SQLite and the stream hash run beside the caller from the first group; otherwise it is `db`'s.
+   */
   constructor(
     private readonly db: Database.Database,
     meta: TraceMeta,
-    opts: { worker?: boolean } = {},
+    opts: { worker?: boolean; transaction?: boolean } = {},
   ) {
-    const info = db
-      .prepare(
-        `INSERT INTO traces (name, source, seed, config, schema_version, engine_version, created, checkpoint_every)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(meta.name, meta.source, meta.seed, JSON.stringify(meta.config), SCHEMA_VERSION, ENGINE_VERSION, new Date().toISOString(), meta.checkpointEvery);
-    this.traceId = Number(info.lastInsertRowid);
+    const values = [meta.name, meta.source, meta.seed, JSON.stringify(meta.config), SCHEMA_VERSION, ENGINE_VERSION, new Date().toISOString(), meta.checkpointEvery];
     this.useWorker = (opts.worker ?? true) && WORKER_AVAILABLE && !db.memory && !!db.name;
+    this.ownTx = opts.transaction ? (this.useWorker ? 'worker' : 'inline') : null;
+    if (this.ownTx === 'worker') {
+      const t = this.startWorker({ values });
+      // the worker begins the transaction and inserts the trace: its id (a few tens of ms; its BEGIN
+      // may wait out another writer, up to the busy timeout). A worker that died before it could say
+      // so (it failed to load) is given up on after that and half a minute more.
+      const limit = Math.ceil(busyTimeoutMs() / 1000) + 30;
+      for (let s = 0; Atomics.load(t.flags, READY) !== 1; s++) {
+        if (s > limit) {
+          void t.worker.terminate();
+          throw new Error('recording failed: the writer thread did not start');
+        }
+        this.wait(READY, 0); // at most a second; throws what the worker failed with
+      }
+      this.traceId = Atomics.load(t.flags, TRACE_ID);
+      t.live = true;
+    } else {
+      if (this.ownTx === 'inline') db.exec('BEGIN IMMEDIATE');
+      this.traceId = Number(db.prepare(INSERT_TRACE).run(...values).lastInsertRowid);
+    }
     this.insChunk = db.prepare(`INSERT INTO events (id, trace, seq0, n, data) VALUES (?, ?, ?, ?, ?)`);
     this.insCk = new CheckpointWriter(db, this.traceId);
     this.insFinding = db.prepare(`INSERT INTO findings (trace, seq, class, message, iova, gpa, chain) VALUES (?, ?, ?, ?, ?, ?, ?)`);
@@ -109,6 +129,8 @@ export class Recorder {
   }
 
   private readonly useWorker: boolean;
+  /** the trace's own transaction ({@link constructor} `transaction`): whose it is */
+  private readonly ownTx: 'worker' | 'inline' | null;
 
   /** `kind`: the event's kind, when the caller has read it already (each read of it is a megamorphic load). */
   event(ev: DmaEvent, kind: Kind = ev.kind): void {
@@ -182,19 +204,21 @@ export class Recorder {
     t.live = true;
   }
 
-  private startWorker(): void {
-    const shared = new SharedArrayBuffer(12);
+  private startWorker(newTrace?: WorkerInit['newTrace']): Writer {
+    const shared = new SharedArrayBuffer(16);
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { path: this.db.name, traceId: this.traceId, shared, port: port2, firstChunkId: this.traceId * CHUNK_ID_SHIFT, busyTimeoutMs: busyTimeoutMs() };
+    const id = newTrace ? 0 : this.traceId;
+    const init: WorkerInit = { path: this.db.name, traceId: id, shared, port: port2, firstChunkId: id * CHUNK_ID_SHIFT, busyTimeoutMs: busyTimeoutMs(), ...(newTrace ? { newTrace } : {}) };
     const worker = new Worker(WORKER_URL, { workerData: { recordWorker: init }, transferList: [port2] });
     worker.unref(); // a recording that fails leaves it; what it committed stays a consistent prefix
     worker.on('error', () => {}); // reported through the shared state (see wait)
     this.thread = { worker, flags: new Int32Array(shared), results: port1, sent: 0, live: false };
+    return this.thread;
   }
 
-  /** Stops the writer thread and waits (up to a minute) for it to close its connection. */
+  /** Stops the writer thread and waits (up to a minute) for it to close its connection (rolling back a transaction of its own). */
   private stopWorker(t: Writer): void {
-    t.worker.postMessage({ type: 'finish' });
+    t.worker.postMessage({ type: this.ownTx === 'worker' ? 'abort' : 'finish' });
     for (let i = 0; i < 600 && Atomics.load(t.flags, STATE) === RUNNING; i++) Atomics.wait(t.flags, STATE, RUNNING, 100);
   }
 
@@ -242,6 +266,11 @@ export class Recorder {
       this.thread = null;
     }
     try {
+      if (this.ownTx === 'worker') return; // rolled back by the worker
+      if (this.ownTx === 'inline') {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        return;
+      }
       if (this.db.inTransaction) return; // the caller's transaction rolls everything back
       const lo = this.traceId * CHUNK_ID_SHIFT;
       this.db.transaction(() => {
@@ -271,7 +300,9 @@ export class Recorder {
       hash = this.hash.digest('hex');
     }
     this.thread = null;
-    this.db.prepare(`UPDATE traces SET complete = 1, hash = ? WHERE id = ?`).run(hash, this.traceId);
+    // the worker with the transaction marked the trace complete before its commit
+    if (this.ownTx !== 'worker') this.db.prepare(`UPDATE traces SET complete = 1, hash = ? WHERE id = ?`).run(hash, this.traceId);
+    if (this.ownTx === 'inline') this.db.exec('COMMIT');
     return { events: this.seq, hash, findings: this.findingCount };
   }
 }

@@ -110,6 +110,25 @@ describe('malformed and truncated logs', () => {
     expect(cliJson(['traces', '--db', db])).toHaveLength(1);
   });
 
+  it('mostly malformed in args only pass 2 reads (virtqueue_pop): refused with the whole file\'s counts, stored traces unchanged', () => {
+    // the scan takes such lines for records (their args are checked once, while the trace is being
+    // written in its one transaction): the refusal comes at the end and rolls it all back
+    const lines = readFileSync(H7, 'utf8').split('\n').filter((l) => l !== '');
+    const pop = lines.find((l) => l.includes(':virtqueue_pop '))!.replace(/in_num \d+/, 'in_num x');
+    const many = join(dir, 'many.log');
+    writeFileSync(many, [...lines, ...Array<string>(lines.length + 1).fill(pop)].join('\n') + '\n');
+    const db = join(dir, 'many.db');
+    copyFileSync(join(dir, 'good.db'), db);
+    const before = cli(['log', '1', '--db', db]).stdout;
+    const r = cli(['import', many, '--db', db]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `dmareplay: ${many}: ${lines.length + 1} of ${2 * lines.length + 1} lines are malformed (is it a QEMU log?; line ${lines.length + 1}: virtqueue_pop: args do not match "vq %p elem %p in_num %u out_num %u"); nothing imported`,
+    );
+    expect(cliJson(['traces', '--db', db])).toHaveLength(1);
+    expect(cli(['log', '1', '--db', db]).stdout).toBe(before);
+  });
+
   it('a log cut mid-line imports up to the break and says so', () => {
     const text = readFileSync(H7, 'utf8');
     const cut = join(dir, 'cut.log');
