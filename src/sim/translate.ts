@@ -38,11 +38,6 @@ const fail = (err: Failure['err'], addr: bigint): Failure => ({ err, addr });
 const isVhost = (backend: string) => backend === 'vhost' || backend.startsWith('vhost');
 
 /**
- * `one`: a caller that uses the pieces before it resolves anything else (a ring read) passes a
- * one-piece array it owns; the first piece is written into one[0], and a one-piece answer is `one`
- * itself, so the common access allocates no piece and no array.
- */
-/**
  * The device-IOTLB path's translation of one entry, kept by the simulation between accesses (most
  * hit the few entries of the ring pages): for every address a of entry `e`, hva = a + hvaK and
  * gpa = a + gpaK, when the entry's whole HVA range lies in one memory region that no earlier region
@@ -85,7 +80,10 @@ export function entryXlate(x: EntryXlate, e: IotlbEntry, regions: readonly Regio
 }
 
 /**
- * `x`: the caller's EntryXlate (the simulation's), for the device-IOTLB path.
+ * `one`: a caller that uses the pieces before it resolves anything else (a ring read) passes a
+ * one-piece array it owns; the first piece is written into one[0], and a one-piece answer is `one`
+ * itself, so the common access allocates no piece and no array. `x`: the caller's EntryXlate (the
+ * simulation's), for the device-IOTLB path.
  */
 export function resolve(w: World, d: DeviceState, addr: bigint, len: number, access: 'RO' | 'WO', one?: [Piece], x?: EntryXlate): Resolution {
   if (len === 0) return []; // translate_desc: nothing to translate, no iovec

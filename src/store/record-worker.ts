@@ -33,17 +33,17 @@ export interface WorkerInit {
   busyTimeoutMs: number;
   /**
    * One transaction for the whole trace, on this thread (an import: all or nothing): the worker
-   * begins it, inserts this traces row (its id in [TRACE_ID]; `traceId` and `firstChunkId` are then
-   * ignored), writes every group into it, and on 'finish' marks the trace complete with the stream
-   * hash and commits; 'abort' (or a failure) rolls it back.
+   * begins it, inserts the trace's row (its id in [TRACE_ID]; `traceId` and `firstChunkId` are then
+   * ignored: the chunk ids follow from the id and `chunkIdShift`), writes every group into it, and on
+   * 'finish' marks the trace complete with the stream hash and commits; 'abort' (or a failure) rolls
+   * it back.
    */
-  newTrace?: { values: (string | number | null)[] };
+  newTrace?: { values: (string | number | null)[]; chunkIdShift: number };
 }
 
 /** The traces row of a new trace: the columns the Recorder fills in, in order. */
 export const INSERT_TRACE = `INSERT INTO traces (name, source, seed, config, schema_version, engine_version, created, checkpoint_every)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
-const CHUNK_ID_SHIFT = 0x1_0000_0000; // db.ts (not imported: the worker loads as little as it can)
 
 export type ChunkRow = [number, number, number, number, Uint8Array];
 export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
@@ -93,7 +93,7 @@ function main(init: WorkerInit): void {
     if (own) {
       db.exec('BEGIN IMMEDIATE');
       init.traceId = Number(db.prepare(INSERT_TRACE).run(...init.newTrace!.values).lastInsertRowid);
-      init.firstChunkId = init.traceId * CHUNK_ID_SHIFT;
+      init.firstChunkId = init.traceId * init.newTrace!.chunkIdShift; // db.ts CHUNK_ID_SHIFT
       Atomics.store(flags, TRACE_ID, init.traceId);
     }
     const hash = createHash('sha256');

@@ -98,7 +98,7 @@ export class Recorder {
     this.useWorker = (opts.worker ?? true) && WORKER_AVAILABLE && !db.memory && !!db.name;
     this.ownTx = opts.transaction ? (this.useWorker ? 'worker' : 'inline') : null;
     if (this.ownTx === 'worker') {
-      const t = this.startWorker({ values });
+      const t = this.startWorker({ values, chunkIdShift: CHUNK_ID_SHIFT });
       // the worker begins the transaction and inserts the trace: its id (a few tens of ms; its BEGIN
       // may wait out another writer, up to the busy timeout). A worker that died before it could say
       // so (it failed to load) is given up on after that and half a minute more.
