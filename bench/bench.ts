@@ -113,9 +113,20 @@ interface Row {
 const SEED = '1';
 const remap = (ops: number): SimConfig => ({ workload: 'remap', path: 'iommu', ops, ringNum: 16, faults: [] });
 
-function eventsPerOp(cfg: (ops: number) => SimConfig): number {
+/**
+ * Events per op of a workload, from a short run. With `keep`, its Sim is pushed there and the
+ * caller keeps it alive: while one Sim lives, so do its hidden classes, which `timed`'s forced
+ * gc() (a forced GC retains no map without a live object) would otherwise drop after each rep.
+ * V8 then deoptimizes every function whose code embeds those maps ("weak objects": ~50-100
+ * simulation functions), and each rep after the first re-optimized them all: at 1M events that
+ * re-JIT was 30-40% of a rep's CPU. No single run of a command pays it (a natural GC keeps the
+ * maps), so the baseline must not either.
+ */
+function eventsPerOp(cfg: (ops: number) => SimConfig, keep?: Sim[]): number {
   let n = 0;
-  new Sim(cfg(2000), SEED, { event: () => void n++ }).run();
+  const sim = new Sim(cfg(2000), SEED, { event: () => void n++ });
+  sim.run();
+  keep?.push(sim);
   return n / 2000;
 }
 
@@ -166,8 +177,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const extra: Record<string, unknown> = {};
   const t0 = now();
+  /** a Sim alive until the rows are done (see eventsPerOp) */
+  const warm: Sim[] = [];
   try {
-    const perOp = eventsPerOp(remap);
+    const perOp = eventsPerOp(remap, warm);
     const ops = Math.ceil((args.events / perOp) * 1.005) + 8;
     const config = remap(ops);
     log(`trace: remap/iommu, ${ops} ops (~${perOp.toFixed(1)} events/op) for >= ${args.events.toLocaleString('en-US')} events`);
@@ -270,6 +283,7 @@ async function main(): Promise<void> {
 
     if (args.commands) await commandRows(args, dir, dbPath, config, events, rows, extra);
   } finally {
+    warm.length = 0; // released only now
     extra.loadavg = [round(load0, 2), round(loadavg()[0]!, 2)];
     extra.wall_s = round((now() - t0) / 1000, 1);
     if (args.keep) log(`kept ${dir}`);
