@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addRange, delRange, lookup, translate, wakeCovered, type DeviceIotlb } from '../../src/model/device-iotlb.js';
+import fc from 'fast-check';
+import { addRange, delRange, evictOldest, lookup, RETIRED_KEPT, retiredEntry, translate, wakeCovered, type DeviceIotlb } from '../../src/model/device-iotlb.js';
 import { allocIova } from '../../src/model/iova.js';
 
 const tlb = (): DeviceIotlb => ({ entries: [], pending: [] });
@@ -60,5 +61,40 @@ describe('IOVA allocation', () => {
     expect(allocIova(live, 0x2000n)).toBe(0xffff_b000n);
     live.pop();
     expect(allocIova(live, 0x1000n)).toBe(a);
+  });
+});
+
+describe('retired entries (the findings’ memory of removals)', () => {
+  // the list the kernel-side rules keep is hashed state: whatever retire does inside, its contents
+  // must be those of the plain FIFO (shift the oldest at RETIRED_KEPT, push the newest)
+  it('keeps the last RETIRED_KEPT removals, oldest first, for any sequence of inserts, invalidations and evictions', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.record({ op: fc.constant('add' as const), page: fc.nat(40), pages: fc.integer({ min: 1, max: 3 }) }), fc.record({ op: fc.constant('del' as const), page: fc.nat(40), pages: fc.integer({ min: 1, max: 8 }) }), fc.record({ op: fc.constant('evict' as const), page: fc.constant(0), pages: fc.constant(0) })), { maxLength: 400 }),
+        fc.integer({ min: 2, max: 16 }),
+        (ops, max) => {
+          const t = tlb();
+          const removed: { seq: number; by: number; how: string }[] = [];
+          let seq = 0;
+          for (const o of ops) {
+            seq++;
+            if (o.op === 'add') {
+              const ev = addRange(t, entry(BigInt(o.page) * 0x1000n, BigInt(o.page + o.pages) * 0x1000n - 1n, seq), max);
+              if (ev) removed.push({ seq: ev.seq, by: seq, how: 'evict' });
+            } else if (o.op === 'del') {
+              for (const g of delRange(t, BigInt(o.page) * 0x1000n, BigInt(o.page + o.pages) * 0x1000n - 1n, seq)) removed.push({ seq: g.seq, by: seq, how: 'invalidate' });
+            } else {
+              const g = evictOldest(t, seq);
+              if (g) removed.push({ seq: g.seq, by: seq, how: 'fault' });
+            }
+          }
+          const want = removed.slice(-RETIRED_KEPT);
+          if (!removed.length) expect(t.retired ?? null).toBeNull();
+          else expect((t.retired ?? []).map((r) => ({ seq: r.seq, by: r.by, how: r.how }))).toEqual(want);
+          for (const w of want) expect(retiredEntry(t, w.seq)).not.toBeNull();
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
