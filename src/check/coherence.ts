@@ -20,7 +20,11 @@ const PAGE_BASE_MASK = ~PAGE_MASK;
 export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
   const r = w.rings[ev.q];
   const d = r && w.devices.get(r.dev);
-  if (!d) return NONE;
+  return d ? deviceAccessChecks(w, d, ev) : NONE;
+}
+
+/** checkDeviceAccess, given the device of the access's ring (the caller has found it). */
+export function deviceAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent[] {
   let out: NewEvent[] | null = null;
   const stale = ev.via === 'iotlb' || ev.via === 'meta' || ev.via === 'shadow' ? staleTranslation(w, d, ev) : null;
   if (stale) out = [stale];

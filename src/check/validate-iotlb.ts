@@ -23,10 +23,13 @@ import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
 
-/** A device whose accesses go through vhost's device IOTLB (IOTLB mode, kernel vhost back-end). */
+/** Does the device's access go through vhost's device IOTLB (IOTLB mode, kernel vhost back-end)? */
+export const isIotlbDevice = (d: DeviceState): boolean => d.translate === 'iova' && (d.backend === 'vhost' || d.backend.startsWith('vhost'));
+
+/** A device whose accesses go through vhost's device IOTLB. */
 function iotlbDevice(w: World, dev: number): DeviceState | null {
   const d = w.devices.get(dev);
-  return d && d.translate === 'iova' && d.backend.startsWith('vhost') ? d : null;
+  return d && isIotlbDevice(d) ? d : null;
 }
 
 const range = (e: { start: bigint; last: bigint }) => `[${hex(e.start)}, ${hex(e.last)}]`;
@@ -42,7 +45,11 @@ export function validateIotlbAccess(w: World, ev: EventOf<'dev.access'>): NewEve
   if (ev.via !== 'iotlb' && ev.via !== 'meta') return NONE;
   const r = w.rings[ev.q];
   const d = r && iotlbDevice(w, r.dev);
-  if (!d) return NONE;
+  return d ? iotlbAccessChecks(w, d, ev) : NONE;
+}
+
+/** validateIotlbAccess of an access via 'iotlb' or 'meta', given its ring's device, which isIotlbDevice. */
+export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent[] {
   // the common case, on the hot path of every simulated device access: it agrees (no strings built)
   const e = lookup(d.iotlb, ev.dma);
   // (bigint + - and comparisons that do not escape compile to machine arithmetic; Number() and
