@@ -158,7 +158,9 @@ export class Pipeline {
   /** Emit mode: gives the event the next seq and steps it; returns the seq. */
   emit(e: NewEvent): number {
     const ev = e as DmaEvent;
-    ev.seq = ++this.seq;
+    // the seq is kept here, not read back from the event: a load from ~30 event shapes is megamorphic
+    const at = ++this.seq;
+    ev.seq = at;
     const w = this.world;
     const step = this.byKind.get(ev.kind)!;
     const code = step.code;
@@ -166,9 +168,8 @@ export class Pipeline {
       step.evolve!(w, ev, this.owned);
       this.onEvent?.(ev, w);
       this.onFinding?.(ev as Finding);
-      return ev.seq;
+      return at;
     }
-    const at = ev.seq;
     const pre = step.pre ? step.pre(w, ev) : null;
     if (step.evolve) step.evolve(w, ev, this.owned);
     this.onEvent?.(ev, w);
