@@ -152,6 +152,14 @@ function prefetch(p: Pass): boolean {
   return true;
 }
 
+/**
+ * room + 1 >= len for a bigint room and a length below 2^53, comparing numbers (a bigint-to-double
+ * conversion is cheaper than BigInt(len), which allocates in the runtime on this path).
+ */
+const roomHolds = (room: bigint, len: number): boolean => room >= EXACT_BIG || Number(room) + 1 >= len;
+/** 2^53: a bigint below it converts to a double exactly */
+const EXACT_BIG = 1n << 53n;
+
 /** One ring area for vq_meta_prefetch: the seq of the one IOTLB entry translating it (0 if it takes several), -1 if the pass ended. */
 function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): number {
   const { sim, d, r } = p;
@@ -163,7 +171,8 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
     return vqError(p, `iotlb_access_ok: no progress through zero-size IOTLB entry [0x${first.start.toString(16)}, 0x${first.last.toString(16)}] (worker hung)`), -1;
   // the common case, what resolve() answers without building the piece: one entry covers the area
   // with the access's permission and translates all of it (its HVA range in one memory region)
-  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && first.last - addr >= BigInt(len - 1) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
+  // (the room first.last - addr as a number: exact below 2^53, and 2^53 or more holds any area)
+  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && roomHolds(first.last - addr, len) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
   const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });

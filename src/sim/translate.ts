@@ -119,11 +119,11 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       const e = lookup(d.iotlb, a);
       if (!e) return fail('EAGAIN', a);
       if (!(permBits(e.perm) & need)) return fail('EPERM', a);
-      // min(last - a + 1, want): compared as bigints (no allocation in optimized code), converted
-      // only when the entry ends inside the access (then room < want - 1 < 2^32: exact). A
-      // bigint-to-double conversion is a runtime call (~9 ns), and almost every access fits.
+      // min(last - a + 1, want), in numbers once the bigint difference is known to be small
+      // (Number(room), a runtime call of ~9 ns, costs less than BigInt(want - 1), which allocates
+      // its bigint in the runtime here: perf shows Runtime_ToBigIntConvertNumber from resolve)
       const room = e.last - a;
-      n = room >= BigInt(want - 1) ? want : Number(room) + 1;
+      n = room >= 0xffff_ffffn ? want : Math.min(Number(room) + 1, want);
       const c = x && entryXlate(x, e, w.memTable);
       if (c && c.ok) piece = at(one, done, a, n, a + c.gpaK, a + c.hvaK, 'iotlb', e.seq);
       else {
