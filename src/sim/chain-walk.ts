@@ -74,7 +74,7 @@ function walkSplitVhost(p: Pass, head: number): Walked | null {
       if (!getIndirect(p, desc, acc)) return null;
     } else {
       const write = !!(desc.flags & VRING_DESC_F_WRITE);
-      const ps = need(p, desc.addr, desc.len, write ? 'WO' : 'RO', `descriptor idx ${i}`);
+      const ps = need(p, desc.addr, desc.len, write ? 'WO' : 'RO', 'descriptor idx', undefined, i);
       if (!ps) return null;
       if (write) acc.inNum += ps.length;
       else if (acc.inNum) return vqError(p, `Descriptor has out after in: idx ${i}`), null;
@@ -124,7 +124,7 @@ function getIndirect(p: Pass, ind: Desc, acc: Acc): boolean {
   for (const x of entries) {
     if (x.flags & VRING_DESC_F_INDIRECT) break;
     const write = !!(x.flags & VRING_DESC_F_WRITE);
-    const ps = need(p, x.addr, x.len, write ? 'WO' : 'RO', `indirect idx ${x.idx}`);
+    const ps = need(p, x.addr, x.len, write ? 'WO' : 'RO', 'indirect idx', undefined, x.idx);
     if (!ps) return false;
     if (write) acc.inNum += ps.length;
     else if (acc.inNum) return vqError(p, `Indirect descriptor has out after in: idx ${x.idx}`);
@@ -226,7 +226,7 @@ function walkPacked(p: Pass, pos: number): Walked | null {
 function pushBuffer(p: Pass, x: Desc, descs: Desc[], pieces: Piece[][], inNum: number): boolean {
   const write = !!(x.flags & VRING_DESC_F_WRITE);
   if (!write && inNum) return vqError(p, 'Incorrect order for descriptors');
-  const ps = need(p, x.addr, x.len, write ? 'WO' : 'RO', `descriptor idx ${x.idx}`);
+  const ps = need(p, x.addr, x.len, write ? 'WO' : 'RO', 'descriptor idx', undefined, x.idx);
   if (!ps) return false;
   descs.push(x);
   pieces.push(ps);
