@@ -7,7 +7,7 @@
 // - a protected guest's device may only touch memory the guest shared (bounce pool, coherent rings).
 import { bdf } from '../events/format.js';
 import type { EventOf, NewEvent } from '../events/schema.js';
-import { PAGE_MASK, pfnOf } from '../model/memory.js';
+import { PAGE_MASK, pfnOf, toNum } from '../model/memory.js';
 import { inPool } from '../model/swiotlb.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
@@ -47,8 +47,8 @@ export function mappingFor(d: DeviceState, dma: bigint, len: number) {
     const e = live[i]!;
     // dma + len <= end, compared as numbers for the entry that holds dma: end - dma is then at most
     // the mapping's size (a number), so it converts exactly. (BigInt(len) would allocate in the
-    // runtime on every device access: ~30 ns, against ~9 ns for this one conversion.)
-    if (dma >= e[0] && dma <= e[2] && Number(e[2] - dma) >= len) return e[1];
+    // runtime on every device access: ~30 ns, against ~5 ns for this one toNum.)
+    if (dma >= e[0] && dma <= e[2] && toNum(e[2] - dma) >= len) return e[1];
   }
   return null;
 }

@@ -19,6 +19,7 @@
 import type { EventOf, NewEvent } from '../events/schema.js';
 import { lookup, retiredEntry, type IotlbEntry, type RetiredEntry } from '../model/device-iotlb.js';
 import { hvaToGpa, type Region } from '../model/memtable.js';
+import { toNum } from '../model/memory.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
@@ -57,9 +58,9 @@ export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.acc
   if (e && e.seq === ev.entry && permBits(e.perm) & (ev.dir === 'write' ? 2 : 1)) {
     // room left in the entry from dma on: e.last - dma + 1 (lookup found dma <= e.last), against
     // the length as a number: exact below 2^53, and a room of 2^53 or more holds any length. (A
-    // bigint-to-double conversion, ~9 ns, costs less than BigInt(len), which allocates in the runtime.)
+    // bigint-to-double conversion, toNum, costs less than BigInt(len), which allocates in the runtime.)
     const room = e.last - ev.dma;
-    if ((room >= EXACT_BIG || Number(room) + 1 >= ev.len) && ev.hva === e.uaddr + (ev.dma - e.start) && hvaGivesGpa(w.memTable, ev.hva, ev.gpa)) return NONE;
+    if ((room >= EXACT_BIG || toNum(room) + 1 >= ev.len) && ev.hva === e.uaddr + (ev.dma - e.start) && hvaGivesGpa(w.memTable, ev.hva, ev.gpa)) return NONE;
   }
   return mismatch(w, d, ev, e);
 }

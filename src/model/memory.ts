@@ -19,21 +19,46 @@ export type Pages = Map<number, Uint8Array>;
 /** 2^53: below it a bigint converts to a double exactly */
 const EXACT = 2 ** 53;
 
+/**
+ * A 64-bit conversion register for toNum: written and read within one call, it carries nothing from
+ * one call to the next (no state; a worker has its own module instance).
+ */
+const REG = new BigUint64Array(1);
+const REG32 = new Uint32Array(REG.buffer);
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1; // the low half's index
+const HI = 1 - LO;
+const U64_END = 1n << 64n;
+
+/**
+ * Number(a), exactly (the same double, rounded the same way). Number() on a bigint is a runtime call
+ * on Node 20 (~15 ns; BigInt::ToNumber was ~3% of the simulation's perf samples); storing the bigint
+ * into a BigUint64Array and adding its 32-bit halves is ~5 ns. For 0 <= a < 2^64, hi * 2^32 and lo
+ * are exact doubles and their sum is one correctly rounded addition: Number(a). Other values take
+ * Number(a) itself.
+ */
+export function toNum(a: bigint): number {
+  if (a >= 0n && a < U64_END) {
+    REG[0] = a;
+    return REG32[LO]! + REG32[HI]! * 4294967296;
+  }
+  return Number(a);
+}
+
 /** The page frame number of a 64-bit address (exact: below 2^52), without bigint arithmetic below 2^53. */
 export function pfnOf(a: bigint): number {
-  const n = Number(a); // rounds only at or above 2^53, and never below it (2^53 is a double)
+  const n = toNum(a); // rounds only at or above 2^53, and never below it (2^53 is a double)
   return n >= 0 && n < EXACT ? Math.floor(n / PAGE) : Number(a >> PAGE_SHIFT);
 }
 
 /** The offset of a 64-bit address in its page, without bigint arithmetic below 2^53. */
 export function pageOff(a: bigint): number {
-  const n = Number(a);
+  const n = toNum(a);
   return n >= 0 && n < EXACT ? n % PAGE : Number(a & PAGE_MASK);
 }
 
 /**
- * pfnOf and pageOff of `a` given n = Number(a): the accessors below convert an address once for both
- * (a bigint-to-double conversion is a runtime call, ~9 ns on Node 20, and ring reads take both).
+ * pfnOf and pageOff of `a` given n = toNum(a): the accessors below convert an address once for both
+ * (ring reads take both).
  */
 function pfnOfNum(a: bigint, n: number): number {
   return n >= 0 && n < EXACT ? Math.floor(n / PAGE) : Number(a >> PAGE_SHIFT);
@@ -48,7 +73,7 @@ export function pfnBase(pfn: number): bigint {
 }
 
 export function readMem(pages: Pages, gpa: bigint, len: number): Uint8Array {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   const off0 = offOfNum(gpa, n);
   if (off0 + len <= PAGE) {
     // the common case: within one page
@@ -78,7 +103,7 @@ export function readMemInto(pages: Pages, gpa: bigint, len: number, out: Uint8Ar
   let done = 0;
   while (done < len) {
     const a = done ? gpa + BigInt(done) : gpa;
-    const an = Number(a);
+    const an = toNum(a);
     const off = offOfNum(a, an);
     const n = Math.min(PAGE - off, len - done);
     const page = pages.get(pfnOfNum(a, an));
@@ -94,13 +119,13 @@ export function readMemInto(pages: Pages, gpa: bigint, len: number, out: Uint8Ar
  * boundary or the page was never written (callers then take the general path). Never write to it.
  */
 export function pageFor(pages: Pages, gpa: bigint, len: number): Uint8Array | null {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   if (offOfNum(gpa, n) + len > PAGE) return null;
   return pages.get(pfnOfNum(gpa, n)) ?? null;
 }
 
 export function writeMem(pages: Pages, gpa: bigint, data: Uint8Array, owned?: Set<Uint8Array>): void {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   const off0 = offOfNum(gpa, n);
   if (off0 + data.length <= PAGE) {
     ownedPage(pages, pfnOfNum(gpa, n), owned).set(data, off0);
@@ -130,7 +155,7 @@ function ownedPage(pages: Pages, pfn: number, owned?: Set<Uint8Array>): Uint8Arr
 
 /** Little-endian store of a 16/32-bit value without allocating. */
 export function writeUint(pages: Pages, gpa: bigint, bytes: 2 | 4, v: number, owned?: Set<Uint8Array>): void {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   const off = offOfNum(gpa, n);
   if (off + bytes > PAGE) {
     writeMem(pages, gpa, bytes === 2 ? le16(v) : le32(v), owned);
@@ -146,7 +171,7 @@ export function writeUint(pages: Pages, gpa: bigint, bytes: 2 | 4, v: number, ow
 }
 
 export function readU16(pages: Pages, gpa: bigint): number {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   const off = offOfNum(gpa, n);
   if (off + 2 <= PAGE) {
     const page = pages.get(pfnOfNum(gpa, n));
@@ -157,7 +182,7 @@ export function readU16(pages: Pages, gpa: bigint): number {
 }
 
 export function readU32(pages: Pages, gpa: bigint): number {
-  const n = Number(gpa);
+  const n = toNum(gpa);
   const off = offOfNum(gpa, n);
   if (off + 4 <= PAGE) {
     const page = pages.get(pfnOfNum(gpa, n));

@@ -13,7 +13,7 @@
 // set, as vhost's handlers do, so the guest does not kick a queue that is not listening.
 //
 // The memory accesses are in device-io.ts, the chain walk (vhost's and QEMU's rules) in chain-walk.ts.
-import { fnv1aAt, readU16, readU32 } from '../model/memory.js';
+import { fnv1aAt, readU16, readU32, toNum } from '../model/memory.js';
 import { lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
@@ -156,7 +156,7 @@ function prefetch(p: Pass): boolean {
  * room + 1 >= len for a bigint room and a length below 2^53, comparing numbers (a bigint-to-double
  * conversion is cheaper than BigInt(len), which allocates in the runtime on this path).
  */
-const roomHolds = (room: bigint, len: number): boolean => room >= EXACT_BIG || Number(room) + 1 >= len;
+const roomHolds = (room: bigint, len: number): boolean => room >= EXACT_BIG || toNum(room) + 1 >= len;
 /** 2^53: a bigint below it converts to a double exactly */
 const EXACT_BIG = 1n << 53n;
 

@@ -10,7 +10,7 @@
 import { type IotlbEntry, lookup } from '../model/device-iotlb.js';
 import { guestTranslate } from '../model/virtio-iommu.js';
 import { hvaOf, hvaToGpa, type Region } from '../model/memtable.js';
-import { PAGE_MASK, pageOff, pfnOf } from '../model/memory.js';
+import { PAGE_MASK, pageOff, pfnOf, toNum } from '../model/memory.js';
 import { permBits } from '../model/types.js';
 import type { DeviceState, World } from '../model/world.js';
 import type { VIA } from '../events/schema.js';
@@ -112,7 +112,7 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
         }
       }
       if (hva === null) return fail('EFAULT', a);
-      n = left < BigInt(want) ? Number(left) : want;
+      n = left < BigInt(want) ? toNum(left) : want;
       piece = at(one, done, a, n, a, hva, 'gpa', 0);
     } else if (mode === 1) {
       // translate_desc through the device IOTLB: the entry covering a, and how much of the rest it covers
@@ -120,10 +120,10 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       if (!e) return fail('EAGAIN', a);
       if (!(permBits(e.perm) & need)) return fail('EPERM', a);
       // min(last - a + 1, want), in numbers once the bigint difference is known to be small
-      // (Number(room), a runtime call of ~9 ns, costs less than BigInt(want - 1), which allocates
-      // its bigint in the runtime here: perf shows Runtime_ToBigIntConvertNumber from resolve)
+      // (converting the room costs less than BigInt(want - 1), which allocates its bigint in the
+      // runtime here: perf showed Runtime_ToBigIntConvertNumber from resolve)
       const room = e.last - a;
-      n = room >= 0xffff_ffffn ? want : Math.min(Number(room) + 1, want);
+      n = room >= 0xffff_ffffn ? want : Math.min(toNum(room) + 1, want);
       const c = x && entryXlate(x, e, w.memTable);
       if (c && c.ok) piece = at(one, done, a, n, a + c.gpaK, a + c.hvaK, 'iotlb', e.seq);
       else {

@@ -3,7 +3,7 @@
 // every accessor must agree with the same memory kept as a plain byte map keyed by bigint address.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pageFor, pageOff, type Pages, pfnOf, readMem, readMemInto, readU16, readU32, writeMem, writeUint } from '../../src/model/memory.js';
+import { pageFor, pageOff, type Pages, pfnOf, readMem, readMemInto, readU16, readU32, toNum, writeMem, writeUint } from '../../src/model/memory.js';
 
 const U64 = (1n << 64n) - 1n;
 
@@ -14,6 +14,18 @@ const addr = fc.oneof(
 );
 
 describe('guest memory accessors', () => {
+  it('toNum is Number() for any bigint: exact below 2^53, rounded the same way above, outside [0, 2^64) too', () => {
+    const edges = fc.oneof(addr, fc.bigInt(), fc.bigInt({ min: (1n << 53n) - 4n, max: (1n << 53n) + 4n }), fc.bigInt({ min: U64 - 4n, max: U64 + 4n }), fc.bigInt({ min: -4n, max: 4n }), fc.bigInt({ min: 0n, max: (1n << 80n) }));
+    fc.assert(
+      fc.property(edges, (a) => {
+        expect(Object.is(toNum(a), Number(a))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+    // ties: halfway between two doubles above 2^53 rounds to even, as Number() does
+    for (const a of [(1n << 53n) + 1n, (1n << 53n) + 3n, (1n << 63n) + (1n << 10n), (1n << 63n) + (3n << 10n), U64]) expect(toNum(a)).toBe(Number(a));
+  });
+
   it('pfnOf and pageOff are the exact shift and mask of any 64-bit address', () => {
     fc.assert(
       fc.property(addr, (a) => {
