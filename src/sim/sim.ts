@@ -143,7 +143,11 @@ export class Sim {
    * store on every event), and the fields keep the order they had (seq last).
    */
   emit(e: NewEvent | DmaEvent): number {
-    return this.pipe.emit(e as NewEvent);
+    // numbered here: this small method is inlined where the event's literal is built, so the
+    // store's shape is known there (the pipeline's own store sees every shape)
+    const ev = e as DmaEvent;
+    ev.seq = this.pipe.seq + 1;
+    return this.pipe.emitNumbered(ev);
   }
 
   state(): SimState {
