@@ -251,7 +251,7 @@ function processChain(p: Pass, head: number): boolean {
 /** What the device writes: virtio-blk reads its header (type, sector) and returns disk bytes and a status; virtio-net fills a packet. */
 function deviceData(p: Pass, hdr: Piece | null, total: number): Uint8Array {
   const { sim, d, r } = p;
-  const all = new Uint8Array(total);
+  const all = sim.bytes(total);
   const given = sim.config.workload === 'scenario' ? payloadFor(sim, r.q, r.served) : undefined;
   if (given) {
     all.set(given.subarray(0, total)); // the scenario's payload, cut or zero-padded to the buffers

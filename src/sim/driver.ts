@@ -23,13 +23,20 @@ import {
   VRING_USED_F_NO_NOTIFY,
 } from '../model/vring.js';
 import type { DeviceState, Posted, RingState } from '../model/world.js';
-import { opBytes } from './data.js';
+import { opBytesInto } from './data.js';
 import { dmaMap, dmaSync, dmaUnmap, flushQueue } from './dma-api.js';
 import type { Sim } from './sim.js';
 import type { Request } from './workload.js';
 import { deviceRunnable } from './device.js';
 import { SCENARIO_LINE, scenarioStep } from './scenario.js';
 import { vmmRunnable, vmmUnmapNotify } from './vmm.js';
+
+/** The guest's payload bytes of op from offset `from` (data.ts opBytes), in an array from the Sim's slab. */
+function payload(sim: Sim, op: number, from: number, len: number): Uint8Array {
+  const out = sim.bytes(len);
+  opBytesInto(out, 0, sim.dataKey, 1, op, from, len);
+  return out;
+}
 
 /** Driver-private memory: request headers, status bytes and indirect tables (kmalloc'd in Linux). */
 const HDR_BASE = 0x0a00_0000n;
@@ -241,7 +248,7 @@ function submit(sim: Sim): void {
   } else sg.push({ gpa: hdrGpa(op), len: 12, write: req.what === 'rx' ? 1 : 0 });
   let off = 0;
   for (const s of req.segs) {
-    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: opBytes(sim.dataKey, 1, op, off, s.len), seq: 0 });
+    if (!s.write) sim.emit({ kind: 'mem.write', actor: 'cpu0', cause: intent, gpa: s.gpa, by: 'cpu', data: payload(sim, op, off, s.len), seq: 0 });
     sg.push(s);
     off += s.len;
   }

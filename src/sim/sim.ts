@@ -44,6 +44,8 @@ const VQ_ACTORS: readonly Actor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 const VMM_BIT = 1 << 30;
 const MAX_MASK_Q = 28;
 const VQ_INDEX: Partial<Record<Actor, number>> = { vq0: 0, vq1: 1, vq2: 2, vq3: 3 };
+/** Sim.bytes carves its arrays from slabs of this size (a request above a quarter of it gets its own) */
+const SLAB = 1 << 16;
 
 export class Sim {
   readonly world: World;
@@ -68,6 +70,9 @@ export class Sim {
   /** the device IOTLB's last entry translation (translate.ts EntryXlate) */
   readonly xlate = new EntryXlate();
   private readonly runnableSets = new Map<number, { actors: readonly Actor[]; text: string }>();
+  /** Sim.bytes' current slab, and the first byte of it not handed out yet */
+  private slab = new ArrayBuffer(0);
+  private slabAt = 0;
 
   constructor(
     readonly config: SimConfig,
@@ -148,6 +153,25 @@ export class Sim {
     const ev = e as DmaEvent;
     ev.seq = this.pipe.seq + 1;
     return this.pipe.emitNumbered(ev);
+  }
+
+  /**
+   * A new zeroed array of n bytes (the payload of an event: what the guest or the device writes),
+   * carved from a slab the Sim owns rather than allocated alone: a typed array above 64 bytes lives
+   * outside the V8 heap (malloc, a backing store the GC registers and frees; with the memset, ~2% of
+   * the simulation in perf). Each range is handed out once, so it is as fresh as new Uint8Array(n);
+   * a view keeps its slab alive while it lives. Nothing of the slab is state: no byte of it is read
+   * before it is written, and a resumed Sim starts a new one.
+   */
+  bytes(n: number): Uint8Array {
+    if (n > SLAB >> 2) return new Uint8Array(n);
+    if (this.slabAt + n > this.slab.byteLength) {
+      this.slab = new ArrayBuffer(SLAB);
+      this.slabAt = 0;
+    }
+    const out = new Uint8Array(this.slab, this.slabAt, n);
+    this.slabAt += n;
+    return out;
   }
 
   state(): SimState {
