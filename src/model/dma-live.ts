@@ -5,6 +5,7 @@ import type { MAP_KINDS } from '../events/schema.js';
 import { big, bool, type Infer, multimapList, num, obj, str } from './codec.js';
 import { insertAt, removeAt } from './list.js';
 import type { DirName } from './types.js';
+import { fromNum } from './memory.js';
 
 export const DMA_MAPPING = obj({ __proto__: null,
   phys: big,
@@ -34,7 +35,7 @@ export class DmaLive extends Map<bigint, DmaMapping[]> {
 }
 
 function liveEntry(dma: bigint, m: DmaMapping): LiveEntry {
-  const n = BigInt(Math.max(m.size, 1));
+  const n = fromNum(Math.max(m.size, 1));
   return [dma, m, dma + n, m.phys + n];
 }
 

@@ -3,7 +3,7 @@
 // 4 GiB, 0xffff_f000 downwards). A freed range is the first one handed out again.
 import { big, type Infer, obj } from './codec.js';
 import { insertAt } from './list.js';
-import { PAGE_BASE, PAGE_BIG, PAGE_MASK } from './memory.js';
+import { PAGE_BASE, PAGE_BIG, PAGE_MASK, fromNum } from './memory.js';
 
 export const IOVA_LIMIT_32 = 0x1_0000_0000n;
 
@@ -13,7 +13,7 @@ export type IovaRange = Infer<typeof IOVA_RANGE>;
 /** The page-aligned span of [addr, addr+size) (at least one page), as iommu-dma allocates it. */
 export function pageSpan(addr: bigint, size: number): bigint {
   const start = addr & PAGE_BASE;
-  const end = (addr + BigInt(Math.max(size, 1)) + PAGE_MASK) & PAGE_BASE;
+  const end = (addr + fromNum(Math.max(size, 1)) + PAGE_MASK) & PAGE_BASE;
   return end - start;
 }
 

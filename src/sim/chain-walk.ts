@@ -25,6 +25,7 @@ import { descAt, packedAt, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_
 import type { DeviceState, World } from '../model/world.js';
 import { emitPrefixReads, need, type Pass, peekPieces, readDesc, readPacked, vqError } from './device-io.js';
 import type { Piece } from './translate.js';
+import { fromNum } from '../model/memory.js';
 
 export interface Walked {
   /** the buffers, in chain order (table entries in place of their INDIRECT descriptor) */
@@ -66,7 +67,7 @@ function walkSplitVhost(p: Pass, head: number): Walked | null {
   for (let found = 0; ; ) {
     if (i >= r.num) return vqError(p, `Desc index is ${i} > ${r.num}, head = ${head}`), null;
     if (++found > r.num) return vqError(p, `Loop detected: last one at ${i} vq size ${r.num} head ${head}`), null;
-    const desc = readDesc(p, r.desc + BigInt(16 * i), i);
+    const desc = readDesc(p, r.desc + fromNum(16 * i), i);
     if (!desc) return null;
     if (desc.flags & VRING_DESC_F_INDIRECT) {
       // get_indirect; on failure vhost_get_vq_desc adds "Failure detected in indirect descriptor at
@@ -137,7 +138,7 @@ function getIndirect(p: Pass, ind: Desc, acc: Acc): boolean {
 /** virtqueue_split_pop. */
 function walkSplitQemu(p: Pass, head: number): Walked | null {
   const { r } = p;
-  let desc = readDesc(p, r.desc + BigInt(16 * head), head);
+  let desc = readDesc(p, r.desc + fromNum(16 * head), head);
   if (!desc) return null;
   let max = r.num;
   let table: Uint8Array | null = null;
@@ -176,7 +177,7 @@ function walkSplitQemu(p: Pass, head: number): Walked | null {
       desc = descAt(table, 16 * next, next);
       read = Math.max(read, 16 * (next + 1));
     } else {
-      const d = readDesc(p, r.desc + BigInt(16 * next), next);
+      const d = readDesc(p, r.desc + fromNum(16 * next), next);
       if (!d) return null;
       desc = d;
     }
@@ -192,7 +193,7 @@ function walkPacked(p: Pass, pos: number): Walked | null {
   let id = 0;
   for (let at = pos, n = 0; ; n++) {
     if (n >= r.num) return vqError(p, 'Looped descriptor'), null;
-    const pd = readPacked(p, r.desc + BigInt(16 * at));
+    const pd = readPacked(p, r.desc + fromNum(16 * at));
     if (!pd) return null;
     id = pd.id;
     ring.push({ idx: at, addr: pd.addr, len: pd.len, flags: pd.flags & 0x7f, next: 0 });

@@ -13,7 +13,7 @@
 // set, as vhost's handlers do, so the guest does not kick a queue that is not listening.
 //
 // The memory accesses are in device-io.ts, the chain walk (vhost's and QEMU's rules) in chain-walk.ts.
-import { fnv1aAt, readU16, readU32, toNum } from '../model/memory.js';
+import { fnv1aAt, fromNum, readU16, readU32, toNum } from '../model/memory.js';
 import { lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
@@ -93,7 +93,7 @@ function runPass(p: Pass): boolean {
     // vhost_get_avail_idx (QEMU: virtqueue_num_heads, which kept the old wording)
     if (((availIdx - r.lastAvail) & 0xffff) > r.num) return vqError(p, `Guest moved ${qemu ? 'used' : 'avail'} index from ${r.lastAvail} to ${availIdx}`);
     for (let last = r.lastAvail; last !== availIdx && completed < weight; last = (last + 1) & 0xffff) {
-      const head = ringU16(p, r.avail + BigInt(4 + 2 * (last % r.num)));
+      const head = ringU16(p, r.avail + fromNum(4 + 2 * (last % r.num)));
       if (head < 0) return false;
       // vhost_get_vq_desc (QEMU: virtqueue_get_head)
       if (head >= r.num) return vqError(p, qemu ? `Guest says index ${head} is available` : `Guest says index ${head} > ${r.num} is available`);
@@ -106,7 +106,7 @@ function runPass(p: Pass): boolean {
   if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
-    const at = need(p, r.used + BigInt(4 + 8 * r.num), 2, 'WO', undefined, sim.onePiece);
+    const at = need(p, r.used + fromNum(4 + 8 * r.num), 2, 'WO', undefined, sim.onePiece);
     if (!at) return false;
     sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa, seq: 0 });
   }
@@ -124,8 +124,8 @@ function runPass(p: Pass): boolean {
 function setNotify(p: Pass, on: boolean): boolean {
   const { sim, r } = p;
   if (r.eventIdx && !r.packed) return true;
-  const addr = r.packed ? r.used + BigInt(16 * r.num + 4 + 2) : r.used;
-  const gpa = r.packed ? r.usedGpa + BigInt(16 * r.num + 4 + 2) : r.usedGpa;
+  const addr = r.packed ? r.used + fromNum(16 * r.num + 4 + 2) : r.used;
+  const gpa = r.packed ? r.usedGpa + fromNum(16 * r.num + 4 + 2) : r.usedGpa;
   const want = on ? 0 : r.packed ? RING_EVENT_FLAGS_DISABLE : VRING_USED_F_NO_NOTIFY;
   if (readU16At(sim, gpa) === want) return true;
   return ringPut16(p, addr, want);
@@ -184,7 +184,7 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
 /** 1 if the packed descriptor at lastAvail is available, 0 if not, -1 if the pass ended. */
 function packedAvailable(p: Pass): number {
   const { r } = p;
-  const flags = ringU16(p, r.desc + BigInt(16 * r.lastAvail) + 14n);
+  const flags = ringU16(p, r.desc + fromNum(16 * r.lastAvail) + 14n);
   if (flags < 0) return -1;
   const avail = flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0;
   const used = flags & VRING_PACKED_DESC_F_USED ? 1 : 0;
@@ -277,7 +277,7 @@ function deviceData(p: Pass, hdr: Piece | null, total: number): Uint8Array {
 function signal(p: Pass, oldUsed: number): boolean {
   const { sim, r, actor, begin } = p;
   if (r.packed) {
-    const ev = r.avail + BigInt(16 * r.num);
+    const ev = r.avail + fromNum(16 * r.num);
     const flags = ringU16(p, ev + 2n);
     if (flags < 0) return false;
     if (flags === RING_EVENT_FLAGS_DISABLE) return true;
@@ -288,7 +288,7 @@ function signal(p: Pass, oldUsed: number): boolean {
       if (!packedNeedEvent(r.num, r.usedWrap, offWrap, r.usedIdx, oldUsed)) return true;
     }
   } else if (r.eventIdx) {
-    const usedEvent = ringU16(p, r.avail + BigInt(4 + 2 * r.num));
+    const usedEvent = ringU16(p, r.avail + fromNum(4 + 2 * r.num));
     if (usedEvent < 0) return false;
     if (!needEvent(usedEvent, r.usedIdx, oldUsed)) return true;
   } else {

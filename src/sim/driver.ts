@@ -5,7 +5,7 @@
 // negotiated and the list has more than one element, else as a chain in the ring. Completions are
 // reaped from the used ring; unmaps read the driver's shadow (desc_extra), never the ring.
 import type { Desc, Seg } from '../events/schema.js';
-import { fnvMem, readMem, readU16, readU32 } from '../model/memory.js';
+import { fnvMem, fromNum, readMem, readU16, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
 import {
   decodePacked,
@@ -45,7 +45,7 @@ const TABLE_BASE = 0x0900_0000n;
 export const FQ_SIZE = 32;
 
 // one cacheline per request, so no two in-flight headers share one (dma-debug's cacheline tracking)
-const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
+const hdrGpa = (op: number) => HDR_BASE + fromNum((op % 8192) * 64);
 /**
  * Linux kmallocs every indirect table on its own (alloc_indirect_split: total_sg * 16 bytes), so two
  * in-flight tables never share bytes. Here each (queue, head) owns a 16 KiB slot: room for 1024
@@ -56,7 +56,7 @@ const hdrGpa = (op: number) => HDR_BASE + BigInt((op % 8192) * 64);
  */
 export const TABLE_SLOT = 0x4000;
 export const MAX_TABLE_ENTRIES = TABLE_SLOT / 16;
-const tableGpa = (q: number, head: number) => TABLE_BASE + BigInt(q * 256 * TABLE_SLOT + head * TABLE_SLOT);
+const tableGpa = (q: number, head: number) => TABLE_BASE + fromNum(q * 256 * TABLE_SLOT + head * TABLE_SLOT);
 
 // The scheduler asks driverRunnable before every step and driverStep runs it: plain loops, no
 // closures or spread copies (this is per step).
@@ -116,7 +116,7 @@ export function driverStep(sim: Sim): void {
 function hasUsed(sim: Sim, r: RingState): boolean {
   if (r.broken || r.extra.size === 0) return false;
   if (!r.packed) return readU16(sim.world.mem, r.usedGpa + 2n) !== r.lastUsed;
-  const flags = readU16(sim.world.mem, r.descGpa + BigInt(16 * r.lastUsed) + 14n);
+  const flags = readU16(sim.world.mem, r.descGpa + fromNum(16 * r.lastUsed) + 14n);
   const avail = flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0;
   const used = flags & VRING_PACKED_DESC_F_USED ? 1 : 0;
   return avail === used && used === r.lastUsedWrap;
@@ -198,7 +198,7 @@ function busyN(posted: Posted[], lines: Float64Array): boolean {
 
 /** An in-flight segment beyond 2^53 against a request's (exact) lines. */
 function sameCachelineBig(a: Seg, lo: number, hi: number): boolean {
-  return BigInt(lo) <= lastLine(a) && a.gpa >> 6n <= BigInt(hi);
+  return fromNum(lo) <= lastLine(a) && a.gpa >> 6n <= fromNum(hi);
 }
 
 function busyBig(posted: Posted[], segs: Seg[]): boolean {
@@ -209,7 +209,7 @@ function busyBig(posted: Posted[], segs: Seg[]): boolean {
 function sameCacheline(a: Seg, b: Seg): boolean {
   return a.gpa >> 6n <= lastLine(b) && b.gpa >> 6n <= lastLine(a);
 }
-const lastLine = (s: Seg) => (s.gpa + BigInt(Math.max(s.len, 1)) - 1n) >> 6n;
+const lastLine = (s: Seg) => (s.gpa + fromNum(Math.max(s.len, 1)) - 1n) >> 6n;
 
 /** Free descriptors: split, the free list; packed, ring slots not held by an outstanding chain. */
 function ringFree(r: RingState): number {
@@ -310,12 +310,12 @@ function submit(sim: Sim): void {
 function needsKick(sim: Sim, r: RingState, availIdx: number, old: number): boolean {
   const mem = sim.world.mem;
   if (r.packed) {
-    const ev = r.usedGpa + BigInt(packedDeviceEventOff(r.num));
+    const ev = r.usedGpa + fromNum(packedDeviceEventOff(r.num));
     const flags = readU16(mem, ev + 2n);
     if (flags !== RING_EVENT_FLAGS_DESC) return flags !== RING_EVENT_FLAGS_DISABLE;
     return packedNeedEvent(r.num, r.availWrap, readU16(mem, ev), availIdx, old);
   }
-  if (r.eventIdx) return needEvent(readU16(mem, r.usedGpa + BigInt(4 + 8 * r.num)), availIdx, old);
+  if (r.eventIdx) return needEvent(readU16(mem, r.usedGpa + fromNum(4 + 8 * r.num)), availIdx, old);
   return !(readU16(mem, r.usedGpa) & VRING_USED_F_NO_NOTIFY);
 }
 
@@ -325,7 +325,7 @@ function unwind(sim: Sim, d: DeviceState, r: RingState, sg: Seg[], dmas: bigint[
     // S4: the old error path walked the main ring from head instead of the indirect table: it unmaps
     // whatever the ring's descriptors hold and leaks the real mappings
     for (let i = 0, idx = head; i < dmas.length; i++) {
-      const desc = readMem(sim.world.mem, r.descGpa + BigInt(16 * idx), 16);
+      const desc = readMem(sim.world.mem, r.descGpa + fromNum(16 * idx), 16);
       const v = new DataView(desc.buffer);
       const addr = v.getBigUint64(0, true);
       dmaUnmap(sim, d, addr, v.getUint32(8, true), v.getUint16(12, true) & VRING_DESC_F_WRITE ? 'FROM_DEVICE' : 'TO_DEVICE', 'page', cause);
@@ -343,11 +343,11 @@ function reap(sim: Sim, r: RingState): void {
     let id: number;
     let len: number;
     if (r.packed) {
-      const pd = decodePacked(readMem(w.mem, r.descGpa + BigInt(16 * r.lastUsed), 16));
+      const pd = decodePacked(readMem(w.mem, r.descGpa + fromNum(16 * r.lastUsed), 16));
       id = pd.id;
       len = pd.len;
     } else {
-      const at = r.usedGpa + BigInt(4 + 8 * (r.lastUsed % r.num));
+      const at = r.usedGpa + fromNum(4 + 8 * (r.lastUsed % r.num));
       id = readU32(w.mem, at);
       len = readU32(w.mem, at + 4n);
     }
@@ -364,7 +364,7 @@ function reap(sim: Sim, r: RingState): void {
   }
   if (r.eventIdx && !r.packed) {
     // virtqueue_enable_cb_prepare: interrupt me once used.idx passes what I have consumed
-    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + BigInt(4 + 2 * r.num), seq: 0 });
+    sim.emit({ kind: 'vq.event', actor: 'cpu0', cause: 0, q: r.q, idx: r.lastUsed, device: 0, gpa: r.availGpa + fromNum(4 + 2 * r.num), seq: 0 });
   }
   const lazy = firstWithFlushQueue(sim, FQ_SIZE);
   if (lazy) flushQueue(sim, lazy);

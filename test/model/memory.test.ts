@@ -3,7 +3,7 @@
 // every accessor must agree with the same memory kept as a plain byte map keyed by bigint address.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pageFor, pageOff, type Pages, pfnOf, readMem, readMemInto, readU16, readU32, toNum, writeMem, writeUint } from '../../src/model/memory.js';
+import { fromNum, pageFor, pageOff, type Pages, pfnOf, readMem, readMemInto, readU16, readU32, toNum, writeMem, writeUint } from '../../src/model/memory.js';
 
 const U64 = (1n << 64n) - 1n;
 
@@ -14,6 +14,23 @@ const addr = fc.oneof(
 );
 
 describe('guest memory accessors', () => {
+  it('fromNum is BigInt() for any number: the same bigint, or the same RangeError', () => {
+    const outcome = (f: () => bigint) => {
+      try {
+        return f();
+      } catch (e) {
+        return (e as Error).constructor.name;
+      }
+    };
+    const nums = fc.oneof(fc.nat(), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.integer(), fc.double(), fc.constantFrom(0, -0, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, 2 ** 60, -1, 0.5, NaN, Infinity));
+    fc.assert(
+      fc.property(nums, (n) => {
+        expect(outcome(() => fromNum(n))).toEqual(outcome(() => BigInt(n)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('toNum is Number() for any bigint: exact below 2^53, rounded the same way above, outside [0, 2^64) too', () => {
     const edges = fc.oneof(addr, fc.bigInt(), fc.bigInt({ min: (1n << 53n) - 4n, max: (1n << 53n) + 4n }), fc.bigInt({ min: U64 - 4n, max: U64 + 4n }), fc.bigInt({ min: -4n, max: 4n }), fc.bigInt({ min: 0n, max: (1n << 80n) }));
     fc.assert(

@@ -4,7 +4,7 @@
 // written into guest memory, where a device reads them.
 import type { EventOf } from '../../events/schema.js';
 import { removeAt } from '../list.js';
-import { writeMem, writeUint } from '../memory.js';
+import { fromNum, writeMem, writeUint } from '../memory.js';
 import { availPending, encodeDesc, encodePacked, packedFlags, usedFlags, VRING_DESC_F_INDIRECT } from '../vring.js';
 import { ApplyError, ringOf, type RingState, type World } from '../world.js';
 import type { RulesFor } from './rule.js';
@@ -70,7 +70,7 @@ export const RING_RULES: RulesFor<RingKinds> = {
       if (r.packed) {
         const posted = r.extra.get(ev.id);
         const chain = posted ? (posted.table ? 1 : posted.chain.length) : 1;
-        const at = ev.gpa + BigInt(16 * ev.slot);
+        const at = ev.gpa + fromNum(16 * ev.slot);
         writeUint(w.mem, at + 8n, 4, ev.len, owned);
         writeUint(w.mem, at + 12n, 2, ev.id, owned);
         writeUint(w.mem, at + 14n, 2, usedFlags(ev.wrap), owned);
@@ -80,7 +80,7 @@ export const RING_RULES: RulesFor<RingKinds> = {
         r.served++;
         return;
       }
-      const at = ev.gpa + BigInt(4 + 8 * ev.slot);
+      const at = ev.gpa + fromNum(4 + 8 * ev.slot);
       writeUint(w.mem, at, 4, ev.id, owned);
       writeUint(w.mem, at + 4n, 4, ev.len, owned);
       writeUint(w.mem, ev.gpa + 2n, 2, ev.usedIdx, owned);
@@ -153,7 +153,7 @@ function post(w: World, ev: EventOf<'vring.post'>, owned?: Set<Uint8Array>): voi
     entries.forEach((d, i) => {
       const pos = (ev.slot + i) % r.num;
       if (i > 0 && pos === 0) wrap ^= 1;
-      writeMem(w.mem, r.descGpa + BigInt(16 * pos), encodePacked(d.addr, d.len, ev.head, packedFlags(d.flags, wrap)), owned);
+      writeMem(w.mem, r.descGpa + fromNum(16 * pos), encodePacked(d.addr, d.len, ev.head, packedFlags(d.flags, wrap)), owned);
     });
     if (ev.slot + entries.length >= r.num) r.availWrap ^= 1;
     takeFree(r, ev.head, ev.seq);
@@ -163,16 +163,16 @@ function post(w: World, ev: EventOf<'vring.post'>, owned?: Set<Uint8Array>): voi
   }
   if (ev.table) {
     // the indirect table itself was written (mem.write) before it was mapped
-    writeMem(w.mem, r.descGpa + BigInt(16 * ev.head), encodeDesc({ idx: ev.head, addr: ev.table, len: 16 * ev.chain.length, flags: VRING_DESC_F_INDIRECT, next: 0 }), owned);
+    writeMem(w.mem, r.descGpa + fromNum(16 * ev.head), encodeDesc({ idx: ev.head, addr: ev.table, len: 16 * ev.chain.length, flags: VRING_DESC_F_INDIRECT, next: 0 }), owned);
     takeFree(r, ev.head, ev.seq);
   } else {
     for (const d of ev.chain) {
-      writeMem(w.mem, r.descGpa + BigInt(16 * d.idx), encodeDesc(d), owned);
+      writeMem(w.mem, r.descGpa + fromNum(16 * d.idx), encodeDesc(d), owned);
       takeFree(r, d.idx, ev.seq);
     }
   }
   r.extra.set(ev.head, { chain: ev.chain.map(copyDesc), sg: ev.sg.map((g) => ({ gpa: g.gpa, len: g.len, write: g.write })), table: ev.table, tableGpa: ev.tableGpa, op: ev.cause });
-  writeUint(w.mem, r.availGpa + BigInt(4 + 2 * ev.slot), 2, ev.head, owned);
+  writeUint(w.mem, r.availGpa + fromNum(4 + 2 * ev.slot), 2, ev.head, owned);
   writeUint(w.mem, r.availGpa + 2n, 2, ev.availIdx, owned);
   r.availIdx = ev.availIdx;
 }
