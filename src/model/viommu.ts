@@ -1,7 +1,7 @@
 // The guest-visible IOMMU page tables, at 4 KiB granularity: IOVA page → GPA page and permission,
 // with the seq of the iommu.map that installed it. QEMU's translate returns one page-sized entry
 // (addr_mask 0xfff), which is what the VMM puts into a device-IOTLB UPDATE.
-import { PAGE_BASE, PAGE_BIG, PAGE_MASK, PAGE_SHIFT, pfnOf } from './memory.js';
+import { PAGE, PAGE_BASE, PAGE_BIG, PAGE_MASK, PAGE_SHIFT, pfnOf, toNum } from './memory.js';
 import { big, type Infer, mapList, num, obj, pfnAddr, str } from './codec.js';
 import type { PermName } from './types.js';
 
@@ -29,7 +29,9 @@ export function iommuUnmap(t: IommuTable, iova: bigint, size: bigint): number[] 
   const gone: number[] = [];
   // a range larger than the table: walk the table instead, so an unmap costs at most what was mapped
   // (an unmap of 2^64 bytes must not step through 2^52 pages)
-  if (size >> PAGE_SHIFT > BigInt(t.size)) {
+  // pages > t.size, as numbers: exact below 2^53, and a size of 2^53 or more is more pages than any
+  // table holds either way (a bigint shift and BigInt(t.size) are runtime calls on every unmap)
+  if (Math.floor(toNum(size) / PAGE) > t.size) {
     const first = pfnOf(iova);
     const last = pfnOf(iova + (((size - 1n) >> PAGE_SHIFT) << PAGE_SHIFT)); // the loop's last page
     for (const pfn of [...t.keys()].filter((p) => p >= first && p <= last).sort((a, b) => a - b)) {
