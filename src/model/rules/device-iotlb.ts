@@ -10,6 +10,12 @@ import { markRead } from './vmm.js';
 
 const U64 = (1n << 64n) - 1n;
 
+/** The last byte of [iova, iova + size) mod 2^64 (vhost's u64 arithmetic); the AND, a bigint op that allocates, only when it wraps. */
+export function lastOf(iova: bigint, size: bigint): bigint {
+  const end = iova + size - 1n;
+  return end >= 0n && end <= U64 ? end : end & U64;
+}
+
 export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invalidate' | 'iotlb.batch'> = {
   'iotlb.miss': {
     models: 'vhost_iotlb_miss: VHOST_IOTLB_MISS queued for the VMM, the vq parked on the pending list',
@@ -29,7 +35,7 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
       if (ev.result !== 'ok') return;
       const d = deviceOf(w, ev.dev, ev.seq);
       resetMeta(w, ev.dev);
-      addRange(d.iotlb, { start: ev.iova, last: (ev.iova + ev.size - 1n) & U64, uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
+      addRange(d.iotlb, { start: ev.iova, last: lastOf(ev.iova, ev.size), uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
       // vhost_iotlb_notify_vq: wake each pending miss the entry covers ('gt': the off-by-one before the fix, B2)
       if (!d.iotlb.pending.length) return;
       const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
@@ -40,11 +46,16 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
   'iotlb.invalidate': {
     models: 'vhost_process_iotlb_msg VHOST_IOTLB_INVALIDATE: vhost_iotlb_del_range (whole entries), vhost_vq_meta_reset',
     evolve(w, ev) {
-      const at = w.vmm.invals.findIndex((i) => i.req === ev.cause);
-      if (at >= 0) removeAt(w.vmm.invals, at);
+      // (a loop, not findIndex with a closure: every strict unmap's INVALIDATE comes here)
+      const invals = w.vmm.invals;
+      for (let i = 0; i < invals.length; i++)
+        if (invals[i]!.req === ev.cause) {
+          removeAt(invals, i);
+          break;
+        }
       if (ev.result !== 'ok') return;
       resetMeta(w, ev.dev);
-      delRange(deviceOf(w, ev.dev, ev.seq).iotlb, ev.iova, (ev.iova + ev.size - 1n) & U64, ev.seq);
+      delRange(deviceOf(w, ev.dev, ev.seq).iotlb, ev.iova, lastOf(ev.iova, ev.size), ev.seq);
     },
   },
   'iotlb.batch': {
