@@ -55,6 +55,12 @@ const HASH_BATCH = 64;
  * The state hash of a world (the same hash checkpoints store): SHA-256 of encodeCheckpoint(world,
  * null), fed to the hash in pieces instead of building the blob (a copy of every guest page), since
  * replay checks it at every checkpoint. `plain`: worldToPlain(world), if the caller has it already.
+ *
+ * A page read from a checkpoint is a view of the checkpoint's pages part (store/checkpoints.ts: u64
+ * pfn + 4096 bytes per page, in the map's order), so its pfn lies in the 8 bytes before it: a run of
+ * such pages, each right after the last, is already the blob's bytes and is hashed where it lies (a
+ * seek writes only a few pages). Every other page is copied with its pfn into a scratch, as it was.
+ * Either way the hash sees the same bytes: a page joins a run only if the 8 bytes before it are its pfn.
  */
 export function stateHash(world: World, plain: PlainWorld = worldToPlain(world)): string {
   const head = Buffer.from(JSON.stringify({ world: plain, sim: null }));
@@ -62,17 +68,54 @@ export function stateHash(world: World, plain: PlainWorld = worldToPlain(world))
   const len = Buffer.allocUnsafe(4);
   len.writeUInt32LE(head.length, 0);
   h.update(len).update(head);
-  const scratch = Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
+  let scratch: Buffer | null = null;
   let p = 0;
+  // the run being hashed in place: bytes [runAt, runEnd) of runBuf
+  let runBuf: ArrayBufferLike | null = null;
+  let runAt = 0;
+  let runEnd = 0;
+  const flushRun = () => {
+    if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+    runBuf = null;
+  };
+  const flushScratch = () => {
+    if (scratch && p) h.update(scratch.subarray(0, p));
+    p = 0;
+  };
   for (const [pfn, page] of world.mem) {
+    if (page.length === PAGE && pfnBefore(page, pfn)) {
+      if (runBuf === page.buffer && page.byteOffset === runEnd + 8) {
+        runEnd += 8 + PAGE;
+        continue;
+      }
+      flushRun();
+      flushScratch();
+      runBuf = page.buffer;
+      runAt = page.byteOffset - 8;
+      runEnd = page.byteOffset + PAGE;
+      continue;
+    }
+    flushRun();
+    scratch ??= Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
     scratch.writeBigUInt64LE(BigInt(pfn), p);
     scratch.set(page, p + 8);
     p += 8 + PAGE;
-    if (p === scratch.length) {
-      h.update(scratch);
-      p = 0;
-    }
+    if (p === scratch.length) flushScratch();
   }
-  if (p) h.update(scratch.subarray(0, p));
+  flushRun();
+  flushScratch();
   return h.digest('hex');
+}
+
+/** True if the 8 bytes before `page` in its buffer are `pfn` as a u64 LE (the blob's layout). pfn < 2^52: exact. */
+function pfnBefore(page: Uint8Array, pfn: number): boolean {
+  if (page.byteOffset < 8) return false;
+  const b = new Uint8Array(page.buffer, page.byteOffset - 8, 8);
+  let v = pfn;
+  for (let i = 0; i < 8; i++) {
+    const byte = v % 256;
+    if (b[i] !== byte) return false;
+    v = (v - byte) / 256;
+  }
+  return true;
 }
