@@ -29,13 +29,19 @@ export const INERT_KINDS: readonly Kind[] = KIND_NAMES.filter((k) => !RULES[k].e
 
 const INERT = new Uint8Array(256);
 for (const k of INERT_KINDS) INERT[KINDS[k].code] = 1;
-/** per kind code: [byte offset, value] of the enum field whose value makes the event inert, if any */
-const INERT_WHEN: ([number, number] | undefined)[] = [];
+/**
+ * per kind code: the byte offset of the enum field whose value makes the event inert (0: none) and
+ * that value. Typed arrays, not an array with holes: reading a hole makes optimized code depend on
+ * the prototype chain, and a change there deoptimizes the seek's hot loop.
+ */
+const INERT_WHEN_AT = new Uint16Array(256);
+const INERT_WHEN_IS = new Uint8Array(256);
 for (const k of KIND_NAMES) {
   const when = RULES[k].inertWhen;
   if (!when) continue;
   const spec = (KINDS[k].fields as Record<string, unknown>)[when.field] as { enum: readonly string[] };
-  INERT_WHEN[KINDS[k].code] = [fieldOffset(k, when.field)!, spec.enum.indexOf(when.value)];
+  INERT_WHEN_AT[KINDS[k].code] = fieldOffset(k, when.field)!;
+  INERT_WHEN_IS[KINDS[k].code] = spec.enum.indexOf(when.value);
 }
 
 /**
@@ -47,8 +53,8 @@ export function inertAt(buf: Uint8Array, off: number, size: number): boolean {
   if (!(size >= 10) || off + size > buf.length) return false;
   const code = buf[off + 4]!;
   if (INERT[code]) return true;
-  const when = INERT_WHEN[code];
-  return !!when && when[0] < size && buf[off + when[0]] === when[1];
+  const at = INERT_WHEN_AT[code]!;
+  return at !== 0 && at < size && buf[off + at] === INERT_WHEN_IS[code];
 }
 
 /**
