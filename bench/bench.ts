@@ -258,8 +258,8 @@ async function main(): Promise<void> {
     const { wall: lat, cpu: seekCpu, main: seekMain, wait: seekWait } = JSON.parse(sk.stdout) as { wall: number[]; cpu: number[]; main?: number[]; wait?: number[] };
     lat.sort((a, b) => a - b);
     seekCpu.sort((a, b) => a - b);
-    // the seeking thread's own CPU and its wait for a core (Linux): what the wall is made of on a shared machine
-    const thread = seekMain && seekWait ? `; seeking thread CPU p50 ${percentile(seekMain.sort((a, b) => a - b), 50).toFixed(1)} ms, p99 ${percentile(seekMain, 99).toFixed(1)} ms, waiting for a core p99 ${percentile(seekWait.sort((a, b) => a - b), 99).toFixed(1)} ms` : '';
+    // the seeking thread's own CPU and its wait for a core (Linux, tick-granular: approximate): what the wall is made of on a shared machine
+    const thread = seekMain && seekWait ? `; seeking thread (approx.) CPU p50 ${percentile(seekMain.sort((a, b) => a - b), 50).toFixed(1)} ms, p99 ${percentile(seekMain, 99).toFixed(1)} ms, waiting for a core p99 ${percentile(seekWait.sort((a, b) => a - b), 99).toFixed(1)} ms` : '';
     const p99 = percentile(lat, 99);
     rows.push({
       what: 'seek p99, in a process that seeks',

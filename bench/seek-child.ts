@@ -6,7 +6,9 @@
 //   → one JSON line: { wall: [...], cpu: [...], main?: [...], wait?: [...] } in ms, one entry per seek
 // cpu: the process's CPU time (its JIT compiler and GC threads included); main and wait, where Linux
 // gives them (/proc/thread-self/schedstat): the CPU time of the thread that seeks, and the time it
-// waited for a core. On a shared machine the wall is that thread's CPU plus its wait.
+// waited for a core. On a shared machine the wall is that thread's CPU plus its wait. Both come from
+// the kernel's accounting, brought up to date at each context switch and scheduler tick: one seek's
+// figure can be off by up to a tick (4 ms at HZ=250), so their percentiles are approximate.
 import { readFileSync } from 'node:fs';
 import seedrandom from 'seedrandom';
 import { stateAt } from '../src/app/state.js';
