@@ -5,12 +5,18 @@
 // - explore --jobs 1 and --jobs 2: the app (src/app/explore.ts) with its piscina workers and the
 //   database writes, each into a fresh database, --reps times, median reported: once as a user runs
 //   it (the pool starts and its workers compile the sim as they go), once on a warm pool (its
-//   workers ran 1000 seeds each first: the steady state of a long campaign).
+//   workers ran 1000 seeds each first: the steady state of a long campaign);
+// - a time-budgeted campaign, as `explore --time` runs one: --jobs 1 and --jobs 2 each run for
+//   --budget seconds from a cold pool (twice, median), and the speed-up is seeds per wall-second of
+//   --jobs 2 over --jobs 1. This is the figure issue 11's target is judged on: a search runs for
+//   minutes (`--time 10m`), and the fixed cost of each worker (its isolate compiles the simulation
+//   again: about 1.3 CPU-s, which with --jobs 1 runs on the idle core) weighs on a campaign of a few
+//   seconds only. The 8000-seed runs show that short-campaign figure beside it.
 // Wall-clock figures depend on what else runs on the machine (the load average is reported);
 // CPU time (process.cpuUsage: user+sys of every thread of the process) does much less, so
 // seeds per CPU-second is the per-core figure, and the speed-up is given both ways.
 //
-//   node dist/bench/explore.js [--seeds N] [--reps N] [--json]      (npm run bench runs it too)
+//   node dist/bench/explore.js [--seeds N] [--reps N] [--budget S] [--json]      (npm run bench runs it too)
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,16 +60,16 @@ const threadCpuMs = (tid: string): number => {
 const platformThreads = existsSync(TASKS) ? readdirSync(TASKS) : null;
 const sampleThreads = () => (platformThreads ? new Map(platformThreads.map((t) => [t, threadCpuMs(t)])) : null);
 
-function parseArgs(argv: string[]): { seeds: number; reps: number; json: boolean } {
-  const a = { seeds: 8000, reps: 3, json: false };
+function parseArgs(argv: string[]): { seeds: number; reps: number; budget: number; json: boolean } {
+  const a = { seeds: 8000, reps: 3, budget: 15, json: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     if (k === '--json') a.json = true;
-    else if (k === '--seeds' || k === '--reps') {
+    else if (k === '--seeds' || k === '--reps' || k === '--budget') {
       const v = Number(argv[++i]);
-      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${k} needs a positive integer`);
-      a[k === '--seeds' ? 'seeds' : 'reps'] = v;
-    } else throw new Error(`unknown argument ${k} (known: --seeds N, --reps N, --json)`);
+      if (!Number.isSafeInteger(v) || v < (k === '--budget' ? 0 : 1)) throw new Error(`${k} needs a ${k === '--budget' ? 'non-negative' : 'positive'} integer`);
+      a[k === '--seeds' ? 'seeds' : k === '--reps' ? 'reps' : 'budget'] = v;
+    } else throw new Error(`unknown argument ${k} (known: --seeds N, --reps N, --budget S (0: none), --json)`);
   }
   return a;
 }
@@ -130,6 +136,22 @@ async function main(): Promise<void> {
         }
         log(`--jobs ${j} rep ${r + 1}, warm pool: ${round(warm[j]!.at(-1)!.wallMs)} ms wall, ${round(warm[j]!.at(-1)!.cpuMs)} ms CPU`);
       }
+    // a time-budgeted campaign from a cold pool, as `explore --time` runs: seeds per wall-second
+    const budgeted: Record<number, { seeds: number; t: Timing }[]> = { 1: [], 2: [] };
+    if (args.budget > 0)
+      for (let r = 0; r < Math.min(args.reps, 2); r++)
+        for (const j of [1, 2]) {
+          let seeds = 0;
+          const t = await timed(async () => {
+            const rep = await explore({ db: join(dir, `t${k++}.db`), campaign, from: 1, to: 1_000_000_000, shard: { index: 0, count: 1 }, jobs: j, verifyEvery: 0, budgetMs: args.budget * 1000 });
+            seeds = rep.run.seeds;
+          });
+          budgeted[j]!.push({ seeds, t });
+          log(`--jobs ${j} --time ${args.budget}s rep ${r + 1}: ${seeds} seeds in ${round(t.wallMs)} ms wall, ${round(t.cpuMs)} ms CPU`);
+        }
+    const budgetRate = (j: number) => (budgeted[j]!.length ? median(budgeted[j]!.map((b) => b.seeds / (b.t.wallMs / 1000))) : 0);
+    const budgetCpuRate = (j: number) => (budgeted[j]!.length ? median(budgeted[j]!.map((b) => b.seeds / (b.t.cpuMs / 1000))) : 0);
+    const budgetSpeedup = budgetRate(1) > 0 ? budgetRate(2) / budgetRate(1) : null;
     const w = (xs: Timing[]) => median(xs.map((t) => t.wallMs));
     const c = (xs: Timing[]) => median(xs.map((t) => t.cpuMs));
     const th = (xs: Timing[]): ThreadCpu | null => {
@@ -167,7 +189,18 @@ async function main(): Promise<void> {
       /** wall speed-up if each job had had a core to itself: jobs 2's CPU spread over 2 cores */
       jobs2_cpu_per_core_ratio: round(c(jobs[2]!) / c(jobs[1]!), 2),
       explore_vs_baseline_cpu: round(perCpu(jobs[1]!) / perCpu(baseline), 2),
-      pass: { seeds_per_core: perCpu(jobs[1]!) >= TARGET_SEEDS_PER_CORE, speedup: w(jobs[1]!) / w(jobs[2]!) >= TARGET_SPEEDUP },
+      /** the time-budgeted campaign (--budget seconds a run, cold pool): seeds per wall- and CPU-second, and the speed-up */
+      budget_s: args.budget,
+      budget_jobs1_seeds_per_s: round(budgetRate(1)),
+      budget_jobs2_seeds_per_s: round(budgetRate(2)),
+      budget_jobs1_seeds_per_cpu_s: round(budgetCpuRate(1)),
+      budget_jobs2_seeds_per_cpu_s: round(budgetCpuRate(2)),
+      budget_speedup_jobs2_wall: budgetSpeedup === null ? null : round(budgetSpeedup, 2),
+      pass: {
+        seeds_per_core: perCpu(jobs[1]!) >= TARGET_SEEDS_PER_CORE,
+        /** judged on the time-budgeted campaign when one ran, else on the short one */
+        speedup: (budgetSpeedup ?? w(jobs[1]!) / w(jobs[2]!)) >= TARGET_SPEEDUP,
+      },
       reps: args.reps,
       cores: availableParallelism(),
       loadavg_start: round(load0, 2),
@@ -180,7 +213,7 @@ async function main(): Promise<void> {
         row('baseline (this thread, no pool, no db)', `${result.baseline_seeds_per_s} seeds/s`, `${result.baseline_seeds_per_cpu_s} seeds/CPU-s`) +
         row('explore --jobs 1', `${result.jobs1_seeds_per_s} seeds/s`, `${result.jobs1_seeds_per_cpu_s} seeds/CPU-s  (${result.explore_vs_baseline_cpu}x baseline per CPU-s)`) +
         row('explore --jobs 2', `${result.jobs2_seeds_per_s} seeds/s`, `${result.jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
-        row('speed-up --jobs 2 / --jobs 1 (wall)', `${result.speedup_jobs2_wall}x`, `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}`) +
+        row('speed-up --jobs 2 / --jobs 1 (wall)', `${result.speedup_jobs2_wall}x`, budgetSpeedup === null ? `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}` : `a short campaign: each worker's fixed cost weighs (not the judged figure)`) +
         row('CPU time --jobs 2 / --jobs 1', `${result.jobs2_cpu_per_core_ratio}x`, '(1.0 = no extra work for the second worker)') +
         (result.jobs1_threads_ms && result.jobs2_threads_ms
           ? row('CPU ms: workers / V8 background / main', `--jobs 1`, `${result.jobs1_threads_ms.workersMs} / ${result.jobs1_threads_ms.backgroundMs} / ${result.jobs1_threads_ms.mainMs}`) +
@@ -189,6 +222,11 @@ async function main(): Promise<void> {
         row('warm pool --jobs 1', `${result.warm_jobs1_seeds_per_s} seeds/s`, `${result.warm_jobs1_seeds_per_cpu_s} seeds/CPU-s`) +
         row('warm pool --jobs 2', `${result.warm_jobs2_seeds_per_s} seeds/s`, `${result.warm_jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
         row('warm speed-up --jobs 2 / --jobs 1 (wall)', `${result.warm_speedup_jobs2_wall}x`, `CPU time ratio ${result.warm_jobs2_cpu_per_core_ratio}x`) +
+        (budgetSpeedup !== null
+          ? row(`explore --time ${args.budget}s --jobs 1`, `${result.budget_jobs1_seeds_per_s} seeds/s`, `${result.budget_jobs1_seeds_per_cpu_s} seeds/CPU-s  (cold pool, median of ${budgeted[1]!.length})`) +
+            row(`explore --time ${args.budget}s --jobs 2`, `${result.budget_jobs2_seeds_per_s} seeds/s`, `${result.budget_jobs2_seeds_per_cpu_s} seeds/CPU-s`) +
+            row(`speed-up --time ${args.budget}s (wall)`, `${result.budget_speedup_jobs2_wall}x`, `target ${TARGET_SPEEDUP}x on an idle 2-core machine: ${result.pass.speedup ? 'PASS' : 'FAIL'}`)
+          : '') +
         row('seeds per core (--jobs 1, per CPU-s)', `${round(perCpu(jobs[1]!))}`, `target ${TARGET_SEEDS_PER_CORE}: ${result.pass.seeds_per_core ? 'PASS' : 'FAIL'}`) +
         `  cores ${result.cores}, load average ${result.loadavg_start} → ${result.loadavg_end}${result.loadavg_start > 0.5 ? ' (a loaded machine: the wall figures understate)' : ''}\n`,
     );

@@ -34,8 +34,8 @@ export function captureCommand(program: Command): void {
       out(`${bold('trace ' + i.trace)} (${i.name}): ${i.events} events from ${i.format}${i.malformed ? `, ${i.malformed} malformed lines skipped` : ''}`);
       if (i.mode) out(`  DMA mode: ${i.mode.path} — ${i.mode.why}`);
       for (const n of i.notes) out(yellow(`  note: ${n}`));
-      if (!i.findings.length) out('no findings');
+      if (!i.findingCount) out('no findings');
       for (const f of i.findings.slice(0, 10)) printFinding(f, red);
-      if (i.findings.length > 10) out(`… ${i.findings.length - 10} more (dmareplay log ${i.trace} --kind finding)`);
+      if (i.findingCount > 10) out(`… ${i.findingCount - 10} more (dmareplay log ${i.trace} --kind finding)`);
     });
 }

@@ -51,7 +51,7 @@ export function demoCommand(program: Command): void {
       out(`${bold('1. record')} remap workload, IOMMU path (virtio with ACCESS_PLATFORM → vIOMMU → vhost device IOTLB),`);
       out(`   seed 7, device-IOTLB invalidation delivered one device pass late:`);
       out(`   $ ${recordCommandLine(configs.race, '7')}`);
-      out(`   → trace ${race.trace}: ${race.events} events, ${race.findings.length} findings, hash ${race.hash.slice(0, 16)}`);
+      out(`   → trace ${race.trace}: ${race.events} events, ${race.findingCount} findings, hash ${race.hash.slice(0, 16)}`);
       const cks = rep.checkpoints ? ` and ${rep.checkpoints} checkpoint state hashes` : '';
       out(`${bold('2. replay')} trace ${race.trace}: ${rep.ok ? green(`re-executed from the seed; all ${rep.events} events${cks} identical to the recording`) : red('MISMATCH')}`);
       if (first && why) {
@@ -62,8 +62,8 @@ export function demoCommand(program: Command): void {
         if (why.lateInvalidation) out(`   ${dim('the late invalidation, delivered after'.padEnd(40))} ${formatEvent(why.lateInvalidation)}`);
       }
       out(`${bold('4. controls')} same workload and seed, no fault:`);
-      out(`   prompt invalidation (trace ${prompt.trace}): ${prompt.findings.length} findings   $ ${recordCommandLine(configs.prompt, '7')}`);
-      out(`   direct GPA path     (trace ${direct.trace}): ${direct.findings.length} findings   $ ${recordCommandLine(configs.direct, '7')}`);
+      out(`   prompt invalidation (trace ${prompt.trace}): ${prompt.findingCount} findings   $ ${recordCommandLine(configs.prompt, '7')}`);
+      out(`   direct GPA path     (trace ${direct.trace}): ${direct.findingCount} findings   $ ${recordCommandLine(configs.direct, '7')}`);
       out();
       const access = why?.chain.find((e) => e.kind === 'dev.access') as { dma: bigint } | undefined;
       out('next:');

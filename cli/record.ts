@@ -27,8 +27,8 @@ export function recordCommand(program: Command): void {
       }
       if (o.json) return printJson(result);
       out(`${bold('trace ' + result.trace)}: ${result.events} events, hash ${result.hash.slice(0, 16)}`);
-      if (!result.findings.length) out('no findings');
+      if (!result.findingCount) out('no findings');
       for (const f of result.findings.slice(0, 10)) printFinding(f, red);
-      if (result.findings.length > 10) out(`… ${result.findings.length - 10} more (dmareplay log ${result.trace} --kind finding)`);
+      if (result.findingCount > 10) out(`… ${result.findingCount - 10} more (dmareplay log ${result.trace} --kind finding)`);
     });
 }

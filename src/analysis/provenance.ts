@@ -23,15 +23,29 @@ export interface ByteRun {
   finding?: EventOf<'finding'>;
 }
 
-export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: bigint, len: number): ByteRun[] {
+/** the kinds a device access's `entry` names: the translation it went through */
+const ENTRY_KINDS: ReadonlySet<string> = new Set(['iotlb.update', 'iommu.map', 'iommu.notify']);
+
+/**
+ * Memory stays bounded by the range, not the trace: only the events that are (or just were) the
+ * last writer of some byte are kept, with the findings about them; the translation entry of each
+ * final writer is read back at the end through `eventAt` (at most one per byte run).
+ */
+export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: bigint, len: number, eventAt: (seq: number) => DmaEvent | null): ByteRun[] {
   const world = emptyWorld();
   const writer = new Int32Array(len); // seq of the last event that changed each byte, 0 = never written
   const firstPfn = gpa >> PAGE_SHIFT;
   const lastPfn = (gpa + BigInt(len) - 1n) >> PAGE_SHIFT;
   const pfns: bigint[] = [];
   for (let p = firstPfn; p <= lastPfn; p++) pfns.push(p);
+  // the events that became a writer, and the findings about them; pruned to the current writers
+  // whenever it outgrows them (at most len distinct seqs are current)
   const keep = new Map<number, DmaEvent>();
   const findings = new Map<number, EventOf<'finding'>>();
+  const prune = () => {
+    const live = new Set(writer);
+    for (const seq of keep.keys()) if (!live.has(seq)) (keep.delete(seq), findings.delete(seq));
+  };
   outer: for (const c of chunks) {
     let off = 0;
     for (let i = 0; i < c.n; i++) {
@@ -39,8 +53,7 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
       if (seq > at) break outer;
       const ev = decodeAt(c.data, off, seq);
       off += sizeAt(c.data, off);
-      if (ev.kind === 'finding') findings.set(ev.cause, ev);
-      if (ev.kind === 'iotlb.update' || ev.kind === 'iommu.map' || ev.kind === 'iommu.notify') keep.set(seq, ev);
+      if (ev.kind === 'finding' && keep.has(ev.cause)) findings.set(ev.cause, ev);
       const before = pfns.map((p) => world.mem.get(Number(p)));
       mutate(world, ev);
       pfns.forEach((p, k) => {
@@ -56,6 +69,7 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
         }
         keep.set(seq, ev);
       });
+      if (keep.size > 2 * len + 64) prune();
     }
   }
   const runs: ByteRun[] = [];
@@ -64,7 +78,10 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
     while (k < len && writer[k] === writer[j]) k++;
     const ev = writer[j] ? (keep.get(writer[j]!) ?? null) : null;
     const run: ByteRun = { from: j, to: k, gpa: gpa + BigInt(j), writer: ev };
-    if (ev?.kind === 'dev.access') run.translation = { via: ev.via, dma: ev.dma, entry: ev.entry, entryEvent: keep.get(ev.entry) ?? null };
+    if (ev?.kind === 'dev.access') {
+      const entry = ev.entry > 0 ? eventAt(ev.entry) : null;
+      run.translation = { via: ev.via, dma: ev.dma, entry: ev.entry, entryEvent: entry && ENTRY_KINDS.has(entry.kind) ? entry : null };
+    }
     const f = ev && findings.get(ev.seq);
     if (f) run.finding = f;
     runs.push(run);

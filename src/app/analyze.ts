@@ -127,6 +127,10 @@ export function minimizeTrace(dbPath: string, id: string, out?: string, progress
 export function whyBytes(dbPath: string, id: string, at: number, gpa: bigint, len: number): { trace: number; at: number; runs: ByteRun[] } {
   return withTrace(dbPath, id, ({ db, trace }) => {
     if (at > trace.events) throw new UsageError(`--at ${at} is past the end of trace ${trace.id} (${trace.events} events)`);
-    return { trace: trace.id, at, runs: provenance(readChunks(db, trace, 1, at), at, gpa, len) };
+    const eventAt = (seq: number): DmaEvent | null => {
+      for (const ev of storedEvents(db, trace, seq, seq)) return ev;
+      return null;
+    };
+    return { trace: trace.id, at, runs: provenance(readChunks(db, trace, 1, at), at, gpa, len, eventAt) };
   });
 }

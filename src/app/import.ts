@@ -27,6 +27,7 @@ import { DEV_UNKNOWN, type DmaMode, dmaMode, type GuestScan, type HostScan, type
 import { withWriteConnection, withWriteTransaction } from '../store/db.js';
 import { Recorder } from '../store/recorder.js';
 import { DEFAULT_CHECKPOINT_EVERY } from './record.js';
+import { MAX_FINDINGS_LISTED } from './findings.js';
 
 export type ImportFormat = 'auto' | 'jsonl' | 'qemu-log' | 'ftrace';
 
@@ -82,7 +83,7 @@ export interface ImportResult {
  * Findings an import result lists; the rest are only counted (they are in the database). A log
  * with a finding per event would otherwise hold them all in memory until the import ends.
  */
-export const MAX_FINDINGS_LISTED = 1000;
+export { MAX_FINDINGS_LISTED };
 
 /** The stored config of a trace imported from JSONL: the original header fields, so export reproduces it. */
 export interface JsonlImportConfig {

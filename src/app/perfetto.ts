@@ -325,6 +325,11 @@ export async function exportPerfetto(dbPath: string, id: string, write: (chunk: 
       steps.forEach((s, k) =>
         emit({ ph: k === 0 ? 's' : k === steps.length - 1 ? 'f' : 't', bp: 'e', cat: 'chain', name: `${f.class} #${f.seq}`, id: f.seq, pid: PID.actors, tid: trackAt[s]!, ts: s + 0.5 }),
       );
+      // in pieces too: a trace can hold hundreds of thousands of findings
+      if (buf.length >= PIECE) {
+        await write(buf);
+        buf = '';
+      }
     }
     buf += '\n]}\n';
     await write(buf);

@@ -6,6 +6,7 @@ import { Sim } from '../sim/sim.js';
 import { traceName } from './sim-args.js';
 import { OpHasher, TABLE_LAYOUT } from '../analysis/op-table.js';
 import { saveOpTableQuietly } from '../store/projections.js';
+import { MAX_FINDINGS_LISTED } from './findings.js';
 
 export const DEFAULT_CHECKPOINT_EVERY = 16384;
 
@@ -29,7 +30,9 @@ export interface FindingSummary {
 export interface RecordResult {
   trace: number;
   events: number;
+  /** the first {@link MAX_FINDINGS_LISTED} findings (all of them are stored: `log TRACE --kind finding`) */
   findings: FindingSummary[];
+  findingCount: number;
   hash: string;
 }
 
@@ -48,6 +51,7 @@ export function record(opts: RecordOptions): RecordResult {
     });
     const r = rec;
     const findings: FindingSummary[] = [];
+    let findingCount = 0;
     const ops = new OpHasher(); // bisect's per-operation table, built as the events pass (analysis/op-table.ts)
     const sink = {
       event: (ev: Parameters<Recorder['event']>[0]) => {
@@ -55,7 +59,8 @@ export function record(opts: RecordOptions): RecordResult {
         r.event(ev, kind);
         ops.observe(ev, kind);
         if (kind === 'intent' && ev.kind === 'intent') opts.progress?.(ev.op + 1, config.ops);
-        else if (kind === 'finding' && ev.kind === 'finding') findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
+        else if (kind === 'finding' && ev.kind === 'finding' && findingCount++ < MAX_FINDINGS_LISTED)
+          findings.push({ class: ev.cls, seq: ev.seq, message: ev.message, chain: ev.chain });
       },
       checkpoint: r.checkpoint.bind(r),
     };
@@ -65,7 +70,7 @@ export function record(opts: RecordOptions): RecordResult {
     const done = r.finish();
     rec = null; // stored: nothing after this point may fail the command
     saveOpTableQuietly(db, { id: r.traceId, events: done.events, hash: done.hash }, ops.table(), TABLE_LAYOUT);
-    return { trace: r.traceId, events: done.events, findings, hash: done.hash };
+    return { trace: r.traceId, events: done.events, findings, findingCount, hash: done.hash };
   } catch (e) {
     rec?.abort();
     throw storeError(opts.db, e);

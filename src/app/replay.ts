@@ -11,6 +11,7 @@ import { reexecute } from '../sim/replay.js';
 import { checkpointHashes, readChunks, type TraceRow, verifyCheckpoints, verifyStream } from '../store/db.js';
 import { countFindings, firstFindings } from '../store/findings.js';
 import type Database from 'better-sqlite3';
+import { MAX_FINDINGS_LISTED } from './findings.js';
 import { loadTrace, traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
 import { planSegments, reexecuteSegments, replayWorkersAvailable, segmentRunner, type SegmentRunner } from './replay-parallel.js';
@@ -33,7 +34,8 @@ export interface ReplayReport {
 export interface FindingsOption {
   /**
    * re-execute: list only the first N findings of the store (default all; the CLI streams them with
-   * eachFinding instead of holding hundreds of thousands); a fold judges them itself and lists them all
+   * eachFinding instead of holding hundreds of thousands); a fold judges them itself and lists the
+   * first MAX_FINDINGS_LISTED (findingCount counts them all)
    */
   findings?: number;
 }
@@ -138,7 +140,12 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
 }
 
 function foldReport(db: Database.Database, trace: TraceRow, progress?: ProgressFn): ReplayReport {
-  const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE);
+  // the judged findings are counted, and only the first MAX_FINDINGS_LISTED kept
+  const findings: ReplayReport['findings'] = [];
+  let findingCount = 0;
+  const r = fold(counted(readChunks(db, trace), trace.events, progress), JUDGE, {
+    onFinding: (f) => void (findingCount++ < MAX_FINDINGS_LISTED && findings.push({ class: f.cls, seq: f.seq, message: f.message })),
+  });
   verifyCheckpoints(db, trace);
   return {
     trace: trace.id,
@@ -148,8 +155,8 @@ function foldReport(db: Database.Database, trace: TraceRow, progress?: ProgressF
     ok: true,
     events: r.events,
     checkpoints: 0,
-    findings: r.findings.map((f) => ({ class: f.cls, seq: f.seq, message: f.message })),
-    findingCount: r.findings.length,
+    findings,
+    findingCount,
   };
 }
 

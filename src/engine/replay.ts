@@ -187,7 +187,7 @@ export function boundsOf(c: RecordedChunk, off: number, seq: number): number {
 export interface FoldResult {
   world: World;
   events: number;
-  /** the judged findings, each with its number as seq */
+  /** the judged findings, each with its number as seq (none when FoldOptions.onFinding took them) */
   findings: Finding[];
 }
 
@@ -197,6 +197,8 @@ export interface FoldOptions {
   noLiveness?: boolean;
   /** each event, after it was applied */
   onEvent?: (ev: DmaEvent, w: World) => void;
+  /** each judged finding; when given, the result's `findings` stays empty (a trace can hold millions) */
+  onFinding?: (f: Finding) => void;
 }
 
 /**
@@ -207,7 +209,8 @@ export interface FoldOptions {
 export function fold(chunks: Iterable<RecordedChunk>, judge: Judge | null, opts: FoldOptions = {}): FoldResult {
   const to = opts.to ?? Infinity;
   const findings: Finding[] = [];
-  const pipe = new Pipeline({ judge, mode: 'fold', event: opts.onEvent, finding: (f) => findings.push({ ...f }), liveness: !opts.noLiveness });
+  const onFinding = opts.onFinding;
+  const pipe = new Pipeline({ judge, mode: 'fold', event: opts.onEvent, finding: onFinding ? (f) => onFinding({ ...f }) : (f) => findings.push({ ...f }), liveness: !opts.noLiveness });
   // no one but the rules and the checkers sees the events (the rules copy what they keep, the
   // checkers keep no bytes): their bytes fields can be views of the chunk instead of copies
   const shared = !opts.onEvent;

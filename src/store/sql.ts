@@ -21,7 +21,10 @@ import { decodeAt, sizeAt } from '../events/binary.js';
 import { bdf } from '../events/format.js';
 import { eventToJson } from '../events/json.js';
 import { type DmaEvent, KIND_BY_CODE, KIND_NAMES, KINDS, fieldsOf } from '../events/schema.js';
-import { readChunks, type TraceRow } from './db.js';
+import { CHUNK, readChunks, type TraceRow } from './db.js';
+
+/** events read at a time by the event table: 64 chunks */
+const WINDOW = 64 * CHUNK;
 
 /** Every field name of every kind, in first-seen schema order (the event table's field columns). */
 export const FIELD_COLUMNS: string[] = [...new Set(KIND_NAMES.flatMap((k) => fieldsOf(k).map(([n]) => n)))];
@@ -75,12 +78,18 @@ export function registerSql(db: Database.Database, reader: Database.Database): v
       for (const tr of traces(int(t))) {
         const lo = Math.max(1, int(from) ?? 1);
         const hi = Math.min(tr.events, int(to) ?? tr.events);
-        for (const c of readChunks(reader, tr, lo, hi)) {
-          let off = 0;
-          for (let i = 0; i < c.n; i++) {
-            const seq = c.seq0 + i;
-            if (seq >= lo && seq <= hi) yield row(tr.id, decodeAt(c.data, off, seq));
-            off += sizeAt(c.data, off);
+        // a window of chunks is read whole before any row of it is yielded: SQLite drops a cursor
+        // it no longer needs (LIMIT) without finishing this generator, and a statement left
+        // iterating would keep `reader` busy, so it could not be closed
+        for (let wlo = lo, whi: number; wlo <= hi; wlo = whi + 1) {
+          whi = Math.min(hi, (Math.floor((wlo - 1) / WINDOW) + 1) * WINDOW); // windows end on a chunk boundary
+          for (const c of [...readChunks(reader, tr, wlo, whi)]) {
+            let off = 0;
+            for (let i = 0; i < c.n; i++) {
+              const seq = c.seq0 + i;
+              if (seq >= wlo && seq <= whi) yield row(tr.id, decodeAt(c.data, off, seq));
+              off += sizeAt(c.data, off);
+            }
           }
         }
       }

@@ -1,14 +1,20 @@
 // The perturbation and minimization as they were before they streamed (main at acbb132): whole
-// traces and a snapshot per point in memory, every run to its end. Kept only as the reference the
-// streaming versions must agree with on small traces (test/analysis/streaming.test.ts).
+// traces and a snapshot per point in memory, every run to its end; provenance as it was before it
+// was bounded. Kept only as the references the streaming versions must agree with on small traces
+// (test/analysis/streaming.test.ts).
 import type { DmaEvent, EventOf } from '../../src/events/schema.js';
-import { cloneWorld, type World } from '../../src/model/world.js';
+import { cloneWorld, emptyWorld, type World } from '../../src/model/world.js';
 import type { Fault, ScriptOp, SimConfig } from '../../src/sim/config.js';
 import { Rng } from '../../src/sim/rng.js';
 import { Sim, type SimState } from '../../src/sim/sim.js';
 import { workloadFor } from '../../src/sim/workload.js';
 import { ddmin, scriptOf } from '../../src/analysis/minimize.js';
 import type { PerturbPoint } from '../../src/analysis/perturb.js';
+import type { ByteRun } from '../../src/analysis/provenance.js';
+import { decodeAt, sizeAt } from '../../src/events/binary.js';
+import { mutate } from '../../src/engine/apply.js';
+import type { RecordedChunk } from '../../src/engine/replay.js';
+import { PAGE, PAGE_SHIFT } from '../../src/model/memory.js';
 
 interface Snapshot {
   seq: number;
@@ -115,4 +121,58 @@ export function referenceMinimize(config: SimConfig, seed: string, progress?: (t
     tests,
     events,
   };
+}
+
+/**
+ * Provenance as it was before it was bounded (main at 37896ee): every translation entry and every
+ * finding kept for the whole fold. The reference the bounded one must agree with.
+ */
+export function referenceProvenance(chunks: Iterable<RecordedChunk>, at: number, gpa: bigint, len: number): ByteRun[] {
+  const world = emptyWorld();
+  const writer = new Int32Array(len);
+  const firstPfn = gpa >> PAGE_SHIFT;
+  const lastPfn = (gpa + BigInt(len) - 1n) >> PAGE_SHIFT;
+  const pfns: bigint[] = [];
+  for (let p = firstPfn; p <= lastPfn; p++) pfns.push(p);
+  const keep = new Map<number, DmaEvent>();
+  const findings = new Map<number, EventOf<'finding'>>();
+  outer: for (const c of chunks) {
+    let off = 0;
+    for (let i = 0; i < c.n; i++) {
+      const seq = c.seq0 + i;
+      if (seq > at) break outer;
+      const ev = decodeAt(c.data, off, seq);
+      off += sizeAt(c.data, off);
+      if (ev.kind === 'finding') findings.set(ev.cause, ev);
+      if (ev.kind === 'iotlb.update' || ev.kind === 'iommu.map' || ev.kind === 'iommu.notify') keep.set(seq, ev);
+      const before = pfns.map((p) => world.mem.get(Number(p)));
+      mutate(world, ev);
+      pfns.forEach((p, k) => {
+        const now = world.mem.get(Number(p));
+        if (now === before[k] || !now) return;
+        const old = before[k];
+        const pageBase = p << PAGE_SHIFT;
+        const lo = pageBase > gpa ? Number(pageBase - gpa) : 0;
+        const hi = Math.min(len, Number(pageBase + BigInt(PAGE) - gpa));
+        for (let j = lo; j < hi; j++) {
+          const o = Number(gpa + BigInt(j) - pageBase);
+          if ((old ? old[o] : 0) !== now[o]) writer[j] = seq;
+        }
+        keep.set(seq, ev);
+      });
+    }
+  }
+  const runs: ByteRun[] = [];
+  for (let j = 0; j < len; ) {
+    let k = j + 1;
+    while (k < len && writer[k] === writer[j]) k++;
+    const ev = writer[j] ? (keep.get(writer[j]!) ?? null) : null;
+    const run: ByteRun = { from: j, to: k, gpa: gpa + BigInt(j), writer: ev };
+    if (ev?.kind === 'dev.access') run.translation = { via: ev.via, dma: ev.dma, entry: ev.entry, entryEvent: keep.get(ev.entry) ?? null };
+    const f = ev && findings.get(ev.seq);
+    if (f) run.finding = f;
+    runs.push(run);
+    j = k;
+  }
+  return runs;
 }

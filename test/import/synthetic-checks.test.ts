@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { importTrace, type ImportResult, MAX_FINDINGS_LISTED } from '../../src/app/import.js';
 import { JUDGE } from '../../src/check/index.js';
 import { fold } from '../../src/engine/replay.js';
+import { replayTrace } from '../../src/app/replay.js';
 import { getTrace, listFindings, openDb, readChunks } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
 import { BLK, NET, Run } from './synth.js';
@@ -269,7 +270,13 @@ describe('an import with more findings than it lists', () => {
     expect(r.findings[0]!.iova).toBe('0x10000000');
     expect(r.findings[MAX_FINDINGS_LISTED - 1]!.iova).toBe(`0x${(0x10000000 + (MAX_FINDINGS_LISTED - 1) * 0x1000).toString(16)}`);
     const store = openDb(db);
-    expect(listFindings(store, getTrace(store, r.trace)).length).toBe(n);
+    const stored = listFindings(store, getTrace(store, r.trace));
+    expect(stored.length).toBe(n);
     store.close();
+    // replay folds the imported trace and judges it again: the same findings, the first ones listed, all counted
+    const rep = replayTrace(db, String(r.trace));
+    expect(rep).toMatchObject({ mode: 'fold', ok: true, findingCount: n });
+    expect(rep.findings.length).toBe(MAX_FINDINGS_LISTED);
+    expect(rep.findings.map((x) => [x.class, x.seq])).toEqual(stored.slice(0, MAX_FINDINGS_LISTED).map((x) => [x.class, x.seq]));
   });
 });

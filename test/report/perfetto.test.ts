@@ -142,6 +142,16 @@ describe('export --format perfetto', () => {
     expect(traceEventViolations(doc.traceEvents)).toEqual([]);
   });
 
+  it('streams the causal-chain flows too: with thousands of findings no piece outgrows ~32 KiB and an event', async () => {
+    const r = record({ db, seed: '6', config: { ...race, ops: 1500 } });
+    expect(r.findingCount).toBeGreaterThan(1000);
+    const { doc, writes } = await perfetto(db, r.trace);
+    for (const w of writes) expect(w.length).toBeLessThan(128 << 10);
+    const flows = doc.traceEvents.filter((e) => e.ph === 's');
+    expect(flows.length).toBeGreaterThan(1000);
+    expect(traceEventViolations(doc.traceEvents)).toEqual([]);
+  });
+
   it('through the CLI: JSON on stdout; an unknown format is a usage error', () => {
     const c = cli(['export', '1', '--format', 'perfetto', '--db', db]);
     expect(c.code, c.stderr).toBe(0);
