@@ -65,28 +65,25 @@ export function inertAt(buf: Uint8Array, off: number, size: number): boolean {
 export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChunk>, at: number, judge: Judge | null, owned = false): SeekResult {
   const start = checkpoint?.seq ?? 0;
   const pipe = new Pipeline({ judge: judge && stateKeeping(judge), mode: 'fold', world: checkpoint ? (owned ? checkpoint.world : cloneWorld(checkpoint.world)) : undefined, seq: start });
-  // kinds a checker keeps state about are stepped even when their rule changes nothing
+  const watched = watchedKinds(judge);
+  const to = { off: 0, folded: 0 };
+  const c = stepUpTo(pipe, chunks, start, at, watched, to);
+  let event: DmaEvent | null = null;
+  if (c && at > start) {
+    // the event at `at` goes to the caller: a copy of its bytes
+    event = decodeAt(c.data, to.off, at);
+    pipe.put(event);
+    to.folded++;
+  }
+  const folded = to.folded;
+  return { world: freezeWorld(pipe.world), event, fromCheckpoint: start, folded };
+}
+
+/** By kind code: 1 for the kinds a checker keeps state about, stepped even when their rule changes nothing. */
+function watchedKinds(judge: Judge | null): Uint8Array {
   const watched = new Uint8Array(256);
   if (judge) for (const k of KIND_NAMES) if (judge.checks[k]?.keepsState) watched[KINDS[k].code] = 1;
-  let event: DmaEvent | null = null;
-  let folded = 0;
-  for (const c of chunks) {
-    const last = c.seq0 + c.n - 1;
-    if (last <= start) continue;
-    // the events after the checkpoint and before `at` in this chunk, then `at` itself on its own
-    const off = stepChunk(pipe, c.data, c.seq0, Math.min(last, at - 1), start, watched);
-    folded += Math.max(0, Math.min(last, at - 1) - Math.max(start, c.seq0 - 1));
-    if (at <= last) {
-      if (at > start) {
-        // the event at `at` goes to the caller: a copy of its bytes
-        event = decodeAt(c.data, off, at);
-        pipe.put(event);
-        folded++;
-      }
-      break;
-    }
-  }
-  return { world: freezeWorld(pipe.world), event, fromCheckpoint: start, folded };
+  return watched;
 }
 
 /**
@@ -106,19 +103,33 @@ export function stateKeeping(judge: Judge): Judge {
 }
 
 /**
- * Steps the events of one chunk (its first one has seq `seq0`) after `start` and up to `to` through
- * the pipeline, stepping over those that cannot change the world; returns the offset after `to`. The
- * hot loop of a seek, kept apart so that it has no branch taken once per seek (V8 then optimizes it
- * once instead of deoptimizing it at the first seek's end).
+ * Steps the events after `start` and before `at` through the pipeline, stepping over those that
+ * cannot change the world; returns the chunk that holds `at` (null if none does), with the offset of
+ * `at` in it and the count of events stepped or stepped over in `to`. The hot loop of a seek, with
+ * no branch taken once per seek but its exit: V8 optimizes it during the first seek of a process
+ * (it loops over thousands of events) and does not deoptimize it at a seek's end. seek() itself runs
+ * no loop, so V8 never compiles it (a large compile, with this loop inlined, that used to land on
+ * about the 50th seek of a process).
  */
-function stepChunk(pipe: Pipeline, data: Uint8Array, seq0: number, to: number, start: number, watched: Uint8Array): number {
-  let off = 0;
-  for (let seq = seq0; seq <= to; seq++) {
-    const len = sizeAt(data, off);
-    // as in fold (engine/replay.ts): the rules copy what they keep and the checkers keep no bytes,
-    // so bytes fields can be views of the chunk
-    if (seq > start && (!inertAt(data, off, len) || watched[data[off + 4]!])) pipe.putAt(decodeAt(data, off, seq, true), seq, data[off + 4]!);
-    off += len;
+function stepUpTo(pipe: Pipeline, chunks: Iterable<RecordedChunk>, start: number, at: number, watched: Uint8Array, to: { off: number; folded: number }): RecordedChunk | null {
+  for (const c of chunks) {
+    const last = c.seq0 + c.n - 1;
+    if (last <= start) continue;
+    const data = c.data;
+    const end = Math.min(last, at - 1);
+    let off = 0;
+    for (let seq = c.seq0; seq <= end; seq++) {
+      const len = sizeAt(data, off);
+      // as in fold (engine/replay.ts): the rules copy what they keep and the checkers keep no bytes,
+      // so bytes fields can be views of the chunk
+      if (seq > start && (!inertAt(data, off, len) || watched[data[off + 4]!])) pipe.putAt(decodeAt(data, off, seq, true), seq, data[off + 4]!);
+      off += len;
+    }
+    to.folded += Math.max(0, end - Math.max(start, c.seq0 - 1));
+    if (at <= last) {
+      to.off = off;
+      return c;
+    }
   }
-  return off;
+  return null;
 }
