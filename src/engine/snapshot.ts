@@ -68,54 +68,60 @@ export function stateHash(world: World, plain: PlainWorld = worldToPlain(world))
   const len = Buffer.allocUnsafe(4);
   len.writeUInt32LE(head.length, 0);
   h.update(len).update(head);
-  let scratch: Buffer | null = null;
+  let scratch: Uint8Array | null = null;
   let p = 0;
-  // the run being hashed in place: bytes [runAt, runEnd) of runBuf
+  // the run being hashed in place: bytes [runAt, runEnd) of runBuf, whose bytes are runBytes
   let runBuf: ArrayBufferLike | null = null;
+  let runBytes: Uint8Array | null = null;
   let runAt = 0;
   let runEnd = 0;
-  const flushRun = () => {
-    if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
-    runBuf = null;
-  };
-  const flushScratch = () => {
-    if (scratch && p) h.update(scratch.subarray(0, p));
-    p = 0;
-  };
   for (const [pfn, page] of world.mem) {
-    if (page.length === PAGE && pfnBefore(page, pfn)) {
-      if (runBuf === page.buffer && page.byteOffset === runEnd + 8) {
-        runEnd += 8 + PAGE;
+    const buf = page.buffer;
+    const off = page.byteOffset;
+    if (page.length === PAGE && off >= 8) {
+      if (buf === runBuf && off === runEnd + 8 && pfnAt(runBytes!, off - 8, pfn)) {
+        runEnd = off + PAGE;
         continue;
       }
-      flushRun();
-      flushScratch();
-      runBuf = page.buffer;
-      runAt = page.byteOffset - 8;
-      runEnd = page.byteOffset + PAGE;
-      continue;
+      const bytes: Uint8Array = buf === runBuf ? runBytes! : new Uint8Array(buf);
+      if (pfnAt(bytes, off - 8, pfn)) {
+        // a new run: what came before it first, in the map's order
+        if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+        if (p) h.update(scratch!.subarray(0, p));
+        p = 0;
+        runBuf = buf;
+        runBytes = bytes;
+        runAt = off - 8;
+        runEnd = off + PAGE;
+        continue;
+      }
     }
-    flushRun();
-    scratch ??= Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
-    scratch.writeBigUInt64LE(BigInt(pfn), p);
+    if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+    runBuf = null;
+    runBytes = null;
+    scratch ??= new Uint8Array(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
+    // u64 pfn little-endian (pfn < 2^52: exact), then the page
+    const lo = pfn % 0x100000000;
+    const hi = (pfn - lo) / 0x100000000;
+    for (let k = 0; k < 4; k++) {
+      scratch[p + k] = (lo >>> (8 * k)) & 0xff;
+      scratch[p + 4 + k] = (hi >>> (8 * k)) & 0xff;
+    }
     scratch.set(page, p + 8);
     p += 8 + PAGE;
-    if (p === scratch.length) flushScratch();
+    if (p === scratch.length) {
+      h.update(scratch);
+      p = 0;
+    }
   }
-  flushRun();
-  flushScratch();
+  if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+  if (p) h.update(scratch!.subarray(0, p));
   return h.digest('hex');
 }
 
-/** True if the 8 bytes before `page` in its buffer are `pfn` as a u64 LE (the blob's layout). pfn < 2^52: exact. */
-function pfnBefore(page: Uint8Array, pfn: number): boolean {
-  if (page.byteOffset < 8) return false;
-  const b = new Uint8Array(page.buffer, page.byteOffset - 8, 8);
-  let v = pfn;
-  for (let i = 0; i < 8; i++) {
-    const byte = v % 256;
-    if (b[i] !== byte) return false;
-    v = (v - byte) / 256;
-  }
-  return true;
+/** True if the 8 bytes at `at` are `pfn` as a u64 LE (the blob's layout). pfn < 2^52: exact. */
+function pfnAt(b: Uint8Array, at: number, pfn: number): boolean {
+  const lo = pfn % 0x100000000;
+  const hi = (pfn - lo) / 0x100000000;
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0 === lo && (b[at + 4]! | (b[at + 5]! << 8) | (b[at + 6]! << 16) | (b[at + 7]! << 24)) >>> 0 === hi;
 }

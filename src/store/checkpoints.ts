@@ -132,7 +132,7 @@ export function checkpointSelect(db: Database.Database): string {
  */
 export class PageReader {
   private readonly many: Database.Statement;
-  private cache = new Map<number, Buffer>();
+  private cache = new Map<number, Uint8Array>();
 
   constructor(
     db: Database.Database,
@@ -143,39 +143,46 @@ export class PageReader {
 
   /**
    * The pages named by `refs` (the stored page list: u64 pfn, u48 page id each), in that order, as
-   * the blob's pages part; `where` names the checkpoint in the error for a page that is missing or damaged.
+   * the blob's pages part; `where` names the checkpoint in the error for a page that is missing or
+   * damaged. Written with typed-array builtins (set, fill, DataView) rather than Buffer's methods:
+   * the same bytes, and much less code for V8 to compile when this loop gets hot in a process that
+   * seeks (it ran to a 13-26 ms compile, landing on one seek).
    */
-  read(refs: Buffer, where: string): { region: Buffer; pfns: bigint[]; pages: Buffer[] } {
+  read(refs: Buffer, where: string): { region: Buffer; pfns: bigint[]; pages: Uint8Array[] } {
     const count = refs.length / REF;
     const region = Buffer.allocUnsafe(count * (8 + PAGE_BYTES));
+    const bytes = new Uint8Array(region.buffer, region.byteOffset, region.length);
+    const view = new DataView(region.buffer, region.byteOffset, region.length);
     const pfns: bigint[] = new Array(count);
-    const pages: Buffer[] = new Array(count);
+    const pages: Uint8Array[] = new Array(count);
     const ids: number[] = new Array(count);
     const want: number[] = [];
     for (let i = 0; i < count; i++) {
-      const id = refs.readUIntLE(i * REF + 8, 6);
+      const r = i * REF + 8;
+      // u48 little-endian: exact as a number
+      const id = refs[r]! + refs[r + 1]! * 0x100 + refs[r + 2]! * 0x10000 + refs[r + 3]! * 0x1000000 + (refs[r + 4]! + refs[r + 5]! * 0x100) * 0x100000000;
       ids[i] = id;
       if (!this.cache.has(id)) want.push(id);
     }
-    const got = new Map<number, Buffer>();
+    const got = new Map<number, Uint8Array>();
     const damaged = new Set<number>();
     if (want.length)
       for (const [id, data] of this.many.all(JSON.stringify(want)) as [number, unknown][]) {
         if (!Buffer.isBuffer(data) || data.length > PAGE_BYTES) damaged.add(id);
         else got.set(id, data);
       }
-    const next = this.keep ? new Map<number, Buffer>() : null;
+    const next = this.keep ? new Map<number, Uint8Array>() : null;
     for (let i = 0; i < count; i++) {
       const id = ids[i]!;
       const data = got.get(id) ?? this.cache.get(id);
       if (!data) throw new IntegrityError(`${where} names page ${id}, which is ${damaged.has(id) ? 'damaged' : 'missing'}`);
       const at = i * (8 + PAGE_BYTES);
-      refs.copy(region, at, i * REF, i * REF + 8);
-      pfns[i] = region.readBigUInt64LE(at);
+      for (let k = 0; k < 8; k++) bytes[at + k] = refs[i * REF + k]!;
+      pfns[i] = view.getBigUint64(at, true);
+      bytes.set(data, at + 8);
       // the trailing zeros it was stored without
-      data.copy(region, at + 8);
-      if (data.length < PAGE_BYTES) region.fill(0, at + 8 + data.length, at + 8 + PAGE_BYTES);
-      const page = region.subarray(at + 8, at + 8 + PAGE_BYTES);
+      if (data.length < PAGE_BYTES) bytes.fill(0, at + 8 + data.length, at + 8 + PAGE_BYTES);
+      const page = new Uint8Array(region.buffer, region.byteOffset + at + 8, PAGE_BYTES);
       pages[i] = page;
       next?.set(id, page);
     }
@@ -190,7 +197,7 @@ export interface CheckpointParts {
   stateHash: string;
   head: Buffer;
   pfns: bigint[];
-  pages: Buffer[];
+  pages: Uint8Array[];
   /** the pages part of the blob (u64 pfn + the 4096 bytes of each page, in order): `pages` are views of it */
   region: Buffer;
 }
