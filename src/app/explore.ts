@@ -90,6 +90,8 @@ export interface ExploreRequest {
   onProgress?: (p: Progress) => void;
   runner?: TaskRunner;
   checkpointEvery?: number;
+  /** the wall clock in ms (tests drive the budget with their own) */
+  now?: () => number;
 }
 
 export interface Mismatch {
@@ -217,7 +219,8 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
   const c = req.campaign;
   const key = campaignKey(c, ENGINE_VERSION);
   const every = req.checkpointEvery ?? 16384;
-  const t0 = Date.now();
+  const now = req.now ?? Date.now;
+  const t0 = now();
   // the workers start first: they boot and load the simulation while this thread opens the database
   let runner: TaskRunner | null = req.runner ?? null;
   let closing: Promise<void> | null = null;
@@ -235,7 +238,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
     let mismatch: Mismatch | null = null;
     let failure: unknown = null;
     let timedOut = false;
-    const stopped = () => !!(mismatch || failure || req.stop?.requested || (timedOut ||= req.budgetMs !== undefined && Date.now() - t0 >= req.budgetMs));
+    const stopped = () => !!(mismatch || failure || req.stop?.requested || (timedOut ||= req.budgetMs !== undefined && now() - t0 >= req.budgetMs));
 
     const blocks = shardBlocks(c.block, req.from, req.to, req.shard.index, req.shard.count);
     const results = new Map<number, BlockResult>();
@@ -258,7 +261,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       mismatch = { seed, point, hash, rerunHash: again.hash, seq: d?.seq ?? 0, recorded: d?.a ?? null, rerun: d?.b ?? null };
     };
     const progress = () =>
-      req.onProgress?.({ blocks: run.blocks, seeds: run.seeds, runs: run.runs, failing: run.failing, signatures: sigsSeen.size, elapsedMs: Date.now() - t0, seedsLeft, budgetMs: req.budgetMs ?? null });
+      req.onProgress?.({ blocks: run.blocks, seeds: run.seeds, runs: run.runs, failing: run.failing, signatures: sigsSeen.size, elapsedMs: now() - t0, seedsLeft, budgetMs: req.budgetMs ?? null });
     // a block starts unless the run is stopping; the next block is taken only when no piece waits
     const nextPiece = (): (typeof queue)[number] | undefined => {
       while (!queue.length && !stopped()) {
@@ -283,9 +286,19 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
     };
 
     // each worker holds two tasks (the pool's concurrentTasksPerWorker): the next one waits in its
-    // port and starts the moment the last one ends, without a round trip through this thread
+    // port and starts the moment the last one ends, without a round trip through this thread. With
+    // a budget, a handed-out block runs to its end, so a worker holds a second one only while the
+    // budget has room for two more blocks of the pace so far (not before the first block tells
+    // it): the run ends at most one block per worker past its budget, not two
+    const perWorker = (): number => {
+      if (req.budgetMs === undefined) return 2;
+      if (run.seeds === 0) return 1;
+      const elapsed = now() - t0;
+      const blockMs = ((elapsed * r.threads) / run.seeds) * c.block;
+      return req.budgetMs - elapsed > 2 * blockMs ? 2 : 1;
+    };
     for (;;) {
-      while (active.size < 2 * r.threads) {
+      while (active.size < perWorker() * r.threads) {
         const p = nextPiece();
         if (!p) break;
         const task = { campaign: c, lo: p.lo, hi: p.hi, verifyEvery: req.verifyEvery };
@@ -375,7 +388,7 @@ export async function explore(req: ExploreRequest): Promise<ExploreReport> {
       stopped: mismatch ? 'mismatch' : req.stop?.requested ? 'interrupted' : timedOut ? 'time' : 'done',
       mismatch,
       pct,
-      elapsedMs: Date.now() - t0,
+      elapsedMs: now() - t0,
     };
   } catch (e) {
     if (e instanceof Error && /SQLITE_|database/i.test(e.message) && !(e instanceof InputError)) throw new InputError(`cannot write ${req.db}: ${e.message}`);

@@ -213,6 +213,43 @@ describe('explore: runs, stores and merges', () => {
     expect(exploreContents(join(dir, 'two.db'))).toEqual(exploreContents(join(dir, 'one.db')));
   });
 
+  it('with a budget, a worker holds a second block only while the budget has room for it', async () => {
+    // a handed-out block runs to its end: holding two per worker at the budget's end ran a --time 5s
+    // campaign of heavy seeds for 15 s. The clock is the test's: it moves only when told.
+    const inline = inlineRunner();
+    let clock = 0;
+    const pending: { t: Parameters<TaskRunner['run']>[0]; done: (r: Awaited<ReturnType<TaskRunner['run']>>) => void }[] = [];
+    const inFlight: number[] = []; // tasks held when each new one was handed out
+    const two: TaskRunner = {
+      threads: 2,
+      run: (t) => new Promise((done) => (pending.push({ t, done }), inFlight.push(pending.length))),
+      close: async () => {},
+    };
+    const settle = () => new Promise((r) => setImmediate(r));
+    const finishOldest = async (at: number) => {
+      clock = at;
+      const p = pending.shift()!;
+      p.done(await inline.run(p.t));
+      await settle();
+    };
+    const running = run(join(tempDir(), 'b.db'), campaign({ base: base({ faults: [] }), block: 10 }), 1, 100_000, undefined, { runner: two, budgetMs: 10_000, now: () => clock });
+    await settle();
+    expect(pending.length).toBe(2); // no pace known yet: one block per worker
+    await finishOldest(100); // 9 seeds in 100 ms: a block takes ~0.2 s a worker, the budget has room
+    expect(pending.length).toBe(4);
+    await finishOldest(8_000); // now ~1.8 s a block: two more would overrun
+    expect(pending.length).toBe(3);
+    await finishOldest(8_100);
+    expect(pending.length).toBe(2);
+    await finishOldest(10_000); // the budget is spent: no new block starts
+    expect(pending.length).toBe(1);
+    await finishOldest(10_500);
+    const r = await running;
+    expect(r.stopped).toBe('time');
+    expect(Math.max(...inFlight)).toBe(4);
+    expect(r.run.blocks).toBe(5);
+  });
+
   it('a second run of the same campaign skips the stored blocks', async () => {
     const db = join(tempDir(), 'k.db');
     await run(db, campaign(), 1, 30);
