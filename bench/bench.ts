@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { JUDGE } from '../src/check/index.js';
+import { logTrace } from '../src/app/log.js';
 import { record, type RecordResult } from '../src/app/record.js';
 import { fold } from '../src/engine/replay.js';
 import { decodeChunk } from '../src/events/binary.js';
@@ -362,7 +363,7 @@ async function commandRows(args: Args, dir: string, dbPath: string, config: SimC
   const pOps = Math.ceil(pEvents / eventsPerOp(netrx));
   const pDb = join(dir, 'perturb.db');
   const pr = record({ db: pDb, config: { ...netrx(pOps), faults: [{ kind: 'skip-unmap', arg: pOps }] }, seed: SEED });
-  log(`perturb: net-rx/iommu, ${pr.events} events, ${pr.findings.length} findings ...`);
+  log(`perturb: net-rx/iommu, ${pr.events} events, ${pr.findingCount} findings ...`);
   const pt = await runCli(['perturb', '1', '--db', pDb, '--json'], { timeoutMs: 2 * T.perturbMs });
   rows.push({
     what: `perturb, ${(pr.events / 1e6).toFixed(2)}M-event net-rx trace (wall)`,
@@ -376,10 +377,28 @@ async function commandRows(args: Args, dir: string, dbPath: string, config: SimC
   // minimize: the big remap trace with the remap race from its first invalidation on (ddmin needs a
   // failure that survives removing intents; a fault counted to the Nth unmap moves when intents go)
   const m = record({ db: pDb, config: { ...config, faults: [{ kind: 'delay-invalidate', arg: 1 }] }, seed: SEED });
-  log(`minimize: remap/iommu, ${m.events} events, ${m.findings.length} findings ...`);
+  log(`minimize: remap/iommu, ${m.events} events, ${m.findingCount} findings ...`);
   const mn = await runCli(['minimize', String(m.trace), '--db', pDb, '--json', '--out', join(dir, 'min.jsonl')], { timeoutMs: 2 * T.perturbMs });
   mem.push(['minimize', mn]);
   log(`minimize: exit ${mn.code}, ${(mn.wallMs / 1000).toFixed(1)} s, ${mn.maxRssMb.toFixed(0)} MB`);
+  // the commands that read findings, on that trace (a finding every operation or so): memory must
+  // not grow with them (why: the avail ring index of queue 1, rewritten at every post, as of the end)
+  const id = String(m.trace);
+  let availIdx = 0n;
+  logTrace(pDb, id, { to: 64 }, (ev) => void (ev.kind === 'vring.setup' && ev.q === 1 && (availIdx = ev.availGpa + 2n)));
+  for (const [what, argv] of [
+    ['replay', ['replay', id]],
+    ['replay --json', ['replay', id, '--json']],
+    ['log --kind finding', ['log', id, '--kind', 'finding']],
+    ['why', ['why', id, '--gpa', `0x${availIdx.toString(16)}`, '--len', '64', '--at', String(m.events)]],
+    ['export --format perfetto', ['export', id, '--format', 'perfetto']],
+    ['report', ['report', id, '--out', join(dir, 'report.html')]],
+  ] as const) {
+    const r = await runCli([...argv, '--db', pDb]);
+    if (r.code !== 0) throw new Error(`${what} on the findings trace exited ${r.code}: ${r.stderr}`);
+    mem.push([`${what} (${m.findingCount} findings)`, r]);
+    log(`${what} (${m.findingCount} findings): ${(r.wallMs / 1000).toFixed(1)} s, ${r.maxRssMb.toFixed(0)} MB`);
+  }
   rmDb(pDb);
 
   // memory: every command above, on the big trace

@@ -76,7 +76,8 @@ try {
   }
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
-    process.stderr.write(`dmareplay: ${printable(e.message.replace(/^error: /, ''))}\n`);
+    // commander puts its suggestion on a line of its own: keep it on the error's one line
+    process.stderr.write(`dmareplay: ${printable(e.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (did you mean '))}\n`);
     process.exit(EXIT.usage);
   }
   if (e instanceof DmaReplayError) {

@@ -106,6 +106,9 @@ describe('bad input: one line, documented exit code, nothing changed', () => {
   it('unknown commands and options are usage errors', () => {
     fails(dir, ['frobnicate'], 2, /unknown command/);
     fails(dir, ['record', '--bogus'], 2, /unknown option/);
+    // commander's suggestion stays on the line, readable (it was "\x0a(Did you mean …?)")
+    fails(dir, ['explain', '1'], 2, /^dmareplay: unknown command 'explain' \(did you mean explore\?\)$/);
+    fails(dir, ['record', '--seeed', '3'], 2, /^dmareplay: unknown option '--seeed' \(did you mean --seed\?\)$/);
   });
   it('--debug shows the stack', () => {
     const r = cli(['replay', '99', '--db', db, '--debug']);
