@@ -74,6 +74,9 @@ export function seek(checkpoint: Checkpoint | null, chunks: Iterable<RecordedChu
     event = decodeAt(c.data, to.off, at);
     pipe.put(event);
     to.folded++;
+  } else if (c && at === start && at > 0) {
+    // a checkpoint right after `at` already holds its effect: the event is shown, not applied
+    event = decodeAt(c.data, to.off, at);
   }
   const folded = to.folded;
   return { world: freezeWorld(pipe.world), event, fromCheckpoint: start, folded };
@@ -114,7 +117,8 @@ export function stateKeeping(judge: Judge): Judge {
 function stepUpTo(pipe: Pipeline, chunks: Iterable<RecordedChunk>, start: number, at: number, watched: Uint8Array, to: { off: number; folded: number }): RecordedChunk | null {
   for (const c of chunks) {
     const last = c.seq0 + c.n - 1;
-    if (last <= start) continue;
+    // chunks up to the checkpoint, but the one holding `at` when the checkpoint is right after it
+    if (last <= start && last < at) continue;
     const data = c.data;
     const end = Math.min(last, at - 1);
     let off = 0;
