@@ -47,7 +47,8 @@ export function stateAt(dbPath: string, id: string, query: StateQuery) {
     }
     const checkpoint = checkpointAt(db, trace.id, q.at, trace.events);
     // the checkpoint was decoded for this call alone: the seek folds its world in place
-    const r = seek(checkpoint, readChunks(db, trace, (checkpoint?.seq ?? 0) + 1, q.at), q.at, JUDGE, true);
+    // from the event after the checkpoint, or the event at --at itself when the checkpoint is right after it
+    const r = seek(checkpoint, readChunks(db, trace, Math.min((checkpoint?.seq ?? 0) + 1, q.at), q.at), q.at, JUDGE, true);
     const len = q.len ?? 64;
     const memory: Record<string, unknown> = {};
     if (q.gpa !== undefined) memory.gpa = { gpa: hex(q.gpa), bytes: hexOf(readMem(r.world.mem, q.gpa, len)) };

@@ -261,6 +261,14 @@ export class Pipeline {
   }
 
   /**
+   * Fold mode: steps an event whose seq and kind code the caller has already (a stored event: its
+   * position and its kind byte), without reading them from the event (a load across ~30 event shapes).
+   */
+  putAt(ev: DmaEvent, seq: number, code: number): void {
+    this.step(ev, seq, code);
+  }
+
+  /**
    * Fold mode: steps the events of a stored chunk (seq0, n events packed), up to seq `to`; returns
    * the seq of the last event stepped (seq0 - 1 if none). With `shared` the events' bytes fields are
    * views of the chunk (decodeAt): for a fold whose only readers of the events are the rules (which

@@ -55,6 +55,12 @@ const HASH_BATCH = 64;
  * The state hash of a world (the same hash checkpoints store): SHA-256 of encodeCheckpoint(world,
  * null), fed to the hash in pieces instead of building the blob (a copy of every guest page), since
  * replay checks it at every checkpoint. `plain`: worldToPlain(world), if the caller has it already.
+ *
+ * A page read from a checkpoint is a view of the checkpoint's pages part (store/checkpoints.ts: u64
+ * pfn + 4096 bytes per page, in the map's order), so its pfn lies in the 8 bytes before it: a run of
+ * such pages, each right after the last, is already the blob's bytes and is hashed where it lies (a
+ * seek writes only a few pages). Every other page is copied with its pfn into a scratch, as it was.
+ * Either way the hash sees the same bytes: a page joins a run only if the 8 bytes before it are its pfn.
  */
 export function stateHash(world: World, plain: PlainWorld = worldToPlain(world)): string {
   const head = Buffer.from(JSON.stringify({ world: plain, sim: null }));
@@ -62,10 +68,45 @@ export function stateHash(world: World, plain: PlainWorld = worldToPlain(world))
   const len = Buffer.allocUnsafe(4);
   len.writeUInt32LE(head.length, 0);
   h.update(len).update(head);
-  const scratch = Buffer.allocUnsafe(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
+  let scratch: Uint8Array | null = null;
   let p = 0;
+  // the run being hashed in place: bytes [runAt, runEnd) of runBuf, whose bytes are runBytes
+  let runBuf: ArrayBufferLike | null = null;
+  let runBytes: Uint8Array | null = null;
+  let runAt = 0;
+  let runEnd = 0;
   for (const [pfn, page] of world.mem) {
-    scratch.writeBigUInt64LE(BigInt(pfn), p);
+    const buf = page.buffer;
+    const off = page.byteOffset;
+    if (page.length === PAGE && off >= 8) {
+      if (buf === runBuf && off === runEnd + 8 && pfnAt(runBytes!, off - 8, pfn)) {
+        runEnd = off + PAGE;
+        continue;
+      }
+      const bytes: Uint8Array = buf === runBuf ? runBytes! : new Uint8Array(buf);
+      if (pfnAt(bytes, off - 8, pfn)) {
+        // a new run: what came before it first, in the map's order
+        if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+        if (p) h.update(scratch!.subarray(0, p));
+        p = 0;
+        runBuf = buf;
+        runBytes = bytes;
+        runAt = off - 8;
+        runEnd = off + PAGE;
+        continue;
+      }
+    }
+    if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+    runBuf = null;
+    runBytes = null;
+    scratch ??= new Uint8Array(Math.min(world.mem.size, HASH_BATCH) * (8 + PAGE));
+    // u64 pfn little-endian (pfn < 2^52: exact), then the page
+    const lo = pfn % 0x100000000;
+    const hi = (pfn - lo) / 0x100000000;
+    for (let k = 0; k < 4; k++) {
+      scratch[p + k] = (lo >>> (8 * k)) & 0xff;
+      scratch[p + 4 + k] = (hi >>> (8 * k)) & 0xff;
+    }
     scratch.set(page, p + 8);
     p += 8 + PAGE;
     if (p === scratch.length) {
@@ -73,6 +114,14 @@ export function stateHash(world: World, plain: PlainWorld = worldToPlain(world))
       p = 0;
     }
   }
-  if (p) h.update(scratch.subarray(0, p));
+  if (runBuf) h.update(new Uint8Array(runBuf, runAt, runEnd - runAt));
+  if (p) h.update(scratch!.subarray(0, p));
   return h.digest('hex');
+}
+
+/** True if the 8 bytes at `at` are `pfn` as a u64 LE (the blob's layout). pfn < 2^52: exact. */
+function pfnAt(b: Uint8Array, at: number, pfn: number): boolean {
+  const lo = pfn % 0x100000000;
+  const hi = (pfn - lo) / 0x100000000;
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0 === lo && (b[at + 4]! | (b[at + 5]! << 8) | (b[at + 6]! << 16) | (b[at + 7]! << 24)) >>> 0 === hi;
 }

@@ -9,7 +9,9 @@ import { stateHash, worldToPlain } from '../../src/engine/snapshot.js';
 import type { DmaEvent } from '../../src/events/schema.js';
 import { emptyWorld, type World } from '../../src/model/world.js';
 import { Sim } from '../../src/sim/sim.js';
-import { openDb, getTrace, readChunks } from '../../src/store/db.js';
+import { checkpointHashes, openDb, getTrace, readChunks } from '../../src/store/db.js';
+import { logTrace } from '../../src/app/log.js';
+import { eventToJson } from '../../src/events/json.js';
 import { tempDir } from '../helpers.js';
 
 const cfg = { workload: 'remap' as const, path: 'iommu' as const, ops: 40, ringNum: 16, faults: [{ kind: 'delay-invalidate' as const, arg: 1 }] };
@@ -28,6 +30,25 @@ describe('seek', () => {
       expect(s.plain).toEqual(worldToPlain(full));
       if (at > 70) expect(s.fromCheckpoint).toBeGreaterThan(0);
       expect(s.folded).toBeLessThan(64 + 64); // never from the start once checkpoints exist
+    }
+    h.close();
+  });
+
+  it('state --at a checkpoint\'s own position shows the event there (it was null), state from that checkpoint', () => {
+    const db = join(tempDir(), 'c.db');
+    const r = record({ db, config: cfg, seed: '3', checkpointEvery: 64 });
+    const h = openDb(db);
+    const trace = getTrace(h, r.trace);
+    const seqs = [...checkpointHashes(h, trace).keys()].filter((s) => s > 0);
+    expect(seqs.length).toBeGreaterThan(3);
+    const logged: DmaEvent[] = [];
+    logTrace(db, String(r.trace), {}, (ev) => void logged.push(ev));
+    for (const at of seqs) {
+      const s = stateAt(db, String(r.trace), { at });
+      expect(s.fromCheckpoint).toBe(at);
+      expect(s.folded).toBe(0);
+      expect(s.event).toEqual(eventToJson(logged[at - 1]!));
+      expect(stateHash(s.world)).toBe(stateHash(fold(readChunks(h, trace, 1, at), JUDGE, { to: at }).world));
     }
     h.close();
   });
