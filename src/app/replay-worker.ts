@@ -9,6 +9,7 @@ import { type SimState, stateHash } from '../engine/snapshot.js';
 import type { ReplayOutcome } from '../engine/replay.js';
 import { reexecuteSegment } from '../sim/replay.js';
 import { type Chunk, checkpointAt, checkpointHashes, openDb, readChunks, type TraceRow } from '../store/db.js';
+import { collectYoung } from './young-gc.js';
 import { storedCheckpoints } from '../store/checkpoints.js';
 import { traceConfig } from './load.js';
 
@@ -133,13 +134,22 @@ function* storeChecks(task: StoreCheckTask): Generator<void, StoreCheckReply> {
     let n = 0;
     try {
       // the stream: its rows against traces.events, its hash against traces.hash (store/db.ts verifyStream)
-      for (const _ of readChunks(db, task.trace)) if (++n % SLICE === 0) yield;
+      // (a scavenge every 256 rows frees the rows read so far: see young-gc.ts)
+      for (const _ of readChunks(db, task.trace))
+        if (++n % SLICE === 0) {
+          if (n % 256 === 0) collectYoung();
+          yield;
+        }
     } catch (e) {
       reply.stream = thrown(e);
     }
     try {
       // every checkpoint blob against its state hash (store/db.ts verifyCheckpoints)
-      for (const _ of storedCheckpoints(db, task.trace.id, task.trace.events)) if (++n % 4 === 0) yield;
+      for (const _ of storedCheckpoints(db, task.trace.id, task.trace.events))
+        if (++n % 4 === 0) {
+          collectYoung(); // each blob is a read row too, about 0.6 MB at 10M events
+          yield;
+        }
     } catch (e) {
       reply.checkpoints = thrown(e);
     }
