@@ -1,6 +1,9 @@
 // sql: one SQL statement over a database, opened read-only, with the event virtual table, the kind
 // table and the finding views of src/store/sql.ts registered. Values come back BigInt-safe: an
-// integer beyond 2^53 stays a bigint (printed exactly), never a rounded double.
+// integer beyond 2^53 stays a bigint (printed exactly), never a rounded double. Rows are read one at
+// a time as the caller takes them (streamSql): `select * from event(1)` on a 10M-event trace is 10M
+// rows, which held whole took gigabytes.
+import type Database from 'better-sqlite3';
 import { UsageError } from '../errors.js';
 import { openDb } from '../store/db.js';
 import { registerSql } from '../store/sql.js';
@@ -10,10 +13,25 @@ export interface SqlResult {
   rows: unknown[][];
 }
 
-export function runSql(dbPath: string, sql: string): SqlResult {
+export interface SqlStream {
+  columns: string[];
+  /** the rows, read as they are taken; the databases close when it ends or is returned */
+  rows: Generator<unknown[]>;
+  /** closes the databases (also when the rows were never read) */
+  close(): void;
+}
+
+const safe = (v: unknown) => (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+
+export function streamSql(dbPath: string, sql: string): SqlStream {
   const db = openDb(dbPath); // read-only: the file must exist and is never written
-  const reader = openDb(dbPath);
+  let reader: Database.Database | null = null;
+  const close = () => {
+    if (db.open) db.close();
+    if (reader?.open) reader.close();
+  };
   try {
+    reader = openDb(dbPath);
     registerSql(db, reader); // its views are TEMP: in memory, not in the file
     db.pragma('query_only = ON');
     let stmt;
@@ -25,15 +43,46 @@ export function runSql(dbPath: string, sql: string): SqlResult {
     if (!stmt.reader) throw new UsageError('SQL: only queries (SELECT, WITH, PRAGMA that return rows): the database is opened read-only');
     stmt.safeIntegers(true).raw(true);
     const columns = stmt.columns().map((c) => c.name);
-    let rows: unknown[][];
-    try {
-      rows = (stmt.all() as unknown[][]).map((r) => r.map((v) => (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v)));
-    } catch (e) {
-      throw new UsageError(`SQL: ${(e as Error).message}`);
+    const it = stmt;
+    function* rows(): Generator<unknown[]> {
+      try {
+        let iter: Iterator<unknown[]>;
+        try {
+          iter = it.iterate() as Iterator<unknown[]>;
+        } catch (e) {
+          throw new UsageError(`SQL: ${(e as Error).message}`);
+        }
+        try {
+          for (;;) {
+            let r: IteratorResult<unknown[]>;
+            try {
+              r = iter.next();
+            } catch (e) {
+              throw new UsageError(`SQL: ${(e as Error).message}`);
+            }
+            if (r.done) return;
+            yield r.value.map(safe);
+          }
+        } finally {
+          iter.return?.(); // the statement stops before the databases close
+        }
+      } finally {
+        close();
+      }
     }
-    return { columns, rows };
+    return { columns, rows: rows(), close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** The whole result at once (small queries, tests). */
+export function runSql(dbPath: string, sql: string): SqlResult {
+  const s = streamSql(dbPath, sql);
+  try {
+    return { columns: s.columns, rows: [...s.rows] };
   } finally {
-    db.close();
-    reader.close();
+    s.close();
   }
 }

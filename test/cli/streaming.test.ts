@@ -1,11 +1,12 @@
 // Output at any size: a reader that stops reading ends the command at once and quietly, and a
 // --json document that is streamed (findings read one at a time) is the document itself.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { record } from '../../src/app/record.js';
 import { replayTrace } from '../../src/app/replay.js';
+import { runSql } from '../../src/app/sql.js';
 import { streamed, toJson, writeJson } from '../../cli/output.js';
 import { BIN, cli, tempDir } from '../helpers.js';
 
@@ -18,7 +19,7 @@ beforeAll(() => {
   // a fault on every invalidation: hundreds of findings, and far more output than a pipe holds
   const r = record({ db, seed: '3', config: { workload: 'remap', path: 'iommu', ops: 400, ringNum: 256, faults: [{ kind: 'drop-invalidate', arg: 0 }] } });
   trace = String(r.trace);
-  findings = r.findings.length;
+  findings = r.findingCount;
 });
 
 /** Runs the CLI with stdout read by a reader that closes the pipe after the first line, as `| head -1` does. */
@@ -52,6 +53,43 @@ describe('a reader that closes stdout early', () => {
       expect(r.code).toBe(0);
       expect(r.line.length).toBeGreaterThan(0);
     });
+});
+
+describe('sql streams its rows', () => {
+  for (const json of [false, true])
+    it(`a reader that closes stdout early ends sql${json ? ' --json' : ''} with exit 0 and nothing on stderr`, async () => {
+      const r = await firstLineThenClose(['sql', db, `SELECT * FROM event(${trace})`, ...(json ? ['--json'] : [])]);
+      expect(r.stderr).toBe('');
+      expect(r.signal).toBeNull();
+      expect(r.code).toBe(0);
+      expect(r.line.length).toBeGreaterThan(0);
+    });
+
+  it('more rows than size the table: every row once, in order, the same as --json and the library', () => {
+    const q = `SELECT seq, kind FROM event(${trace})`;
+    const whole = runSql(db, q);
+    expect(whole.rows.length).toBeGreaterThan(3000); // past the 1000 rows that size the columns
+    const t = cli(['sql', db, q]);
+    expect(t.code).toBe(0);
+    const lines = t.stdout.trimEnd().split('\n');
+    expect(lines[0]!.split(/\s+/)).toEqual(['seq', 'kind']);
+    expect(lines.slice(1).map((l) => l.split(/\s+/))).toEqual(whole.rows.map((r) => [String(r[0]), String(r[1])]));
+    const j = cli(['sql', db, q, '--json']);
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.stdout)).toEqual(whole.rows.map((r) => ({ seq: r[0], kind: r[1] })));
+  });
+
+  it('a result of 300k rows prints whole (sizing the table over every row overflowed the stack)', () => {
+    const big = join(tempDir(), 'big.db');
+    const t = record({ db: big, seed: '4', config: { workload: 'remap', path: 'iommu', ops: 4600, ringNum: 16, faults: [] } });
+    expect(t.events).toBeGreaterThan(300_000);
+    const c = spawnSync(process.execPath, [BIN, 'sql', big, `SELECT seq FROM event(${t.trace})`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(c.stderr).toBe('');
+    expect(c.status).toBe(0);
+    const lines = c.stdout.trimEnd().split('\n');
+    expect(lines.length).toBe(t.events + 1);
+    expect(lines.at(-1)).toBe(String(t.events));
+  });
 });
 
 describe('--json with many findings', () => {
