@@ -38,10 +38,15 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
   const lastPfn = (gpa + BigInt(len) - 1n) >> PAGE_SHIFT;
   const pfns: bigint[] = [];
   for (let p = firstPfn; p <= lastPfn; p++) pfns.push(p);
-  // the events that became a writer, and the findings about them; pruned to the current writers
-  // whenever it outgrows them (at most len distinct seqs are current)
+  // the events that became a writer, and the findings about them (at most len distinct seqs are
+  // current writers at any time)
   const keep = new Map<number, DmaEvent>();
   const findings = new Map<number, EventOf<'finding'>>();
+  // pruned when it outgrows twice the writers left by the last prune plus a gap: a prune costs about
+  // len, so the gap (len/16, at least 64) keeps it to ~16 steps per kept event, and the kept set to
+  // twice the current writers plus the gap (a buffer write is one writer of many bytes: few writers)
+  const gap = Math.max(64, len >> 4);
+  let limit = gap;
   const prune = () => {
     const live = new Set(writer);
     for (const seq of keep.keys()) if (!live.has(seq)) (keep.delete(seq), findings.delete(seq));
@@ -69,7 +74,10 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
         }
         keep.set(seq, ev);
       });
-      if (keep.size > 2 * len + 64) prune();
+      if (keep.size > limit) {
+        prune();
+        limit = 2 * keep.size + gap;
+      }
     }
   }
   const runs: ByteRun[] = [];

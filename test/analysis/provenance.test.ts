@@ -52,14 +52,14 @@ describe('why: bounded provenance', () => {
 
   it('agrees on a ring index rewritten at every operation (more writers than it keeps at once)', () => {
     const db = join(tempDir(), 'ring.db');
-    const t = record({ db, seed: '5', config: { workload: 'remap', path: 'iommu', ops: 150, ringNum: 16, faults: [{ kind: 'delay-invalidate', arg: 1 }] } });
+    const t = record({ db, seed: '5', config: { workload: 'remap', path: 'iommu', ops: 400, ringNum: 16, faults: [{ kind: 'delay-invalidate', arg: 1 }] } });
     let availIdx = 0n; // avail->idx of queue 1: the driver rewrites it at every post
     let posts = 0;
     logTrace(db, String(t.trace), {}, (ev: DmaEvent) => {
       if (ev.kind === 'vring.setup' && ev.q === 1) availIdx = ev.availGpa + 2n;
       if (ev.kind === 'vring.post' && ev.q === 1) posts++;
     });
-    expect(posts).toBeGreaterThan(2 * 2 + 64); // more writers than the bound for len 2: the kept set is pruned on the way
+    expect(posts).toBeGreaterThan(3 * 64); // more writers than the kept set holds for len 2: it is pruned on the way, more than once
     const r = whyBytes(db, String(t.trace), t.events, availIdx, 2).runs;
     expect(r).toEqual(reference(db, t.trace, t.events, availIdx, 2));
     expect(r.some((x) => x.writer?.kind === 'vring.post')).toBe(true);
