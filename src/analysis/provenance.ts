@@ -31,7 +31,15 @@ const ENTRY_KINDS: ReadonlySet<string> = new Set(['iotlb.update', 'iommu.map', '
  * last writer of some byte are kept, with the findings about them; the translation entry of each
  * final writer is read back at the end through `eventAt` (at most one per byte run).
  */
-export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: bigint, len: number, eventAt: (seq: number) => DmaEvent | null): ByteRun[] {
+export function provenance(
+  chunks: Iterable<RecordedChunk>,
+  at: number,
+  gpa: bigint,
+  len: number,
+  eventAt: (seq: number) => DmaEvent | null,
+  /** kept events allowed past twice the current writers before a prune (tests force 1) */
+  gap = Math.max(64, len >> 4),
+): ByteRun[] {
   const world = emptyWorld();
   const writer = new Int32Array(len); // seq of the last event that changed each byte, 0 = never written
   const firstPfn = gpa >> PAGE_SHIFT;
@@ -43,9 +51,8 @@ export function provenance(chunks: Iterable<RecordedChunk>, at: number, gpa: big
   const keep = new Map<number, DmaEvent>();
   const findings = new Map<number, EventOf<'finding'>>();
   // pruned when it outgrows twice the writers left by the last prune plus a gap: a prune costs about
-  // len, so the gap (len/16, at least 64) keeps it to ~16 steps per kept event, and the kept set to
-  // twice the current writers plus the gap (a buffer write is one writer of many bytes: few writers)
-  const gap = Math.max(64, len >> 4);
+  // len, so the default gap (len/16, at least 64) keeps it to ~16 steps per kept event, and the kept
+  // set to twice the current writers plus the gap (a buffer write is one writer of many bytes)
   let limit = gap;
   const prune = () => {
     const live = new Set(writer);

@@ -10,6 +10,15 @@ import { logTrace } from '../../src/app/log.js';
 import { record } from '../../src/app/record.js';
 import type { DmaEvent } from '../../src/events/schema.js';
 import { readChunks } from '../../src/store/db.js';
+import { provenance } from '../../src/analysis/provenance.js';
+import { decodeAt, sizeAt } from '../../src/events/binary.js';
+
+/** the offset of the i-th event in a chunk */
+const offsetOf = (data: Uint8Array, i: number) => {
+  let off = 0;
+  for (let k = 0; k < i; k++) off += sizeAt(data, off);
+  return off;
+};
 import { referenceProvenance } from './reference-analyses.js';
 import { tempDir } from '../helpers.js';
 
@@ -47,6 +56,29 @@ describe('why: bounded provenance', () => {
         },
       ),
       { numRuns: 25 },
+    );
+  });
+
+  it('pruning after every new writer (gap 1) changes nothing: any range, any moment', () => {
+    const dir = tempDir();
+    let n = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100_000 }).map(String), fc.nat(), fc.integer({ min: 1, max: 300 }), fc.nat(), (seed, pick, len, later) => {
+        const db = join(dir, `g${n++}.db`);
+        const t = record({ db, seed, config: { workload: 'remap', path: 'iommu', ops: 20, ringNum: 16, faults: [{ kind: 'delay-invalidate', arg: 1 }] } });
+        const writes = writesOf(db, t.trace);
+        const w = writes[pick % writes.length]!;
+        const at = w.seq + (later % (t.events - w.seq + 1));
+        withTrace(db, String(t.trace), ({ db: d, trace }) => {
+          const eventAt = (seq: number) => {
+            for (const c of readChunks(d, trace, seq, seq)) return decodeAt(c.data, offsetOf(c.data, seq - c.seq0), seq);
+            return null;
+          };
+          const got = provenance(readChunks(d, trace, 1, at), at, w.gpa, len, eventAt, 1);
+          expect(got).toEqual(referenceProvenance(readChunks(d, trace, 1, at), at, w.gpa, len));
+        });
+      }),
+      { numRuns: 20 },
     );
   });
 
