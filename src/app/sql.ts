@@ -46,26 +46,10 @@ export function streamSql(dbPath: string, sql: string): SqlStream {
     const it = stmt;
     function* rows(): Generator<unknown[]> {
       try {
-        let iter: Iterator<unknown[]>;
-        try {
-          iter = it.iterate() as Iterator<unknown[]>;
-        } catch (e) {
-          throw new UsageError(`SQL: ${(e as Error).message}`);
-        }
-        try {
-          for (;;) {
-            let r: IteratorResult<unknown[]>;
-            try {
-              r = iter.next();
-            } catch (e) {
-              throw new UsageError(`SQL: ${(e as Error).message}`);
-            }
-            if (r.done) return;
-            yield r.value.map(safe);
-          }
-        } finally {
-          iter.return?.(); // the statement stops before the databases close
-        }
+        // returning this generator returns the statement's iterator first, then closes the databases
+        for (const r of it.iterate() as Iterable<unknown[]>) yield r.map(safe);
+      } catch (e) {
+        throw new UsageError(`SQL: ${(e as Error).message}`);
       } finally {
         close();
       }

@@ -4,11 +4,11 @@
 // and for lines mutated in the places the fast paths look at.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliDecompressSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseQemuLogLine, parseQemuLogLineByRegex } from '../../src/import/qemu-log.js';
+import { runLines } from './real-runs.js';
 
 const REAL = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/real');
 
@@ -16,17 +16,7 @@ const REAL = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/re
 function realLines(): string[] {
   const out: string[] = [];
   for (const f of readdirSync(REAL)) if (f.startsWith('qemu-') && f.endsWith('.log')) out.push(...readFileSync(join(REAL, f), 'utf8').split('\n'));
-  const runs = join(REAL, 'runs');
-  for (const f of readdirSync(runs)) {
-    if (!f.startsWith('qemu-') || !f.endsWith('.log.br')) continue;
-    const perEvent = new Map<string, number>();
-    for (const l of brotliDecompressSync(readFileSync(join(runs, f))).toString('utf8').split('\n')) {
-      const ev = /:(\w+)/.exec(l)?.[1] ?? '';
-      const n = perEvent.get(ev) ?? 0;
-      if (n < 40) out.push(l);
-      perEvent.set(ev, n + 1);
-    }
-  }
+  out.push(...runLines(40));
   return out.filter((l) => l.length > 0);
 }
 

@@ -2,37 +2,17 @@
 // and time, no record) and, for a host log alone, leaves the args of events the scan does not read to
 // pass 2 (scanHost deferArgs). Both must be invisible in the result: a peeked line is a record exactly
 // when the full parser says so, and a deferred scan ends (after pass 2) with the full scan's counts.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brotliDecompressSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostEvents } from '../../src/import/merge.js';
 import { parseQemuLogLine, peekQemuLogLine, readQemuLogBatches } from '../../src/import/qemu-log.js';
-import { createReadStream } from 'node:fs';
 import { finishHostScan, mergeHostScanParts, SCAN_UNREAD, scanHost, scanHostPart } from '../../src/import/to-events.js';
+import { runLines, runLog, runLogs } from './real-runs.js';
 
-const RUNS = join(fileURLToPath(new URL('.', import.meta.url)), '../../traces/real/runs');
-
-/** Real lines of the captured runs: a few of every distinct event. */
-function realLines(): string[] {
-  const out: string[] = [];
-  for (const f of readdirSync(RUNS)) {
-    if (!f.startsWith('qemu-') || !f.endsWith('.log.br')) continue;
-    const perEvent = new Map<string, number>();
-    for (const l of brotliDecompressSync(readFileSync(join(RUNS, f))).toString('utf8').split('\n')) {
-      const ev = /:(\w+)/.exec(l)?.[1] ?? '';
-      const n = perEvent.get(ev) ?? 0;
-      if (n < 20 && l) out.push(l);
-      perEvent.set(ev, n + 1);
-    }
-  }
-  return out;
-}
-
-const LINES = realLines();
+const LINES = runLines(20);
 const insert = fc.constantFrom('0', '9', 'a', 'g', 'x', '0x', ' ', ':', '.', '@', '_', '\r', '\u2028', 'é', '(nil)', 'ffffffffffffffff1', '99999999999');
 const mutated = fc
   .tuple(fc.nat({ max: LINES.length - 1 }), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 3 }), insert), { maxLength: 3 }))
@@ -101,7 +81,7 @@ describe('a deferred host scan', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('ends pass 2 with the full scan\'s records, malformed count and lines, whatever lines are damaged', async () => {
-    const run = brotliDecompressSync(readFileSync(join(RUNS, 'qemu-vtd-cm.log.br'))).toString('utf8').split('\n').slice(0, 4000);
+    const run = runLog('qemu-vtd-cm.log.br').toString('utf8').split('\n').slice(0, 4000);
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: run.length - 1 }), fc.nat(), insert), { maxLength: 12 }), fc.boolean(), async (muts, cut) => {
         const lines = [...run];
@@ -133,11 +113,11 @@ describe('a deferred host scan', () => {
   it('SCAN_UNREAD names only events the scan does not read: on every real QEMU log, deferred equals full', async () => {
     // a kind in SCAN_UNREAD that the scan's switch does read would reach it without args, and the
     // deferred scan would end with other devices, counts or samples than the full one
-    const logs = readdirSync(RUNS).filter((f) => f.startsWith('qemu-') && f.endsWith('.log.br'));
+    const logs = runLogs();
     expect(logs.length).toBeGreaterThanOrEqual(3);
     for (const f of logs) {
       const file = join(dir, f.replace(/\.br$/, ''));
-      writeFileSync(file, brotliDecompressSync(readFileSync(join(RUNS, f))));
+      writeFileSync(file, runLog(f));
       const full = await scanHost(file, { xlate: false });
       const scan = await scanHost(file, { xlate: false, deferArgs: true });
       for await (const _ of hostEvents(scan, [])) void _;
@@ -149,7 +129,7 @@ describe('a deferred host scan', () => {
   });
 
   it('scanned in two byte ranges split after a line end (scan-worker.ts) and merged, is the one scan of the file', async () => {
-    const run = brotliDecompressSync(readFileSync(join(RUNS, 'qemu-vtd-cm.log.br'))).toString('utf8').split('\n').slice(0, 3000);
+    const run = runLog('qemu-vtd-cm.log.br').toString('utf8').split('\n').slice(0, 3000);
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: run.length - 1 }), fc.nat(), insert), { maxLength: 12 }), fc.nat({ max: run.length - 2 }), fc.boolean(), async (muts, at, cut) => {
         const lines = [...run];
