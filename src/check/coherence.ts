@@ -16,6 +16,8 @@ import { endpointTranslate, type EndpointTranslation } from '../model/virtio-iom
 
 /** Every device access runs this: the common case (nothing wrong) allocates no array. */
 const PAGE_BASE_MASK = ~PAGE_MASK;
+/** 2^53: below it a nonnegative integer is exact as a double */
+const EXACT = 2 ** 53;
 
 export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
   const r = w.rings[ev.q];
@@ -43,6 +45,18 @@ export function deviceAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.ac
 /** The first live mapping (in the order debug.c would list them) holding [dma, dma + len). */
 export function mappingFor(d: DeviceState, dma: bigint, len: number) {
   const live = liveEntries(d.dmaLive);
+  const a = toNum(dma);
+  if (a < EXACT) {
+    // in doubles: the entries' dmaNum and endNum compare with a as their dma and end do with dma
+    // (+Infinity, for a value at or above 2^53, is larger, as the value is); the room end - dma is
+    // exact when end is below 2^53, and taken in bigints otherwise
+    for (let i = 0; i < live.length; i++) {
+      const e = live[i]!;
+      const end = e[5];
+      if (a >= e[4] && a <= end && (end < EXACT ? end - a >= len : toNum(e[2] - dma) >= len)) return e[1];
+    }
+    return null;
+  }
   for (let i = 0; i < live.length; i++) {
     const e = live[i]!;
     // dma + len <= end, compared as numbers for the entry that holds dma: end - dma is then at most
@@ -59,8 +73,7 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
   if (vt !== undefined) return vt && vt.gpa === ev.gpa ? null : virtioStale(w, d, ev, vt);
   const pfn = pfnOf(ev.dma);
   const pte = d.iommu.get(pfn);
-  const pageGpa = ev.gpa & PAGE_BASE_MASK;
-  if (pte && pte.gpa === pageGpa) return null;
+  if (pte && samePage(pte.gpa, ev.gpa)) return null;
   const unmap = d.unmapSeq.get(pfn) ?? 0;
   const owed = w.vmm.invals.find((i) => i.dev === d.dev && i.iova <= ev.dma && ev.dma - i.iova < i.size);
   const what = `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at IOVA ${hex(ev.dma)} through the ${ev.via === 'shadow' ? 'shadow mapping' : 'device-IOTLB entry'} filled by ${ev.via === 'shadow' ? 'MAP' : 'UPDATE'} #${ev.entry} → GPA ${hex(ev.gpa)}`;
@@ -76,6 +89,19 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
     ev.dma,
     ev.gpa,
   );
+}
+
+/**
+ * pte === gpa & ~0xfff: in doubles below 2^53 (exact there: the page base of g is floor(g / 4096) *
+ * 4096), else in bigints (whose & allocates its result).
+ */
+export function samePage(pte: bigint, gpa: bigint): boolean {
+  const g = toNum(gpa);
+  if (g < EXACT) {
+    const p = toNum(pte);
+    if (p < EXACT) return p === Math.floor(g / 4096) * 4096;
+  }
+  return pte === (gpa & PAGE_BASE_MASK);
 }
 
 /**

@@ -56,6 +56,14 @@ export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.acc
   // (bigint + - and comparisons that do not escape compile to machine arithmetic; Number() and
   // shifts of a bigint allocate)
   if (e && e.seq === ev.entry && permBits(e.perm) & (ev.dir === 'write' ? 2 : 1)) {
+    // below 2^53, in doubles (the entry's derived startNum, lastNum, uaddrNum are then exact, and so
+    // are differences and sums that stay below 2^53): the room, and the HVA the entry gives for dma.
+    // Agreement here is agreement in bigints; anything else is decided by the bigint path below.
+    const a = toNum(ev.dma);
+    if (a < EXACT && e.lastNum < EXACT && e.lastNum - a + 1 >= ev.len) {
+      const h = e.uaddrNum + (a - e.startNum);
+      if (h < EXACT && toNum(ev.hva) === h && hvaGivesGpa(w.memTable, ev.hva, ev.gpa)) return NONE;
+    }
     // room left in the entry from dma on: e.last - dma + 1 (lookup found dma <= e.last), against
     // the length as a number: exact below 2^53, and a room of 2^53 or more holds any length. (A
     // bigint-to-double conversion, toNum, costs less than BigInt(len), which allocates in the runtime.)
@@ -67,6 +75,7 @@ export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.acc
 
 /** 2^53: a bigint below it converts to a double exactly */
 const EXACT_BIG = 1n << 53n;
+const EXACT = 2 ** 53;
 
 /** hvaToGpa(regions, hva) is null or gpa: compared without building the GPA. */
 function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {

@@ -2,7 +2,7 @@
 // several entries per address allowed (mapping the same page twice is legal), found like
 // bucket_find_exact: the entry at that address that best matches size and direction.
 import type { MAP_KINDS } from '../events/schema.js';
-import { big, bool, type Infer, multimapList, num, obj, str } from './codec.js';
+import { big, bool, exactNum, type Infer, multimapList, num, obj, str } from './codec.js';
 import { insertAt, removeAt } from './list.js';
 import type { DirName } from './types.js';
 import { fromNum } from './memory.js';
@@ -21,9 +21,10 @@ export type DmaMapping = Infer<typeof DMA_MAPPING>;
 /**
  * A live entry as the checkers scan it: its dma address, the mapping, and where its dma and phys
  * ranges end (exclusive; a size of 0 counts as one byte, as debug.c's range checks do), so a scan
- * compares bigints without computing (allocating) them per entry.
+ * compares bigints without computing (allocating) them per entry; and dma and end as doubles
+ * (exactNum: exact below 2^53, else +Infinity), which a scan for an address below 2^53 compares instead.
  */
-export type LiveEntry = readonly [dma: bigint, m: DmaMapping, end: bigint, physEnd: bigint];
+export type LiveEntry = readonly [dma: bigint, m: DmaMapping, end: bigint, physEnd: bigint, dmaNum: number, endNum: number];
 
 /**
  * dma address → the entries mapped there. Change it only through liveAdd and liveRemove: once
@@ -36,7 +37,8 @@ export class DmaLive extends Map<bigint, DmaMapping[]> {
 
 function liveEntry(dma: bigint, m: DmaMapping): LiveEntry {
   const n = fromNum(Math.max(m.size, 1));
-  return [dma, m, dma + n, m.phys + n];
+  const end = dma + n;
+  return [dma, m, end, m.phys + n, exactNum(dma), exactNum(end)];
 }
 
 export const DMA_LIVE = multimapList('dma', big, DMA_MAPPING, () => new DmaLive());

@@ -1,7 +1,7 @@
 // Rules for vhost's device IOTLB (drivers/vhost/vhost.c, iotlb.c; see ../device-iotlb.ts): a MISS
 // parks the vq, an UPDATE inserts an entry and wakes the misses it covers, an INVALIDATE deletes
 // every overlapping entry; both reset the ring metadata cache.
-import { addRange, delRange, QUEUE_UNKNOWN, wakeCovered } from '../device-iotlb.js';
+import { addRange, delRange, iotlbEntry, QUEUE_UNKNOWN, wakeCovered } from '../device-iotlb.js';
 import { removeAt } from '../list.js';
 import { deviceOf, ringOf } from '../world.js';
 import { resetMeta } from './ring.js';
@@ -35,7 +35,7 @@ export const IOTLB_RULES: RulesFor<'iotlb.miss' | 'iotlb.update' | 'iotlb.invali
       if (ev.result !== 'ok') return;
       const d = deviceOf(w, ev.dev, ev.seq);
       resetMeta(w, ev.dev);
-      addRange(d.iotlb, { start: ev.iova, last: lastOf(ev.iova, ev.size), uaddr: ev.uaddr, perm: ev.perm, seq: ev.seq });
+      addRange(d.iotlb, iotlbEntry(ev.iova, lastOf(ev.iova, ev.size), ev.uaddr, ev.perm, ev.seq));
       // vhost_iotlb_notify_vq: wake each pending miss the entry covers ('gt': the off-by-one before the fix, B2)
       if (!d.iotlb.pending.length) return;
       const last = w.variants.wakeRule === 'gt' ? ev.iova + ev.size - 2n : ev.iova + ev.size - 1n;
