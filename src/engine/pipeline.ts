@@ -243,7 +243,11 @@ export class Pipeline {
       const post = step.post(w, ev);
       if (post !== null && post.length !== 0) for (const f of post) this.insert(f, at);
     }
-    if (code === MARKER_CODE && (ev as EventOf<'marker'>).name === QUIESCENT && !this.livenessDone && this.judge) {
+    // (the marker's name read with Reflect.get, a generic lookup: a simulation emits one marker, at
+    // its end, so an ordinary load here has no type feedback when this function is optimized, and
+    // reaching it deoptimized this whole function, inlined checks and all, at the end of every run,
+    // to be recompiled in the next: ~10-40 ms of compiler CPU per Sim in a process that runs several)
+    if (code === MARKER_CODE && !this.livenessDone && this.judge && Reflect.get(ev, 'name') === QUIESCENT) {
       this.livenessDone = true;
       for (const f of this.judge.liveness(w)) this.insert(f, at);
     }
@@ -312,7 +316,11 @@ export class Pipeline {
       const post = step.post(w, ev);
       if (post !== null && post.length !== 0) for (const f of post) this.judged(f, seq);
     }
-    if (code === MARKER_CODE && (ev as EventOf<'marker'>).name === QUIESCENT && !this.livenessDone && this.judge) {
+    // (the marker's name read with Reflect.get, a generic lookup: a simulation emits one marker, at
+    // its end, so an ordinary load here has no type feedback when this function is optimized, and
+    // reaching it deoptimized this whole function, inlined checks and all, at the end of every run,
+    // to be recompiled in the next: ~10-40 ms of compiler CPU per Sim in a process that runs several)
+    if (code === MARKER_CODE && !this.livenessDone && this.judge && Reflect.get(ev, 'name') === QUIESCENT) {
       this.livenessDone = true;
       for (const f of this.judge.liveness(w)) this.judged(f, seq);
     }

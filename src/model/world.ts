@@ -162,18 +162,31 @@ export const WORLD = obj({ __proto__: null,
 });
 export type World = Infer<typeof WORLD>;
 
+/**
+ * An empty list for objects, created with V8's element kind for objects. An empty `[]` starts as a
+ * list of small integers and changes kind at its first push; optimized code that pushed onto lists
+ * of both kinds then checks for an integer and deoptimizes (`not a Smi`) on the first push into a
+ * new world's list, once the literal's memory of the change is gone (after a full GC): five big
+ * simulation functions recompiled at the start of a second run in one process.
+ */
+function objectList<T>(): T[] {
+  const a: T[] = [undefined as T];
+  a.pop();
+  return a;
+}
+
 export function emptyWorld(): World {
   return {
     workload: '',
     protected: false,
     variants: DEFAULT_VARIANTS,
     mem: new Map(),
-    memTable: [],
+    memTable: objectList(),
     devices: new Map(),
-    rings: [],
+    rings: objectList(),
     swiotlb: { next: 0, slots: new Map(), call: null },
-    shared: [],
-    vmm: { invals: [], toRead: [], held: [], lastTranslate: null },
+    shared: objectList(),
+    vmm: { invals: objectList(), toRead: [], held: objectList(), lastTranslate: null },
     passes: 0,
     inPass: false,
     guest: { ops: 0, irq: false },
@@ -197,9 +210,9 @@ export function newDevice(init: Pick<DeviceState, 'dev' | 'name' | 'path' | 'use
     features: init.features,
     probed: true,
     iommu: new Map(),
-    iovas: [],
-    fq: [],
-    iotlb: { entries: [], pending: [], retired: null },
+    iovas: objectList(),
+    fq: objectList(),
+    iotlb: { entries: objectList(), pending: objectList(), retired: null },
     shadow: new Map(),
     dmaLive: new DmaLive(),
     unmapSeq: new Map(),

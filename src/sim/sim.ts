@@ -39,6 +39,8 @@ export interface Resume {
 
 /** Upper bound on scheduler steps per guest op; a run past it is a model bug, not a trace. */
 const STEPS_PER_OP = 256;
+/** scheduler steps per call of runSteps (see run) */
+const STEPS_PER_CALL = 1024;
 const VQ_ACTORS: readonly Actor[] = ['vq0', 'vq1', 'vq2', 'vq3'];
 /** the VMM's bit in a runnable mask: above every queue's (queues are vq0..vq3, the Actor names) */
 const VMM_BIT = 1 << 30;
@@ -182,10 +184,19 @@ export class Sim {
     if (!this.resumed) setup(this);
     this.pipe.restartCheckpoints();
     const maxSteps = (this.config.ops + 8) * STEPS_PER_OP;
-    for (let steps = 0; ; steps++) {
+    // the scheduler loop, in calls of up to STEPS_PER_CALL steps: V8 compiles a function whose loop
+    // runs long on-stack (OSR) on every call, and a Sim's run is one call (recompiled for each Sim
+    // of a process, ~12 ms of compiler CPU each); a function called many times keeps its code
+    for (let steps = 0; steps >= 0; ) steps = this.runSteps(steps, maxSteps);
+    this.finish();
+  }
+
+  /** The scheduler steps from `steps` on, up to STEPS_PER_CALL of them: the next step's number, or -1 once nothing can run. */
+  private runSteps(from: number, maxSteps: number): number {
+    for (let steps = from, end = from + STEPS_PER_CALL; steps < end; steps++) {
       this.pipe.maybeCheckpoint(); // at actor-step boundaries only: a run resumes between steps
       const mask = this.runnableMask();
-      if (mask === 0 || steps > maxSteps) break;
+      if (mask === 0 || steps > maxSteps) return -1;
       const set = this.runnableSet(mask);
       const runnable = set.actors;
       // the scheduler hook: uniform random choice, or PCT's priorities (schedule.ts)
@@ -195,7 +206,7 @@ export class Sim {
       }
       this.step(pick);
     }
-    this.finish();
+    return from + STEPS_PER_CALL;
   }
 
   /** The actors that can run now, as a bit mask (guest, each queue's worker, VMM): the scheduler's hot loop. */
