@@ -77,8 +77,31 @@ export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.acc
 const EXACT_BIG = 1n << 53n;
 const EXACT = 2 ** 53;
 
-/** hvaToGpa(regions, hva) is null or gpa: compared without building the GPA. */
-function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {
+/**
+ * hvaToGpa(regions, hva) is null or gpa: compared without building the GPA. In doubles when hva is
+ * below 2^53: a region's hvaNum and sizeNum then compare as its hva and size do (+Infinity, for a
+ * value at or above 2^53, is larger, as the value is), and gpaNum + off is exact while below 2^53.
+ */
+export function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {
+  const h = toNum(hva);
+  if (h < EXACT) {
+    for (let i = 0; i < regions.length; i++) {
+      const r = regions[i]!;
+      const rh = r.hvaNum;
+      if (rh === undefined) return hvaGivesGpaBig(regions, hva, gpa); // a region built without its derived fields
+      if (h < rh) continue;
+      const off = h - rh;
+      if (off < r.sizeNum) {
+        const g = r.gpaNum + off;
+        return g < EXACT ? toNum(gpa) === g : r.gpa + (hva - r.hva) === gpa;
+      }
+    }
+    return true;
+  }
+  return hvaGivesGpaBig(regions, hva, gpa);
+}
+
+function hvaGivesGpaBig(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {
   for (let i = 0; i < regions.length; i++) {
     const r = regions[i]!;
     if (hva < r.hva) continue;

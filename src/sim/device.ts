@@ -14,7 +14,7 @@
 //
 // The memory accesses are in device-io.ts, the chain walk (vhost's and QEMU's rules) in chain-walk.ts.
 import { fnv1aAt, fromNum, readU16, readU32, toNum } from '../model/memory.js';
-import { lookup } from '../model/device-iotlb.js';
+import { type IotlbEntry, lookup } from '../model/device-iotlb.js';
 import {
   availBytes,
   availPending,
@@ -157,6 +157,12 @@ function prefetch(p: Pass): boolean {
  * conversion is cheaper than BigInt(len), which allocates in the runtime on this path).
  */
 const roomHolds = (room: bigint, len: number): boolean => room >= EXACT_BIG || toNum(room) + 1 >= len;
+/** roomHolds(e.last - addr, len), in doubles when addr and e.last are below 2^53 (exact there) */
+function entryHolds(e: IotlbEntry, addr: bigint, len: number): boolean {
+  const a = toNum(addr);
+  return a < EXACT && e.lastNum < EXACT ? e.lastNum - a + 1 >= len : roomHolds(e.last - addr, len);
+}
+const EXACT = 2 ** 53;
 /** 2^53: a bigint below it converts to a double exactly */
 const EXACT_BIG = 1n << 53n;
 
@@ -172,7 +178,7 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
   // the common case, what resolve() answers without building the piece: one entry covers the area
   // with the access's permission and translates all of it (its HVA range in one memory region)
   // (the room first.last - addr as a number: exact below 2^53, and 2^53 or more holds any area)
-  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && roomHolds(first.last - addr, len) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
+  if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && entryHolds(first, addr, len) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
   const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });

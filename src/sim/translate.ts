@@ -34,6 +34,8 @@ export interface Failure {
 export type Resolution = Piece[] | Failure;
 
 const fail = (err: Failure['err'], addr: bigint): Failure => ({ err, addr });
+/** 2^53: below it a nonnegative integer is exact as a double */
+const EXACT = 2 ** 53;
 /** kernel vhost (vhost, vhost-vdpa, ...): the common exact name first, no substring test */
 const isVhost = (backend: string) => backend === 'vhost' || backend.startsWith('vhost');
 
@@ -122,8 +124,15 @@ export function resolve(w: World, d: DeviceState, addr: bigint, len: number, acc
       // min(last - a + 1, want), in numbers once the bigint difference is known to be small
       // (converting the room costs less than BigInt(want - 1), which allocates its bigint in the
       // runtime here: perf showed Runtime_ToBigIntConvertNumber from resolve)
-      const room = e.last - a;
-      n = room >= 0xffff_ffffn ? want : Math.min(toNum(room) + 1, want);
+      // (in doubles when a and the entry's last are below 2^53: exact there, see lookup)
+      const an = toNum(a);
+      if (an < EXACT && e.lastNum < EXACT) {
+        const room = e.lastNum - an;
+        n = room >= 0xffff_ffff ? want : Math.min(room + 1, want);
+      } else {
+        const room = e.last - a;
+        n = room >= 0xffff_ffffn ? want : Math.min(toNum(room) + 1, want);
+      }
       const c = x && entryXlate(x, e, w.memTable);
       if (c && c.ok) piece = at(one, done, a, n, a + c.gpaK, a + c.hvaK, 'iotlb', e.seq);
       else {

@@ -6,11 +6,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { samePage } from '../../src/check/coherence.js';
-import { iotlbAccessChecks } from '../../src/check/validate-iotlb.js';
+import { hvaGivesGpa, iotlbAccessChecks } from '../../src/check/validate-iotlb.js';
 import { NONE } from '../../src/check/finding.js';
 import { exactNum } from '../../src/model/codec.js';
 import { addRange, DEVICE_IOTLB, delRange, iotlbEntry, lookup, lookupBig, RETIRED_KEPT, type DeviceIotlb, type RetiredEntry } from '../../src/model/device-iotlb.js';
-import { hvaToGpa } from '../../src/model/memtable.js';
+import { hvaToGpa, region, REGION } from '../../src/model/memtable.js';
 import { emptyWorld, newDevice } from '../../src/model/world.js';
 import type { EventOf } from '../../src/events/schema.js';
 
@@ -109,6 +109,22 @@ describe('device IOTLB in doubles', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('hvaGivesGpa is hvaToGpa(regions, hva) ?? gpa === gpa, for regions with and without derived fields', () => {
+    const v = fc.oneof(fc.tuple(fc.constantFrom(...bases), fc.integer({ min: 0, max: 0x40_0000 })).map(([b, o]) => (b + BigInt(o)) & U64), fc.bigInt({ min: 0n, max: U64 }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(v, fc.oneof(fc.integer({ min: 1, max: 0x20_0000 }).map(BigInt), fc.constant(E53)), v), { maxLength: 4 }), v, fc.integer({ min: -1, max: 1 }), fc.boolean(), (rs, hva, skew, derivedFields) => {
+        const regions = rs.map(([gpa, size, hv]) => (derivedFields ? region(gpa, size, hv) : ({ gpa, size, hva: hv } as never)));
+        const g = hvaToGpa(regions, hva);
+        const gpa = g === null ? hva : (g + BigInt(skew)) & U64;
+        expect(hvaGivesGpa(regions, hva, gpa)).toBe(g === null || g === gpa);
+      }),
+      { numRuns: 3000 },
+    );
+    const r = region(E53 - 1n, 2n, 0x1000n);
+    expect(REGION.toPlain(r)).toEqual({ gpa: '0x1fffffffffffff', size: '0x2', hva: '0x1000' });
+    expect(REGION.fromPlain(REGION.toPlain(r))).toEqual(r);
   });
 
   it('the access check agrees in doubles only where it agrees in bigints', () => {

@@ -2,6 +2,7 @@
 // vhost memory table, CPU and device stores into guest memory, guest operations, findings, and the
 // kinds that only record what was observed.
 import { writeMem } from '../memory.js';
+import { region } from '../memtable.js';
 import { mappingAt, slotAddr } from '../swiotlb.js';
 import type { PathName } from '../types.js';
 import { DEFAULT_VARIANTS, type Variants } from '../variants.js';
@@ -22,7 +23,7 @@ export const PLATFORM_RULES: RulesFor<PlatformKinds> = {
   'mem.table': {
     models: 'VHOST_SET_MEM_TABLE (vhost_set_memory): one GPA→HVA region',
     evolve(w, ev) {
-      w.memTable.push({ gpa: ev.gpa, size: ev.size, hva: ev.hva });
+      w.memTable.push(region(ev.gpa, ev.size, ev.hva));
     },
   },
   'mem.write': {
