@@ -71,15 +71,19 @@ const mixed: Workload = {
 };
 // The race workload: one request at a time, each one page-resident buffer from another page, so the
 // IOVA the guest just unmapped is handed out again for another GPA (top-down IOVA reuse).
-const remap = (pages: number): Workload => ({
-  maxInflight: 1,
-  next(rng) {
-    const gpa = poolPage(rng.int(pages)) + BigInt(rng.int(64) * 16);
+// (a class: its `next` is one function for every Sim, so its optimized code stays; a closure per Sim
+// was compiled again for each new Sim of a process)
+class Remap implements Workload {
+  readonly maxInflight = 1;
+  constructor(private readonly pages: number) {}
+  next(rng: Rng): Request {
+    const gpa = poolPage(rng.int(this.pages)) + BigInt(rng.int(64) * 16);
     const len = rng.range(64, 2048);
     const write = rng.int(2);
     return { dev: NET, what: write ? 'rx' : 'tx', sector: 0n, segs: [{ gpa, len, write }] };
-  },
-});
+  }
+}
+const remap = (pages: number): Workload => new Remap(pages);
 
 export function workloadFor(name: WorkloadName, script?: ScriptOp[], scriptInflight = 1, knobs?: Knobs): Workload {
   switch (name) {
