@@ -7,7 +7,7 @@
 // - a protected guest's device may only touch memory the guest shared (bounce pool, coherent rings).
 import { bdf } from '../events/format.js';
 import type { EventOf, NewEvent } from '../events/schema.js';
-import { PAGE_MASK, pfnOf, toNum } from '../model/memory.js';
+import { PAGE_MASK, pfnOfNum, toNum } from '../model/memory.js';
 import { inPool } from '../model/swiotlb.js';
 import type { DeviceState, World } from '../model/world.js';
 import { finding, hex, NONE } from './finding.js';
@@ -25,13 +25,17 @@ export function checkDeviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent
   return d ? deviceAccessChecks(w, d, ev) : NONE;
 }
 
-/** checkDeviceAccess, given the device of the access's ring (the caller has found it). */
-export function deviceAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent[] {
+/**
+ * checkDeviceAccess, given the device of the access's ring (the caller has found it), and the
+ * access's dma and gpa as toNum gives them (converted once for every check of the access: a
+ * conversion costs about two bigint comparisons).
+ */
+export function deviceAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>, dmaN = toNum(ev.dma), gpaN = toNum(ev.gpa)): NewEvent[] {
   let out: NewEvent[] | null = null;
-  const stale = ev.via === 'iotlb' || ev.via === 'meta' || ev.via === 'shadow' ? staleTranslation(w, d, ev) : null;
+  const stale = ev.via === 'iotlb' || ev.via === 'meta' || ev.via === 'shadow' ? staleTranslation(w, d, ev, dmaN, gpaN) : null;
   if (stale) out = [stale];
   else if (d.useDmaApi) {
-    const m = mappingFor(d, ev.dma, ev.len);
+    const m = mappingFor(d, ev.dma, ev.len, dmaN);
     if (!m)
       out = [finding(ev.seq, 'access-outside-mapping', `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at dma ${hex(ev.dma)}, outside every live DMA mapping of device ${bdf(d.dev)}`, [ev.seq], ev.dma, ev.gpa)];
     else if ((ev.dir === 'write' && m.dir === 'TO_DEVICE') || (ev.dir === 'read' && m.dir === 'FROM_DEVICE'))
@@ -43,9 +47,8 @@ export function deviceAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.ac
 }
 
 /** The first live mapping (in the order debug.c would list them) holding [dma, dma + len). */
-export function mappingFor(d: DeviceState, dma: bigint, len: number) {
+export function mappingFor(d: DeviceState, dma: bigint, len: number, a = toNum(dma)) {
   const live = liveEntries(d.dmaLive);
-  const a = toNum(dma);
   if (a < EXACT) {
     // in doubles: the entries' dmaNum and endNum compare with a as their dma and end do with dma
     // (+Infinity, for a value at or above 2^53, is larger, as the value is); the room end - dma is
@@ -67,13 +70,13 @@ export function mappingFor(d: DeviceState, dma: bigint, len: number) {
   return null;
 }
 
-function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent | null {
+function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>, dmaN: number, gpaN: number): NewEvent | null {
   // a virtio-iommu endpoint: its domain's byte-granular mapping decides, exactly
   const vt = endpointTranslate(w.virtioIommu, d.dev, ev.dma);
   if (vt !== undefined) return vt && vt.gpa === ev.gpa ? null : virtioStale(w, d, ev, vt);
-  const pfn = pfnOf(ev.dma);
+  const pfn = pfnOfNum(ev.dma, dmaN);
   const pte = d.iommu.get(pfn);
-  if (pte && samePage(pte.gpa, ev.gpa)) return null;
+  if (pte && samePage(pte.gpa, ev.gpa, gpaN)) return null;
   const unmap = d.unmapSeq.get(pfn) ?? 0;
   const owed = w.vmm.invals.find((i) => i.dev === d.dev && i.iova <= ev.dma && ev.dma - i.iova < i.size);
   const what = `device ${ev.dir === 'read' ? 'read' : 'wrote'} ${ev.len} B at IOVA ${hex(ev.dma)} through the ${ev.via === 'shadow' ? 'shadow mapping' : 'device-IOTLB entry'} filled by ${ev.via === 'shadow' ? 'MAP' : 'UPDATE'} #${ev.entry} → GPA ${hex(ev.gpa)}`;
@@ -95,8 +98,7 @@ function staleTranslation(w: World, d: DeviceState, ev: EventOf<'dev.access'>): 
  * pte === gpa & ~0xfff: in doubles below 2^53 (exact there: the page base of g is floor(g / 4096) *
  * 4096), else in bigints (whose & allocates its result).
  */
-export function samePage(pte: bigint, gpa: bigint): boolean {
-  const g = toNum(gpa);
+export function samePage(pte: bigint, gpa: bigint, g = toNum(gpa)): boolean {
   if (g < EXACT) {
     const p = toNum(pte);
     if (p < EXACT) return p === Math.floor(g / 4096) * 4096;

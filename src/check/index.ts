@@ -6,6 +6,7 @@ import type { Judge, KindChecks } from '../engine/pipeline.js';
 import { bdf } from '../events/format.js';
 import type { DmaEvent, EventOf, Kind, NewEvent } from '../events/schema.js';
 import type { World } from '../model/world.js';
+import { toNum } from '../model/memory.js';
 import { deviceAccessChecks } from './coherence.js';
 import { checkOverlap, checkSync, checkTeardown, checkUnmap } from './dma-debug.js';
 import { finding, hex, NONE } from './finding.js';
@@ -102,9 +103,12 @@ function deviceAccess(w: World, ev: EventOf<'dev.access'>): NewEvent[] {
   const r = w.rings[ev.q];
   const d = r && w.devices.get(r.dev);
   if (!d) return NONE;
-  const c = deviceAccessChecks(w, d, ev);
+  // the access's dma and gpa converted once for both (see deviceAccessChecks)
+  const dmaN = toNum(ev.dma);
+  const gpaN = toNum(ev.gpa);
+  const c = deviceAccessChecks(w, d, ev, dmaN, gpaN);
   if ((ev.via !== 'iotlb' && ev.via !== 'meta') || !isIotlbDevice(d)) return c;
-  const v = iotlbAccessChecks(w, d, ev);
+  const v = iotlbAccessChecks(w, d, ev, dmaN, gpaN);
   if (!v.length) return c;
   if (!v.some((f) => f.kind === 'finding' && IMPOSSIBLE.has(f.cls))) return [...v, ...c];
   return [...v, ...c.filter((f) => f.kind !== 'finding' || (f.cls !== 'stale-iotlb' && f.cls !== 'use-after-unmap'))];

@@ -17,7 +17,7 @@
 //   vhost_chr_write_iter's size check (e2ae38cf3d91 rejected size 0, 95932ab2ea07 limited that to
 //   UPDATE and INVALIDATE, ca50ec377c2e allowed INVALIDATE again; the variant `sizeZero` says which).
 import type { EventOf, NewEvent } from '../events/schema.js';
-import { lookup, retiredEntry, type IotlbEntry, type RetiredEntry } from '../model/device-iotlb.js';
+import { lookup, lookupAt, retiredEntry, type IotlbEntry, type RetiredEntry } from '../model/device-iotlb.js';
 import { hvaToGpa, type Region } from '../model/memtable.js';
 import { toNum } from '../model/memory.js';
 import { permBits } from '../model/types.js';
@@ -50,19 +50,19 @@ export function validateIotlbAccess(w: World, ev: EventOf<'dev.access'>): NewEve
 }
 
 /** validateIotlbAccess of an access via 'iotlb' or 'meta', given its ring's device, which isIotlbDevice. */
-export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>): NewEvent[] {
+export function iotlbAccessChecks(w: World, d: DeviceState, ev: EventOf<'dev.access'>, a = toNum(ev.dma), gpaN?: number): NewEvent[] {
   // the common case, on the hot path of every simulated device access: it agrees (no strings built)
-  const e = lookup(d.iotlb, ev.dma);
+  // (a: the dma as toNum gives it, from a caller that has converted it for its own checks; gpaN too)
+  const e = lookupAt(d.iotlb, ev.dma, a);
   // (bigint + - and comparisons that do not escape compile to machine arithmetic; Number() and
   // shifts of a bigint allocate)
   if (e && e.seq === ev.entry && permBits(e.perm) & (ev.dir === 'write' ? 2 : 1)) {
     // below 2^53, in doubles (the entry's derived startNum, lastNum, uaddrNum are then exact, and so
     // are differences and sums that stay below 2^53): the room, and the HVA the entry gives for dma.
     // Agreement here is agreement in bigints; anything else is decided by the bigint path below.
-    const a = toNum(ev.dma);
     if (a < EXACT && e.lastNum < EXACT && e.lastNum - a + 1 >= ev.len) {
       const h = e.uaddrNum + (a - e.startNum);
-      if (h < EXACT && toNum(ev.hva) === h && hvaGivesGpa(w.memTable, ev.hva, ev.gpa)) return NONE;
+      if (h < EXACT && toNum(ev.hva) === h && hvaGivesGpa(w.memTable, ev.hva, ev.gpa, h, gpaN)) return NONE;
     }
     // room left in the entry from dma on: e.last - dma + 1 (lookup found dma <= e.last), against
     // the length as a number: exact below 2^53, and a room of 2^53 or more holds any length. (A
@@ -82,8 +82,7 @@ const EXACT = 2 ** 53;
  * below 2^53: a region's hvaNum and sizeNum then compare as its hva and size do (+Infinity, for a
  * value at or above 2^53, is larger, as the value is), and gpaNum + off is exact while below 2^53.
  */
-export function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint): boolean {
-  const h = toNum(hva);
+export function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint, h = toNum(hva), gpaN?: number): boolean {
   if (h < EXACT) {
     for (let i = 0; i < regions.length; i++) {
       const r = regions[i]!;
@@ -93,7 +92,7 @@ export function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint
       const off = h - rh;
       if (off < r.sizeNum) {
         const g = r.gpaNum + off;
-        return g < EXACT ? toNum(gpa) === g : r.gpa + (hva - r.hva) === gpa;
+        return g < EXACT ? (gpaN ?? toNum(gpa)) === g : r.gpa + (hva - r.hva) === gpa;
       }
     }
     return true;

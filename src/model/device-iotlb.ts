@@ -79,7 +79,12 @@ export type DeviceIotlb = Infer<typeof DEVICE_IOTLB>;
  * entries both start at or below the address, so their startNums order them exactly.
  */
 export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
-  const a = toNum(addr); // exact below 2^53; at or above it, rounded to a double that is too
+  return lookupAt(tlb, addr, toNum(addr));
+}
+
+/** lookup, given a = toNum(addr) (a caller that has converted addr already) */
+export function lookupAt(tlb: DeviceIotlb, addr: bigint, a: number): IotlbEntry | null {
+  // a is exact below 2^53; at or above it, rounded to a double that is too
   if (!(a < EXACT)) return lookupBig(tlb, addr);
   const es = tlb.entries;
   let best: IotlbEntry | null = null;

@@ -76,7 +76,7 @@ export function pageOff(a: bigint): number {
  * pfnOf and pageOff of `a` given n = toNum(a): the accessors below convert an address once for both
  * (ring reads take both).
  */
-function pfnOfNum(a: bigint, n: number): number {
+export function pfnOfNum(a: bigint, n: number): number {
   return n >= 0 && n < EXACT ? Math.floor(n / PAGE) : Number(a >> PAGE_SHIFT);
 }
 function offOfNum(a: bigint, n: number): number {
