@@ -51,7 +51,7 @@ export function mappingFor(d: DeviceState, dma: bigint, len: number, a = toNum(d
   const live = liveEntries(d.dmaLive);
   if (a < EXACT) {
     // in doubles: the entries' dmaNum and endNum compare with a as their dma and end do with dma
-    // (+Infinity, for a value at or above 2^53, is larger, as the value is); the room end - dma is
+    // (±Infinity, for a value outside [0, 2^53), orders as the value does); the room end - dma is
     // exact when end is below 2^53, and taken in bigints otherwise
     for (let i = 0; i < live.length; i++) {
       const e = live[i]!;

@@ -79,15 +79,17 @@ const EXACT = 2 ** 53;
 
 /**
  * hvaToGpa(regions, hva) is null or gpa: compared without building the GPA. In doubles when hva is
- * below 2^53: a region's hvaNum and sizeNum then compare as its hva and size do (+Infinity, for a
- * value at or above 2^53, is larger, as the value is), and gpaNum + off is exact while below 2^53.
+ * below 2^53: a region's hvaNum and sizeNum then compare as its hva and size do (±Infinity, for a
+ * value outside [0, 2^53), orders as the value does), and gpaNum + off is exact while below 2^53.
  */
 export function hvaGivesGpa(regions: readonly Region[], hva: bigint, gpa: bigint, h = toNum(hva), gpaN?: number): boolean {
   if (h < EXACT) {
     for (let i = 0; i < regions.length; i++) {
       const r = regions[i]!;
       const rh = r.hvaNum;
-      if (rh === undefined) return hvaGivesGpaBig(regions, hva, gpa); // a region built without its derived fields
+      // a region built without its derived fields, or (never for a u64) a negative hva, whose offset
+      // -Infinity does not give
+      if (rh === undefined || rh === -Infinity) return hvaGivesGpaBig(regions, hva, gpa);
       if (h < rh) continue;
       const off = h - rh;
       if (off < r.sizeNum) {

@@ -61,12 +61,12 @@ export function derived<S, T>(from: string, derive: (x: S) => T): Derived<T> {
 }
 
 /**
- * A 64-bit value as a double for comparisons: exact below 2^53, and +Infinity at or above it (every
- * address below 2^53 compares with it as with the value itself: smaller). Comparing a bigint with
- * another is a builtin call on Node 20; two doubles, one instruction.
+ * A 64-bit value as a double for comparisons: exact in [0, 2^53), +Infinity at or above 2^53 and
+ * -Infinity below 0 (so every address in [0, 2^53) compares with it as with the value itself).
+ * Comparing a bigint with another is a builtin call on Node 20; two doubles, one instruction.
  */
 export function exactNum(x: bigint): number {
-  return x >= 0n && x < 9007199254740992n ? Number(x) : Infinity;
+  return x < 0n ? -Infinity : x < 9007199254740992n ? Number(x) : Infinity;
 }
 
 /** Bytes, base64 in plain form. */

@@ -26,7 +26,7 @@ export const IOTLB_ENTRY = obj({ __proto__: null,
   perm: str<PermName>(),
   /** seq of the UPDATE that inserted it */
   seq: num,
-  // start, last and uaddr as doubles (exactNum: exact below 2^53, else +Infinity), derived, never in
+  // start, last and uaddr as doubles (exactNum: exact in [0, 2^53), else ±Infinity), derived, never in
   // the plain form: every device access looks its address up here twice (translate_desc in the
   // simulation, the check of the recorded access), and comparing doubles is one instruction where a
   // bigint comparison is a builtin call
@@ -75,7 +75,7 @@ export type DeviceIotlb = Infer<typeof DEVICE_IOTLB>;
 /**
  * vhost_iotlb_itree_first(addr, addr): the entry covering addr with the lowest start. Below 2^53 in
  * doubles: an entry's startNum and lastNum compare with such an address exactly as its start and
- * last do (+Infinity, for a value at or above 2^53, is larger, as the value is); two covering
+ * last do (±Infinity, for a value outside [0, 2^53), orders as the value does); two covering
  * entries both start at or below the address, so their startNums order them exactly.
  */
 export function lookup(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
@@ -91,7 +91,9 @@ export function lookupAt(tlb: DeviceIotlb, addr: bigint, a: number): IotlbEntry 
   for (let i = 0; i < es.length; i++) {
     const e = es[i]!;
     const s = e.startNum;
-    if (s === undefined) return lookupBig(tlb, addr); // an entry built without its derived fields
+    // an entry built without its derived fields, or (never for a u64) a negative start, whose
+    // -Infinity would not order two of them
+    if (s === undefined || s === -Infinity) return lookupBig(tlb, addr);
     if (s <= a && a <= e.lastNum && (best === null || s < best.startNum)) best = e;
   }
   return best;

@@ -22,7 +22,7 @@ export type DmaMapping = Infer<typeof DMA_MAPPING>;
  * A live entry as the checkers scan it: its dma address, the mapping, and where its dma and phys
  * ranges end (exclusive; a size of 0 counts as one byte, as debug.c's range checks do), so a scan
  * compares bigints without computing (allocating) them per entry; and dma and end as doubles
- * (exactNum: exact below 2^53, else +Infinity), which a scan for an address below 2^53 compares instead.
+ * (exactNum: exact in [0, 2^53), else ±Infinity), which a scan for an address below 2^53 compares instead.
  */
 export type LiveEntry = readonly [dma: bigint, m: DmaMapping, end: bigint, physEnd: bigint, dmaNum: number, endNum: number];
 

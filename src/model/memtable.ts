@@ -7,7 +7,7 @@ export const REGION = obj({ __proto__: null,
   gpa: big,
   size: big,
   hva: big,
-  // gpa, size and hva as doubles (exactNum: exact below 2^53, else +Infinity), derived, never in the
+  // gpa, size and hva as doubles (exactNum: exact in [0, 2^53), else ±Infinity), derived, never in the
   // plain form: the check of every device access through the IOTLB maps its HVA back to a GPA here
   gpaNum: derived('gpa', exactNum),
   sizeNum: derived('size', exactNum),

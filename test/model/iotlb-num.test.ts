@@ -41,10 +41,10 @@ const addrArb = fc.oneof(
 );
 
 describe('device IOTLB in doubles', () => {
-  it('exactNum is the value below 2^53 and +Infinity from it', () => {
+  it('exactNum is the value in [0, 2^53), +Infinity above, -Infinity below', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.bigInt({ min: 0n, max: U64 }), fc.constantFrom(0n, E53 - 1n, E53, U64)), (x) => {
-        expect(exactNum(x)).toBe(x < E53 ? Number(x) : Infinity);
+      fc.property(fc.oneof(fc.bigInt({ min: -U64, max: U64 }), fc.constantFrom(-1n, 0n, E53 - 1n, E53, U64)), (x) => {
+        expect(exactNum(x)).toBe(x < 0n ? -Infinity : x < E53 ? Number(x) : Infinity);
       }),
       { numRuns: 2000 },
     );
@@ -58,6 +58,16 @@ describe('device IOTLB in doubles', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('negative values (not u64, but exact all the same) take the bigint rules', () => {
+    const t = tlb();
+    addRange(t, iotlbEntry(-0x2000n, 0x1fffn, 0n, 'RW', 1));
+    addRange(t, iotlbEntry(-0x3000n, 0x0fffn, 0n, 'RW', 2));
+    expect(lookup(t, 0x800n)).toBe(lookupBig(t, 0x800n));
+    const rs = [region(0x1000n, 0x100n, -5n)];
+    expect(hvaGivesGpa(rs, 10n, 0x100fn)).toBe(true);
+    expect(hvaGivesGpa(rs, 10n, 0x1010n)).toBe(false);
   });
 
   it('entries built without their derived fields are looked up in bigints', () => {
