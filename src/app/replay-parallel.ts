@@ -1,8 +1,9 @@
-// Re-execution in segments on worker threads. The recording is cut at recorded checkpoints into
+// Re-execution in segments on threads. The recording is cut at recorded checkpoints into
 // segments of about equal length; segment k resumes from the checkpoint where segment k-1 stops
 // (the first starts from the seed), re-executes and verifies every event and checkpoint hash up to
 // the next cut, and reports the simulation state it reached there (src/sim/replay.ts). The segments
-// run at once on a piscina pool; their results are joined in order, as a single run would meet them:
+// run at once, the first on this thread and the others on worker threads (segmentRunner); their
+// results are joined in order, as a single run would meet them:
 //
 // - a segment counts only if it resumed from exactly the state the segment before it reached: the
 //   state hash there was verified by the run before, the checkpoint it resumed from decodes to that
@@ -54,7 +55,7 @@ export function planSegments(checkpoints: readonly number[], events: number, cou
  * The first segment's share against each other one's, when it runs on the joining thread
  * (segmentRunner): that thread also checks the store once its segment is done.
  */
-export const FIRST_SEGMENT_WEIGHT = 0.8;
+export const FIRST_SEGMENT_WEIGHT = 0.75;
 
 /** A started task: its reply when awaited, and a way to give it up. */
 export interface Started<R> {

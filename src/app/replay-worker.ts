@@ -1,5 +1,5 @@
-// One segment of a parallel re-execution (src/app/replay-parallel.ts), as a piscina task function:
-// open the database read-only, load the recorded checkpoint the segment starts from, read the
+// One segment of a parallel re-execution (src/app/replay-parallel.ts), on a worker thread
+// (replay-thread.ts) or on the joining thread: open the database read-only, load the recorded checkpoint the segment starts from, read the
 // segment's slice of the recording, re-execute and verify it (src/sim/replay.ts reexecuteSegment).
 // Whatever fails comes back as data (the error's class and message), so the joining thread can
 // report it as a single run would have, or discard it when the segment turns out not to count.
@@ -119,7 +119,8 @@ export interface StoreCheckReply {
  * The checks a single re-execution makes besides the re-execution itself: the whole stream read once
  * (row count, and for a complete trace the stream's hash) and every stored checkpoint blob against
  * its state hash. A segment reads only its slice, so these run on their own: on the joining thread,
- * a slice at a time between its messages (checkStoreInSlices), while the workers re-execute.
+ * a slice at a time between its messages (checkStoreInSlices), once its own segment is done and
+ * while the workers re-execute; the stream from where that segment stopped reading (StreamRead).
  */
 export function checkStore(task: StoreCheckTask): StoreCheckReply {
   const it = storeChecks(task);

@@ -111,7 +111,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
             trace.events,
             (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 1),
             opts.minSegmentEvents ?? PARALLEL_MIN_SEGMENT,
-            opts.runner ? 1 : Number(process.env.DMAREPLAY_W0 ?? FIRST_SEGMENT_WEIGHT),
+            opts.runner ? 1 : FIRST_SEGMENT_WEIGHT,
           )
         : [];
     if (segments.length < 2) {
