@@ -1,6 +1,7 @@
 // One segment of a parallel re-execution (src/app/replay-parallel.ts), on a worker thread
-// (replay-thread.ts) or on the joining thread: open the database read-only, load the recorded checkpoint the segment starts from, read the
-// segment's slice of the recording, re-execute and verify it (src/sim/replay.ts reexecuteSegment).
+// (replay-thread.ts) or on the joining thread: open the database read-only, load the recorded
+// checkpoint the segment starts from, read the segment's slice of the recording, re-execute and
+// verify it (src/sim/replay.ts reexecuteSegment).
 // Whatever fails comes back as data (the error's class and message), so the joining thread can
 // report it as a single run would have, or discard it when the segment turns out not to count.
 import { createHash, type Hash } from 'node:crypto';
