@@ -1,8 +1,9 @@
-// Re-execution in segments on worker threads. The recording is cut at recorded checkpoints into
+// Re-execution in segments on threads. The recording is cut at recorded checkpoints into
 // segments of about equal length; segment k resumes from the checkpoint where segment k-1 stops
 // (the first starts from the seed), re-executes and verifies every event and checkpoint hash up to
 // the next cut, and reports the simulation state it reached there (src/sim/replay.ts). The segments
-// run at once on a piscina pool; their results are joined in order, as a single run would meet them:
+// run at once, the first on this thread and the others on worker threads (segmentRunner); their
+// results are joined in order, as a single run would meet them:
 //
 // - a segment counts only if it resumed from exactly the state the segment before it reached: the
 //   state hash there was verified by the run before, the checkpoint it resumed from decodes to that
@@ -17,12 +18,12 @@
 // error are those of a single run from the seed, whatever the number of workers or segments.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { Worker } from 'node:worker_threads';
 import type { ReplayOutcome } from '../engine/replay.js';
 import type { SimState } from '../engine/snapshot.js';
 import type { TraceRow } from '../store/db.js';
 import type { ProgressFn } from './progress.js';
-import runSegment, { checkStore, checkStoreInSlices, rethrow, type SegmentReply, type SegmentTask, type StoreCheckReply, type StoreCheckTask } from './replay-worker.js';
+import runSegment, { checkStore, checkStoreInSlices, rethrow, type SegmentReply, type SegmentTask, type StoreCheckReply, type StoreCheckTask, streamRead } from './replay-worker.js';
 
 /** A segment: from the checkpoint at `from` (0: the seed) to the one at `stopAt` (null: the end). */
 export interface Segment {
@@ -32,13 +33,14 @@ export interface Segment {
 
 /**
  * Cuts [1, events] into at most `count` segments at recorded checkpoints (ascending seqs), each cut
- * at the checkpoint nearest to an even split, none shorter than `minEvents`.
+ * at the checkpoint nearest to an even split, none shorter than `minEvents`. With `firstWeight`
+ * below 1 the first segment is that much shorter than the others (its thread has other work too).
  */
-export function planSegments(checkpoints: readonly number[], events: number, count: number, minEvents = 1): Segment[] {
+export function planSegments(checkpoints: readonly number[], events: number, count: number, minEvents = 1, firstWeight = 1): Segment[] {
   const cuts: number[] = [];
   let j = 0;
   for (let k = 1; k < count; k++) {
-    const target = Math.round((events * k) / count);
+    const target = Math.round((events * (firstWeight + k - 1)) / (firstWeight + count - 1));
     while (j + 1 < checkpoints.length && Math.abs(checkpoints[j + 1]! - target) <= Math.abs(checkpoints[j]! - target)) j++;
     const c = checkpoints[j];
     if (c === undefined || c >= events) break;
@@ -48,6 +50,12 @@ export function planSegments(checkpoints: readonly number[], events: number, cou
   const starts = [0, ...cuts];
   return starts.map((from, i) => ({ from, stopAt: cuts[i] ?? null }));
 }
+
+/**
+ * The first segment's share against each other one's, when it runs on the joining thread
+ * (segmentRunner): that thread also checks the store once its segment is done.
+ */
+export const FIRST_SEGMENT_WEIGHT = 0.75;
 
 /** A started task: its reply when awaited, and a way to give it up. */
 export interface Started<R> {
@@ -62,38 +70,31 @@ export interface SegmentRunner {
   close(): Promise<void>;
 }
 
-const WORKER_URL = new URL('./replay-worker.js', import.meta.url);
+const WORKER_URL = new URL('./replay-thread.js', import.meta.url);
 
 /** The compiled worker is there (not when the test runner works on sources). */
 export function replayWorkersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
-/** Segments on `jobs` worker threads (piscina), or on this thread when the compiled worker is not there. */
+/**
+ * `jobs` threads re-executing at once: this one and `jobs - 1` worker threads. The first segment
+ * (the one from the seed) runs here, when the joiner asks for its reply, which it does first; each
+ * of the next `jobs - 1` segments gets a worker thread of its own, started at once with its task;
+ * any segment after those (and any re-run) runs here too, when asked for, once this thread is free.
+ * On 2 cores that is two busy threads, not three: the joining thread used to wait on two workers and
+ * check the store meanwhile, so a third isolate started, compiled the simulation and competed for a
+ * core. The store's checks now run here after this thread's own segment (see planSegments' firstWeight).
+ * On this thread alone when the compiled worker is not there.
+ */
 export function segmentRunner(jobs: number): SegmentRunner {
   if (!replayWorkersAvailable()) return inlineSegmentRunner();
-  const pool = new Piscina({
-    filename: WORKER_URL.href,
-    minThreads: jobs,
-    maxThreads: jobs,
-    // one segment at a time per worker: the pool's queue holds the rest, in order
-    concurrentTasksPerWorker: 1,
-    idleTimeout: 1_000,
-    // each worker's heap: a young generation of the default size made the process's peak RSS grow
-    // by ~60 MB per worker (10M events on 2 workers: 310 MB) for no measurable CPU gain
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
-  });
-  const start = <R>(task: object, name: string): Started<R> => {
-    const ac = new AbortController();
-    const p = pool.run(task, { signal: ac.signal, name }) as Promise<R>;
-    p.catch(() => {}); // a cancelled task's rejection is expected; the joiner awaits only the ones it needs
-    return { reply: () => p, cancel: () => ac.abort() };
-  };
+  const inline = inlineSegmentRunner();
+  let started = 0;
   return {
     threads: jobs,
-    segment: (task) => start(task, 'default'),
-    // on this thread, which is otherwise idle until the segments reply: a pool task would hold up a
-    // worker and the segment queued behind it (about 0.9 s CPU on 10M events)
+    segment: (task) => (started++ === 0 || started > jobs ? inline.segment(task) : onThread(task)),
+    // on this thread, a slice at a time, while it waits for the workers
     storeCheck: (task) => {
       let cancelled = false;
       const p = checkStoreInSlices(task, () => cancelled);
@@ -107,8 +108,27 @@ export function segmentRunner(jobs: number): SegmentRunner {
         cancel: () => void (cancelled = true),
       };
     },
-    close: () => pool.destroy(),
+    close: async () => {},
   };
+}
+
+/** A segment on a worker thread of its own, which ends with it. */
+function onThread(task: SegmentTask): Started<SegmentReply> {
+  // a function and a Hash do not cross threads (the shared progress array does)
+  const { tick: _tick, stream: _stream, ...data } = task;
+  const w = new Worker(WORKER_URL, {
+    workerData: data,
+    // a young generation of the default size made the process's peak RSS grow by ~60 MB per worker
+    // (10M events: 310 MB) for no measurable CPU gain (also measured with 32 MB: none)
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+  });
+  const p = new Promise<SegmentReply>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`replay: a worker thread exited (${code}) without a reply`)));
+  });
+  p.catch(() => {}); // a cancelled segment's rejection is expected; the joiner awaits only the ones it needs
+  return { reply: () => p, cancel: () => void w.terminate() };
 }
 
 /** Runs each segment on this thread, when (and only if) its reply is asked for. */
@@ -157,10 +177,12 @@ export async function reexecuteSegments(o: ParallelOptions): Promise<ParallelRes
   const slots = o.segments.length * 2 + 1;
   const progress = new Int32Array(new SharedArrayBuffer(4 * slots));
   const froms: number[] = [];
+  // the rows the first segment reads, hashed as it reads them: the store's stream check reads only the rest
+  const stream = streamRead(o.trace);
   const start = (s: Segment): Started<SegmentReply> => {
     const slot = froms.length;
     froms.push(s.from);
-    return o.runner.segment({ dbPath: o.dbPath, trace: o.trace, from: s.from, stopAt: s.stopAt, progress, slot: slot < slots ? slot : slots - 1 });
+    return o.runner.segment({ dbPath: o.dbPath, trace: o.trace, from: s.from, stopAt: s.stopAt, progress, slot: slot < slots ? slot : slots - 1, tick, ...(slot === 0 ? { stream } : {}) });
   };
   const done = (): number => {
     let n = 0;
@@ -168,15 +190,20 @@ export async function reexecuteSegments(o: ParallelOptions): Promise<ParallelRes
     return Math.min(n, total);
   };
   const timer = o.progress ? setInterval(() => o.progress!(done(), total), 200) : null;
-  // the segments first (they go to the workers), then the store's checks (on this thread, in slices)
+  // a segment on this thread blocks the timer: it reports itself
+  const tick = o.progress ? () => o.progress!(done(), total) : undefined;
+  // the segments first (the first runs on this thread when asked for, the next ones go to workers
+  // at once), then the store's checks, once the first segment has read its part of the stream
   const runs = o.segments.map(start);
-  const store = o.runner.storeCheck({ dbPath: o.dbPath, trace: o.trace });
+  let store: Started<StoreCheckReply> | null = null;
+  const storeCheck = () => (store ??= o.runner.storeCheck({ dbPath: o.dbPath, trace: o.trace, stream }));
   try {
     let checkpoints = 0;
     let prev: { stopped: SimState; checkpoints: number; from: number } | null = null;
     for (let i = 0; i < o.segments.length; i++) {
       const seg = o.segments[i]!;
       let r = await runs[i]!.reply();
+      if (i === 0) storeCheck();
       let from = seg.from;
       if (prev && !(r.kind !== 'unusable' && sameSimState(prev.stopped, r.started))) {
         // segment i did not resume from the state segment i-1 reached: run that one on through segment i
@@ -195,12 +222,12 @@ export async function reexecuteSegments(o: ParallelOptions): Promise<ParallelRes
         continue;
       }
       const outcome = { ...r.outcome, checkpoints };
-      return { outcome, store: outcome.ok ? await store.reply() : null };
+      return { outcome, store: outcome.ok ? await storeCheck().reply() : null };
     }
     throw new Error('replay: the last segment stopped before the end of the run');
   } finally {
     if (timer) clearInterval(timer);
     for (const r of runs) r.cancel();
-    store.cancel();
+    (store as Started<StoreCheckReply> | null)?.cancel();
   }
 }

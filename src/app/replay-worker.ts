@@ -1,8 +1,11 @@
-// One segment of a parallel re-execution (src/app/replay-parallel.ts), as a piscina task function:
-// open the database read-only, load the recorded checkpoint the segment starts from, read the
-// segment's slice of the recording, re-execute and verify it (src/sim/replay.ts reexecuteSegment).
+// One segment of a parallel re-execution (src/app/replay-parallel.ts), on a worker thread
+// (replay-thread.ts) or on the joining thread: open the database read-only, load the recorded
+// checkpoint the segment starts from, read the segment's slice of the recording, re-execute and
+// verify it (src/sim/replay.ts reexecuteSegment).
 // Whatever fails comes back as data (the error's class and message), so the joining thread can
 // report it as a single run would have, or discard it when the segment turns out not to count.
+import { createHash, type Hash } from 'node:crypto';
+import type Database from 'better-sqlite3';
 import { CodecError } from '../events/binary.js';
 import { InputError, IntegrityError, UsageError } from '../errors.js';
 import { type SimState, stateHash } from '../engine/snapshot.js';
@@ -24,6 +27,25 @@ export interface SegmentTask {
   /** per segment, the last seq reached (progress, read by the joining thread); index `slot` */
   progress?: Int32Array;
   slot?: number;
+  /** called every few chunks, when the segment runs on the joining thread (its event loop is blocked meanwhile) */
+  tick?: () => void;
+  /**
+   * The first segment, run on the joining thread: the stream's hash over the rows it reads, for the
+   * store check to go on from (StreamRead). Not across threads (a Hash stays where it was made).
+   */
+  stream?: StreamRead;
+}
+
+/** How far a segment read the stored stream from its start, and the hash of those rows (null: the trace has no stream hash to check). */
+export interface StreamRead {
+  hash: Hash | null;
+  /** the first seq of the next row not read */
+  next: number;
+}
+
+/** A StreamRead at the start, for a trace whose stream is checked against its hash when it is complete. */
+export function streamRead(trace: TraceRow): StreamRead {
+  return { hash: trace.complete && typeof trace.hash === 'string' ? createHash('sha256') : null, next: 1 };
 }
 
 export interface ThrownError {
@@ -64,8 +86,8 @@ export default function runSegment(task: SegmentTask): SegmentReply {
     }
     const started = resume?.state ?? null;
     try {
-      const chunks = readChunks(db, trace, task.from + 1);
-      const r = reexecuteSegment(traceConfig(trace), trace.seed!, task.progress ? reporting(chunks, task.progress, task.slot ?? 0) : chunks, {
+      const chunks = task.stream && task.from === 0 && task.stopAt !== null ? hashing(db, trace, task.stopAt, task.stream) : readChunks(db, trace, task.from + 1);
+      const r = reexecuteSegment(traceConfig(trace), trace.seed!, task.progress ? reporting(chunks, task.progress, task.slot ?? 0, task.tick) : chunks, {
         checkpointEvery: trace.checkpoint_every,
         checkpointHashes: hashes,
         complete: !!trace.complete,
@@ -84,6 +106,8 @@ export default function runSegment(task: SegmentTask): SegmentReply {
 export interface StoreCheckTask {
   dbPath: string;
   trace: TraceRow;
+  /** the rows the first segment read, hashed: the stream check reads only the rest */
+  stream?: StreamRead;
 }
 
 /** What the store's own checks found: the stream's rows and hash, then every checkpoint blob against its state hash. */
@@ -96,7 +120,8 @@ export interface StoreCheckReply {
  * The checks a single re-execution makes besides the re-execution itself: the whole stream read once
  * (row count, and for a complete trace the stream's hash) and every stored checkpoint blob against
  * its state hash. A segment reads only its slice, so these run on their own: on the joining thread,
- * a slice at a time between its messages (checkStoreInSlices), while the workers re-execute.
+ * a slice at a time between its messages (checkStoreInSlices), once its own segment is done and
+ * while the workers re-execute; the stream from where that segment stopped reading (StreamRead).
  */
 export function checkStore(task: StoreCheckTask): StoreCheckReply {
   const it = storeChecks(task);
@@ -135,11 +160,21 @@ function* storeChecks(task: StoreCheckTask): Generator<void, StoreCheckReply> {
     try {
       // the stream: its rows against traces.events, its hash against traces.hash (store/db.ts verifyStream)
       // (a scavenge every 256 rows frees the rows read so far: see young-gc.ts)
-      for (const _ of readChunks(db, task.trace))
+      const s = task.stream;
+      const rows = s && s.next > 1 ? readChunks(db, task.trace, s.next) : readChunks(db, task.trace);
+      for (const c of rows) {
+        if (s && s.next > 1) s.hash?.update(c.data);
         if (++n % SLICE === 0) {
           if (n % 256 === 0) collectYoung();
           yield;
         }
+      }
+      if (s && s.next > 1 && s.hash) {
+        // readChunks' own check, for a stream read in two parts (store/db.ts readChunks)
+        const got = s.hash.digest('hex');
+        const t = task.trace;
+        if (got !== t.hash) throw new IntegrityError(`trace ${t.id} is corrupt: its stored events hash to ${got.slice(0, 16)}…, not to the hash stored when it was written (${String(t.hash).slice(0, 16)}…)`);
+      }
     } catch (e) {
       reply.stream = thrown(e);
     }
@@ -159,10 +194,32 @@ function* storeChecks(task: StoreCheckTask): Generator<void, StoreCheckReply> {
   }
 }
 
-function* reporting(chunks: Iterable<Chunk>, progress: Int32Array, slot: number): Generator<Chunk> {
+/**
+ * The first segment's rows, from the start, each hashed into `s` as it is read: up to the row that
+ * holds `stopAt` first (where the segment stops when all is well), then on to the end if the run
+ * goes on past it. Read as readChunks reads them (the same checks), in two ranges so neither hashes
+ * the whole stream itself (readChunks does for a whole complete trace, and a stopped segment would
+ * waste it).
+ */
+function* hashing(db: Database.Database, trace: TraceRow, stopAt: number, s: StreamRead): Generator<Chunk> {
+  for (const c of readChunks(db, trace, 1, stopAt)) {
+    s.hash?.update(c.data);
+    s.next = c.seq0 + c.n;
+    yield c;
+  }
+  for (const c of readChunks(db, trace, s.next)) {
+    s.hash?.update(c.data);
+    s.next = c.seq0 + c.n;
+    yield c;
+  }
+}
+
+function* reporting(chunks: Iterable<Chunk>, progress: Int32Array, slot: number, tick?: () => void): Generator<Chunk> {
+  let n = 0;
   for (const c of chunks) {
     yield c;
     Atomics.store(progress, slot, c.seq0 + c.n - 1);
+    if (tick && ++n % 16 === 0) tick();
   }
 }
 

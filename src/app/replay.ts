@@ -14,7 +14,7 @@ import type Database from 'better-sqlite3';
 import { MAX_FINDINGS_LISTED } from './findings.js';
 import { loadTrace, traceConfig, withTrace } from './load.js';
 import { counted, type ProgressFn } from './progress.js';
-import { planSegments, reexecuteSegments, replayWorkersAvailable, segmentRunner, type SegmentRunner } from './replay-parallel.js';
+import { FIRST_SEGMENT_WEIGHT, planSegments, reexecuteSegments, replayWorkersAvailable, segmentRunner, type SegmentRunner } from './replay-parallel.js';
 import { rethrow } from './replay-worker.js';
 
 export interface ReplayReport {
@@ -111,6 +111,7 @@ export async function replayTraceParallel(dbPath: string, id: string, opts: Repl
             trace.events,
             (opts.runner?.threads ?? jobs) * (opts.segmentsPerJob ?? 1),
             opts.minSegmentEvents ?? PARALLEL_MIN_SEGMENT,
+            opts.runner ? 1 : FIRST_SEGMENT_WEIGHT,
           )
         : [];
     if (segments.length < 2) {

@@ -260,6 +260,14 @@ describe('replay --jobs (worker threads, built CLI)', () => {
     expect(bad2.code).toBe(3);
     expect(JSON.parse(bad1.stdout).mismatch.seq).toBe(seq);
     expect(JSON.parse(bad2.stdout)).toEqual(JSON.parse(bad1.stdout));
+    // and in the first segment, which the main thread re-executes while a worker runs the second
+    const early = Math.floor(r.events * 0.2);
+    tamperEvent(db, r.trace, early, (ev) => (ev.actor = ev.actor === 'cpu0' ? 'vmm' : 'cpu0'));
+    const first1 = cli(['replay', String(r.trace), '--db', db, '--jobs', '1', '--json']);
+    const first2 = cli(['replay', String(r.trace), '--db', db, '--jobs', '2', '--json'], { env });
+    expect(first1.code).toBe(3);
+    expect(JSON.parse(first1.stdout).mismatch.seq).toBe(early);
+    expect({ code: first2.code, out: JSON.parse(first2.stdout) }).toEqual({ code: first1.code, out: JSON.parse(first1.stdout) });
     const usage = cli(['replay', String(r.trace), '--db', db, '--jobs', '0']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--jobs/);
