@@ -11,7 +11,7 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { CheckpointWriter } from './checkpoints.js';
+import { CheckpointWriter, type CheckpointRowParts } from './checkpoints.js';
 
 export const GROUPS_DONE = 0;
 export const STATE = 1;
@@ -46,7 +46,6 @@ export const INSERT_TRACE = `INSERT INTO traces (name, source, seed, config, sch
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export type ChunkRow = [number, number, number, number, Uint8Array];
-export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
 export type FindingRow = [number, number, string, string, string, string, string];
 
 /**
@@ -61,15 +60,11 @@ export interface Group {
   firstChunk: number;
   /** [seq0, n, end] per chunk */
   chunks: number[];
-  checkpoints: CheckpointRow[];
+  /** each with only the pages that changed, when the recorder knows (see recorder.ts `pageIdentity`) */
+  checkpoints: CheckpointRowParts[];
   findings: FindingRow[];
   committed: number;
   findingCount: number;
-}
-
-/** SHA-256 of a checkpoint's state: its blob with the simulation state left out (the hash head), see recorder.ts. */
-export function checkpointHash(ck: CheckpointRow): string {
-  return createHash('sha256').update(ck.hashHead).update(ck.blob.subarray(ck.pagesAt)).digest('hex');
 }
 
 function main(init: WorkerInit): void {
@@ -109,7 +104,7 @@ function main(init: WorkerInit): void {
         insChunk.run(init.firstChunkId + g.firstChunk + i, init.traceId, g.chunks[k]!, g.chunks[k + 1]!, data.subarray(from, to));
         from = to;
       }
-      for (const c of g.checkpoints) insCk.write(c.seq, checkpointHash(c), c.blob);
+      for (const c of g.checkpoints) insCk.writeRow(c);
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
     };
