@@ -50,23 +50,27 @@ interface Split {
   main: number;
   v8: number;
   writer: number;
+  /** minor page faults of the whole process (thousands) */
+  faults: number;
 }
 
 function timedSplit(fn: () => unknown): Split {
   gc();
   const main = String(process.pid);
   const th0 = threads();
+  const f0 = process.resourceUsage().minorPageFault;
   const c0 = process.cpuUsage();
   const t0 = now();
   fn();
   const wall = now() - t0;
   const c = process.cpuUsage(c0);
   const th1 = threads();
+  const faults = (process.resourceUsage().minorPageFault - f0) / 1000;
   const cpu = (c.user + c.system) / 1000;
   let v8 = 0;
   for (const [t, v] of th1) if (t !== main && th0.has(t)) v8 += (v - th0.get(t)!) / 1e6;
   const mainMs = (th1.get(main)! - th0.get(main)!) / 1e6;
-  return { wall, cpu, main: mainMs, v8, writer: Math.max(0, cpu - mainMs - v8) };
+  return { wall, cpu, main: mainMs, v8, writer: Math.max(0, cpu - mainMs - v8), faults };
 }
 
 const warm: Sim[] = [];
@@ -136,7 +140,7 @@ try {
   }
   const med = (xs: Split[], k: keyof Split) => median(xs.map((x) => x[k]));
   log(`${events} events, hash ${hash}, db ${(fileBytes(db) / 2 ** 20).toFixed(1)} MiB`);
-  log(`median: sim ${f(med(sims, 'cpu'))} s CPU, ${f(med(sims, 'wall'))} s wall; record ${f(med(recs, 'cpu'))} s CPU (main ${f(med(recs, 'main'))}, writer ${f(med(recs, 'writer'))}, v8 ${f(med(recs, 'v8'))}), ${f(med(recs, 'wall'))} s wall`);
+  log(`median: sim ${f(med(sims, 'cpu'))} s CPU, ${f(med(sims, 'wall'))} s wall; record ${f(med(recs, 'cpu'))} s CPU (main ${f(med(recs, 'main'))}, writer ${f(med(recs, 'writer'))}, v8 ${f(med(recs, 'v8'))}), ${f(med(recs, 'wall'))} s wall, ${med(recs, 'faults').toFixed(1)}k page faults`);
   log(`record / sim: CPU ${(med(recs, 'cpu') / med(sims, 'cpu')).toFixed(3)}x, wall ${(med(recs, 'wall') / med(sims, 'wall')).toFixed(3)}x`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
