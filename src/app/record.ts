@@ -42,13 +42,13 @@ export function record(opts: RecordOptions): RecordResult {
   const db = openDb(opts.db, { create: true });
   let rec: Recorder | null = null;
   try {
-    rec = new Recorder(db, {
-      name: opts.name ?? traceName(config, opts.seed),
-      source: 'sim',
-      seed: opts.seed,
-      config,
-      checkpointEvery: every,
-    });
+    rec = new Recorder(
+      db,
+      { name: opts.name ?? traceName(config, opts.seed), source: 'sim', seed: opts.seed, config, checkpointEvery: every },
+      // a checkpoint sends only the pages written since the last one: the Sim's pipeline copies a
+      // page before its first write after a checkpoint (the sink below is not checkpointReadsOnly)
+      { pageIdentity: true },
+    );
     const r = rec;
     const findings: FindingSummary[] = [];
     let findingCount = 0;

@@ -94,6 +94,66 @@ export class CheckpointWriter {
     this.insCk.run(this.trace, seq, stateHash, deflateRawSync(split.head, { level: 1 }), deflateRawSync(refs, { level: 1 }));
   }
 
+  /**
+   * The recorder's pages (writeRow): every page of the last checkpoint written, in the blob's pages
+   * layout (u64 pfn + 4096 bytes each, in the map's order), and each one's page id. A row lists only
+   * the pages that may have changed; the others are these, as they were.
+   */
+  private region = Buffer.alloc(0);
+  private count = 0;
+  private ids: number[] = [];
+
+  /**
+   * Stores a checkpoint the recorder sent as a {@link CheckpointRowParts} (only the pages that may
+   * have changed since the last one written here: see recorder.ts) and returns its state hash. The
+   * stored rows are those write() stores for the whole blob: the same header, the same page ids (a
+   * page's id is its content's, whichever way it was found), the same state hash.
+   */
+  writeRow(row: CheckpointRowParts): string {
+    const S = 8 + PAGE_BYTES;
+    const listed = row.at ? row.at.length : row.count;
+    if (row.pages.length !== listed * S) throw new Error(`checkpoint after #${row.seq}: ${row.pages.length} page bytes for ${listed} pages`);
+    if (row.at && row.count < this.count) throw new Error(`checkpoint after #${row.seq}: ${row.count} pages, fewer than the ${this.count} it follows`);
+    if (this.region.length < row.count * S) {
+      const grown = Buffer.allocUnsafe(Math.max(row.count * S, 2 * this.region.length));
+      this.region.copy(grown, 0, 0, this.count * S);
+      this.region = grown;
+    }
+    const pages = asBuffer(row.pages);
+    let next = 0; // with `at`: every index from this.count on must be listed, in order
+    for (let k = 0; k < listed; k++) {
+      const i = row.at ? row.at[k]! : k;
+      if (i >= row.count || (i >= this.count && i !== Math.max(next, this.count))) throw new Error(`checkpoint after #${row.seq}: page ${i} out of order`);
+      if (i >= this.count) next = i + 1;
+      this.place(i, pages, k * S);
+    }
+    if (row.at && row.count > this.count && next !== row.count) throw new Error(`checkpoint after #${row.seq}: pages ${next}..${row.count - 1} missing`);
+    this.count = row.count;
+    const region = this.region.subarray(0, row.count * S);
+    const stateHash = createHash('sha256').update(row.hashHead).update(region).digest('hex');
+    const refs = Buffer.allocUnsafe(row.count * REF);
+    for (let i = 0; i < row.count; i++) {
+      region.copy(refs, i * REF, i * S, i * S + 8);
+      refs.writeUIntLE(this.ids[i]!, i * REF + 8, 6);
+    }
+    this.insCk.run(this.trace, row.seq, stateHash, deflateRawSync(row.head, { level: 1 }), deflateRawSync(refs, { level: 1 }));
+    return stateHash;
+  }
+
+  /** Page i of the region becomes the page at pages[off] (u64 pfn + bytes): its id kept if nothing changed, else found or stored. */
+  private place(i: number, pages: Buffer, off: number): void {
+    const S = 8 + PAGE_BYTES;
+    const at = i * S;
+    if (i < this.count && pages.compare(this.region, at, at + S, off, off + S) === 0) return; // same pfn, same bytes
+    pages.copy(this.region, at, off, off + S);
+    const id = this.pageId(this.region.subarray(at + 8, at + S));
+    this.ids[i] = id;
+    if (!this.used.has(id)) {
+      this.insUse.run(this.trace, id);
+      this.used.add(id);
+    }
+  }
+
   private pageId(page: Buffer): number {
     const hash = createHash('sha256').update(page).digest();
     // stored without its trailing zeros (a buffer is mostly written from its start): free to undo, and about 40% less
@@ -104,6 +164,27 @@ export class CheckpointWriter {
     if (!Number.isSafeInteger(id) || id < 1 || id >= 2 ** 48) throw new Error(`page id ${id} out of range`);
     return id;
   }
+}
+
+/**
+ * A checkpoint as the recorder hands it to {@link CheckpointWriter.writeRow}: its header, and its
+ * pages, all of them or only those that may have changed since the last row of the same writer.
+ */
+export interface CheckpointRowParts {
+  seq: number;
+  /** the JSON header with the simulation state (stored deflated) */
+  head: Uint8Array;
+  /** what the state hash starts with: u32 length + the header with "sim" null (see checkpointStateHash) */
+  hashHead: Uint8Array;
+  /** pages in the checkpoint */
+  count: number;
+  /**
+   * The index (in the map's order) of each page in `pages`, increasing; the pages not listed are
+   * those of the last row at the same index, unchanged. null: every page is listed.
+   */
+  at: Uint32Array | null;
+  /** u64 pfn (little-endian) + 4096 bytes per listed page */
+  pages: Uint8Array;
 }
 
 /** The JSON header and where the pages start, or null if the blob is not a checkpoint. */

@@ -11,13 +11,15 @@
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { CheckpointWriter } from './checkpoints.js';
+import { CheckpointWriter, type CheckpointRowParts } from './checkpoints.js';
 
 export const GROUPS_DONE = 0;
 export const STATE = 1;
 export const READY = 2;
 /** with `newTrace`: the id of the trace the worker inserted (set before READY) */
 export const TRACE_ID = 3;
+/** pages in the WAL before the writer thread's commit copies it into the database (see main) */
+export const WAL_AUTOCHECKPOINT_PAGES = 16384;
 export const RUNNING = 0;
 export const DONE = 1;
 export const FAILED = 2;
@@ -46,7 +48,6 @@ export const INSERT_TRACE = `INSERT INTO traces (name, source, seed, config, sch
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export type ChunkRow = [number, number, number, number, Uint8Array];
-export type CheckpointRow = { seq: number; blob: Uint8Array; hashHead: Uint8Array; pagesAt: number };
 export type FindingRow = [number, number, string, string, string, string, string];
 
 /**
@@ -61,15 +62,11 @@ export interface Group {
   firstChunk: number;
   /** [seq0, n, end] per chunk */
   chunks: number[];
-  checkpoints: CheckpointRow[];
+  /** each with only the pages that changed, when the recorder knows (see recorder.ts `pageIdentity`) */
+  checkpoints: CheckpointRowParts[];
   findings: FindingRow[];
   committed: number;
   findingCount: number;
-}
-
-/** SHA-256 of a checkpoint's state: its blob with the simulation state left out (the hash head), see recorder.ts. */
-export function checkpointHash(ck: CheckpointRow): string {
-  return createHash('sha256').update(ck.hashHead).update(ck.blob.subarray(ck.pagesAt)).digest('hex');
 }
 
 function main(init: WorkerInit): void {
@@ -89,6 +86,10 @@ function main(init: WorkerInit): void {
   try {
     db = new Database(init.path, { fileMustExist: true, timeout: init.busyTimeoutMs });
     db.pragma('synchronous = NORMAL'); // per connection; WAL mode is already set on the file
+    // the WAL is copied into the file when it reaches this many pages (64 MiB) rather than SQLite's
+    // default 1000 (4 MiB): the same pages are copied, in 16 times fewer checkpoints, each of which
+    // syncs the WAL and the file (synchronous = NORMAL syncs only there); closeWritable copies the rest
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     const own = init.newTrace !== undefined;
     if (own) {
       db.exec('BEGIN IMMEDIATE');
@@ -109,7 +110,7 @@ function main(init: WorkerInit): void {
         insChunk.run(init.firstChunkId + g.firstChunk + i, init.traceId, g.chunks[k]!, g.chunks[k + 1]!, data.subarray(from, to));
         from = to;
       }
-      for (const c of g.checkpoints) insCk.write(c.seq, checkpointHash(c), c.blob);
+      for (const c of g.checkpoints) insCk.writeRow(c);
       for (const f of g.findings) insFinding.run(f);
       updTrace.run(g.committed, g.findingCount, init.traceId);
     };

@@ -27,7 +27,8 @@ import { PAGE } from '../model/memory.js';
 import type { World } from '../model/world.js';
 import type { SimState } from '../engine/snapshot.js';
 import { busyTimeoutMs, CHUNK, CHUNK_ID_SHIFT, CheckpointWriter, deleteCheckpoints } from './db.js';
-import { asBuffer, type CheckpointRow, checkpointHash, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, INSERT_TRACE, READY, RUNNING, STATE, TRACE_ID, type WorkerInit } from './record-worker.js';
+import type { CheckpointRowParts } from './checkpoints.js';
+import { asBuffer, type ChunkRow, type FindingRow, type Group, GROUPS_DONE, INSERT_TRACE, READY, RUNNING, STATE, TRACE_ID, type WorkerInit } from './record-worker.js';
 
 import { ENGINE_VERSION } from '../events/jsonl.js';
 export { ENGINE_VERSION };
@@ -71,7 +72,12 @@ export class Recorder {
   private seq = 0;
   private committed = 0;
   private pending: ChunkRow[] = [];
-  private pendingCk: CheckpointRow[] = [];
+  private pendingCk: CheckpointRowParts[] = [];
+  /**
+   * With `pageIdentity`: the pages of the last checkpoint sent to whoever writes them now (this
+   * thread, then the writer thread), so a checkpoint carries only the pages that are new objects.
+   */
+  private ckPages: CheckpointPages | null;
   private pendingFindings: FindingRow[] = [];
   private findingCount = 0;
   /** the stream hash while this thread writes (the worker keeps it after the handover) */
@@ -88,12 +94,19 @@ export class Recorder {
    * and rolled back by abort() (an import: all or nothing); `db` must not be in one. With a file
    * database it is the writer thread's from the start (it begins it and inserts the trace), so
    * SQLite and the stream hash run beside the caller from the first group; otherwise it is `db`'s.
+   *
+   * `pageIdentity`: the worlds given to checkpoint() are one working world whose pages are copied
+   * before their first write after a checkpoint (a Pipeline that is not `checkpointReadsOnly`:
+   * engine/pipeline.ts maybeCheckpoint, model/memory.ts ownedPage), and never removed, so a page
+   * object that was in the world at the last checkpoint holds the same bytes now. Each checkpoint
+   * then copies and sends only the pages that are new objects; without it, every page.
    */
   constructor(
     private readonly db: Database.Database,
     meta: TraceMeta,
-    opts: { worker?: boolean; transaction?: boolean } = {},
+    opts: { worker?: boolean; transaction?: boolean; pageIdentity?: boolean } = {},
   ) {
+    this.ckPages = opts.pageIdentity ? { pfns: [], pages: [] } : null;
     const values = [meta.name, meta.source, meta.seed, JSON.stringify(meta.config), SCHEMA_VERSION, ENGINE_VERSION, new Date().toISOString(), meta.checkpointEvery];
     this.useWorker = (opts.worker ?? true) && WORKER_AVAILABLE && !db.memory && !!db.name;
     this.ownTx = opts.transaction ? (this.useWorker ? 'worker' : 'inline') : null;
@@ -122,7 +135,7 @@ export class Recorder {
     this.updTrace = db.prepare(`UPDATE traces SET events = ?, findings = ? WHERE id = ?`);
     this.flushTx = db.transaction(() => {
       for (const r of this.pending) this.insChunk.run(r[0], r[1], r[2], r[3], asBuffer(r[4]));
-      for (const c of this.pendingCk) this.insCk.write(c.seq, checkpointHash(c), c.blob);
+      for (const c of this.pendingCk) this.insCk.writeRow(c);
       for (const r of this.pendingFindings) this.insFinding.run(r);
       this.updTrace.run(this.committed, this.findingCount, this.traceId);
     });
@@ -145,7 +158,7 @@ export class Recorder {
 
   /** Stores the world (and RNG state) after event seq; committed with the chunks up to it. */
   checkpoint(seq: number, world: World, sim: SimState | null): void {
-    this.pendingCk.push(encodeCheckpointRow(seq, world, sim));
+    this.pendingCk.push(encodeCheckpointRow(seq, world, sim, this.ckPages));
   }
 
   private closeChunk(): void {
@@ -202,6 +215,8 @@ export class Recorder {
     // everything up to here is committed: the worker hashes it from the database, then takes the groups
     t.worker.postMessage({ type: 'start', chunksBefore: this.chunkNo });
     t.live = true;
+    // the worker's checkpoint writer starts with no pages: the next checkpoint sends them all
+    if (this.ckPages) this.ckPages = { pfns: [], pages: [] };
   }
 
   private startWorker(newTrace?: WorkerInit['newTrace']): Writer {
@@ -232,7 +247,7 @@ export class Recorder {
     const g: Group = { type: 'group', data, firstChunk, chunks, checkpoints: this.pendingCk, findings: this.pendingFindings, committed: this.committed, findingCount: this.findingCount };
     // the chunks' bytes are one buffer: transferred once, like each checkpoint's blob
     const transfer = [data.buffer as ArrayBuffer];
-    for (const c of this.pendingCk) transfer.push(c.blob.buffer as ArrayBuffer);
+    for (const c of this.pendingCk) if (c.pages.byteLength) transfer.push(c.pages.buffer as ArrayBuffer);
     t.worker.postMessage(g, transfer);
     t.sent++;
   }
@@ -307,30 +322,74 @@ export class Recorder {
   }
 }
 
+/** The pages of the last checkpoint sent: each one's pfn and page object, in the map's order. */
+export interface CheckpointPages {
+  pfns: number[];
+  pages: Uint8Array[];
+}
+
 /**
- * A checkpoint row, encoded once: the blob (engine/snapshot.ts encodeCheckpoint(world, sim)) and
- * what its state hash covers, encodeCheckpoint(world, null), which differs from the blob only in the
- * JSON header's "sim" member. Both headers are built from one serialization of the world; the pages
- * are shared. test/store/recorder.test.ts holds this to encodeCheckpoint and stateHash.
+ * A checkpoint row, encoded once: the header of the blob (engine/snapshot.ts encodeCheckpoint(world,
+ * sim)) and what its state hash starts with, the header of encodeCheckpoint(world, null), which
+ * differs only in the JSON header's "sim" member: both built from one serialization of the world.
+ * Then the pages (u64 pfn + 4096 bytes each): all of them, or with `last` (the pages of the last row,
+ * updated here; see Recorder `pageIdentity`) only those that are not the same objects at the same
+ * place in the map's order, with their indices. If the order is not the last one's with new pages
+ * after it (never, as pages are only added), every page is listed. store/checkpoints.ts writeRow puts
+ * the blob back together; test/store/recorder.test.ts holds the result to encodeCheckpoint and stateHash.
  */
-export function encodeCheckpointRow(seq: number, world: World, sim: SimState | null): CheckpointRow {
+export function encodeCheckpointRow(seq: number, world: World, sim: SimState | null, last: CheckpointPages | null = null): CheckpointRowParts {
   const worldJson = JSON.stringify(worldToPlain(world));
   const head = Buffer.from(`{"world":${worldJson},"sim":${JSON.stringify(sim)}}`);
-  const nullHead = Buffer.from(`{"world":${worldJson},"sim":null}`);
-  const pagesAt = 4 + head.length;
-  // every byte is written below: no zeroing (its own ArrayBuffer, never the pool's: it is transferred)
-  const out = Buffer.allocUnsafeSlow(pagesAt + world.mem.size * (8 + PAGE));
-  const blob = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  out.writeUInt32LE(head.length, 0);
-  head.copy(out, 4);
-  let p = pagesAt;
-  for (const [pfn, page] of world.mem) {
-    out.writeBigUInt64LE(BigInt(pfn), p);
-    out.set(page, p + 8);
-    p += 8 + PAGE;
+  const nullHead = `{"world":${worldJson},"sim":null}`;
+  const n = Buffer.byteLength(nullHead);
+  const hashHead = Buffer.allocUnsafe(4 + n);
+  hashHead.writeUInt32LE(n, 0);
+  hashHead.write(nullHead, 4);
+  const count = world.mem.size;
+  // which pages go: with `last`, those that are new objects (and the order must be the last one's)
+  let listed = count;
+  const had = last ? last.pfns.length : 0;
+  if (last) {
+    let i = 0;
+    listed = 0;
+    for (const [pfn, page] of world.mem) {
+      if (i < had && last.pfns[i] !== pfn) break;
+      if (i >= had || last.pages[i] !== page) listed++;
+      i++;
+    }
+    if (i < count || count < had) listed = -1; // another order: every page, and `last` starts again
   }
-  const hashHead = Buffer.allocUnsafe(4 + nullHead.length);
-  hashHead.writeUInt32LE(nullHead.length, 0);
-  nullHead.copy(hashHead, 4);
-  return { seq, blob, hashHead, pagesAt };
+  const S = 8 + PAGE;
+  const all = listed < 0 || !last;
+  if (all) listed = count;
+  const at = all ? null : new Uint32Array(listed);
+  // every byte is written below: no zeroing (its own ArrayBuffer, never the pool's: it is transferred)
+  const out = Buffer.allocUnsafeSlow(listed * S);
+  const pages = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  let i = 0;
+  let k = 0;
+  for (const [pfn, page] of world.mem) {
+    if (all || i >= had || last!.pages[i] !== page) {
+      if (at) at[k] = i;
+      const p = k * S;
+      // u64 pfn little-endian (pfn < 2^52: exact), then the page
+      const lo = pfn % 0x100000000;
+      const hi = (pfn - lo) / 0x100000000;
+      out.writeUInt32LE(lo, p);
+      out.writeUInt32LE(hi, p + 4);
+      out.set(page, p + 8);
+      k++;
+    }
+    if (last) {
+      last.pfns[i] = pfn;
+      last.pages[i] = page;
+    }
+    i++;
+  }
+  if (last) {
+    last.pfns.length = count;
+    last.pages.length = count;
+  }
+  return { seq, head, hashHead, count, at, pages };
 }
