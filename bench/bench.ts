@@ -253,7 +253,8 @@ async function main(): Promise<void> {
         repRuns.push(r);
         log(`replay ${i + 1}/${args.reps}: ${(r.wallMs / 1000).toFixed(2)} s wall, ${(r.cpuMs / 1000).toFixed(2)} s CPU, ${r.maxRssMb.toFixed(0)} MB`);
       }
-      const rep = repRuns.sort((a, b) => a.wallMs - b.wallMs)[repRuns.length >> 1]!;
+      // the median by wall (the mean of the two middle runs for an even count), its CPU and RSS alike
+      const rep = { wallMs: median(repRuns.map((r) => r.wallMs)), cpuMs: median(repRuns.map((r) => r.cpuMs)), maxRssMb: median(repRuns.map((r) => r.maxRssMb)) };
       const repEps = perSec(events, rep.wallMs);
       rows.push({
         what: `replay, verified, wall on ${availableParallelism()} cores, over sim per core`,

@@ -148,10 +148,16 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** The run with the median CPU time (its wall time beside it). */
+/**
+ * The run with the median CPU time (its wall time beside it); for an even number of runs, the mean of
+ * the two middle ones (both times), not the slower of them: with `--reps 2` that was always the
+ * first run, which pays V8's tier-up, so every figure read as a cold run's.
+ */
 export function medianRun(ts: Timing[]): Timing {
   const s = [...ts].sort((a, b) => a.cpuMs - b.cpuMs);
-  return s[s.length >> 1]!;
+  const m = s.length >> 1;
+  if (s.length % 2) return s[m]!;
+  return { cpuMs: (s[m - 1]!.cpuMs + s[m]!.cpuMs) / 2, wallMs: (s[m - 1]!.wallMs + s[m]!.wallMs) / 2 };
 }
 
 export const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
