@@ -267,22 +267,26 @@ async function main(): Promise<void> {
       extra.replay = { wallMs: round(rep.wallMs, 0), cpuMs: round(rep.cpuMs, 0), maxRssMb: round(rep.maxRssMb, 0) };
     }
 
-    // 5. seek latency at fixed-seed random positions, in a process that only seeks (bench/seek-child.ts)
+    // 5. seek latency at fixed-seed random positions, in a process that holds the trace open and only
+    // seeks (bench/seek-child.ts; the library's openStates, which a timeline or report tool uses)
     const sk = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(new URL('./seek-child.js', import.meta.url)), dbPath, String(events), String(args.seeks)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
     if (sk.status !== 0) throw new Error(`seek-child exited ${sk.status}`);
-    const { wall: lat, cpu: seekCpu, main: seekMain, wait: seekWait } = JSON.parse(sk.stdout) as { wall: number[]; cpu: number[]; main?: number[]; wait?: number[] };
+    const { wall: lat, cpu: seekCpu, main: seekMain, wait: seekWait, openMs } = JSON.parse(sk.stdout) as { wall: number[]; cpu: number[]; main?: number[]; wait?: number[]; openMs: number };
+    // the seeks after a process's first 20 (V8 compiles the seek path during those: 10-18 ms each,
+    // then none above ~7 ms at 10M), shown beside the row, not judged
+    const settled = lat.slice(20).sort((a, b) => a - b);
     lat.sort((a, b) => a - b);
     seekCpu.sort((a, b) => a - b);
     // the seeking thread's own CPU and its wait for a core (Linux, tick-granular: approximate): what the wall is made of on a shared machine
     const thread = seekMain && seekWait ? `; seeking thread (approx.) CPU p50 ${percentile(seekMain.sort((a, b) => a - b), 50).toFixed(1)} ms, p99 ${percentile(seekMain, 99).toFixed(1)} ms, waiting for a core p99 ${percentile(seekWait.sort((a, b) => a - b), 99).toFixed(1)} ms` : '';
     const p99 = percentile(lat, 99);
     rows.push({
-      what: 'seek p99, in a process that seeks',
+      what: 'seek p99, in a process that holds the trace open and seeks',
       value: p99,
       unit: 'ms',
       target: `< ${T.seekP99Ms} ms`,
       pass: p99 < T.seekP99Ms,
-      note: `p50 ${percentile(lat, 50).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${lat.length} positions; CPU p50 ${percentile(seekCpu, 50).toFixed(1)} ms, p99 ${percentile(seekCpu, 99).toFixed(1)} ms${thread}`,
+      note: `p50 ${percentile(lat, 50).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms over ${lat.length} positions (opening the trace: ${openMs.toFixed(1)} ms, once); after the first 20 seeks p99 ${settled.length ? percentile(settled, 99).toFixed(1) : '-'} ms; CPU p50 ${percentile(seekCpu, 50).toFixed(1)} ms, p99 ${percentile(seekCpu, 99).toFixed(1)} ms${thread}`,
     });
 
     if (args.commands) await commandRows(args, dir, dbPath, config, events, rows, extra);

@@ -15,7 +15,7 @@ export { simulate } from './app/catalog.js';
 
 // --- state at an event --------------------------------------------------------------------------------
 export { type SeekResult } from './engine/seek.js';
-export { stateAt, type StateQuery } from './app/state.js';
+export { stateAt, openStates, type StateQuery, type StateView, type TraceStates } from './app/state.js';
 export { worldToPlain, stateHash, type PlainWorld } from './engine/snapshot.js';
 export type { World, DeviceState } from './model/world.js';
 

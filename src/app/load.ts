@@ -46,11 +46,18 @@ export function traceConfig(trace: TraceRow): SimConfig {
 export function withTrace<T>(dbPath: string, id: string, fn: (l: Loaded) => T): T {
   const l = loadTrace(dbPath, id);
   try {
-    return fn(l);
+    return corruptAsInput(l, () => fn(l));
+  } finally {
+    l.db.close();
+  }
+}
+
+/** Runs fn on an open trace; undecodable stored events become a one-line 'corrupt' error. */
+export function corruptAsInput<T>(l: Loaded, fn: () => T): T {
+  try {
+    return fn();
   } catch (e) {
     if (e instanceof CodecError) throw new InputError(`trace ${l.trace.id} is corrupt: ${e.message}`);
     throw e;
-  } finally {
-    l.db.close();
   }
 }

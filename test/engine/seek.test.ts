@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { record } from '../../src/app/record.js';
-import { stateAt } from '../../src/app/state.js';
+import fc from 'fast-check';
+import { openStates, stateAt } from '../../src/app/state.js';
 import { apply } from '../../src/engine/apply.js';
 import { JUDGE } from '../../src/check/index.js';
 import { fold } from '../../src/engine/replay.js';
@@ -70,5 +71,31 @@ describe('seek', () => {
     // every earlier state is unchanged by what came after it (structural sharing, copy-on-write pages)
     for (const [s, h] of snapshots.filter((_, i) => i % 25 === 0)) expect(stateHash(s)).toBe(h);
     expect(Object.isFrozen(state)).toBe(true);
+  });
+});
+
+describe('openStates: a trace held open for many seeks', () => {
+  it('answers every query in any order exactly as stateAt does, and refuses after close', () => {
+    const db = join(tempDir(), 'o.db');
+    const r = record({ db, config: cfg, seed: '5', checkpointEvery: 64 });
+    const states = openStates(db, String(r.trace));
+    fc.assert(
+      fc.property(fc.array(fc.record({ at: fc.integer({ min: 1, max: r.events }), gpa: fc.option(fc.bigInt({ min: 0n, max: 1n << 32n }), { nil: undefined }) }), { minLength: 1, maxLength: 6 }), (qs) => {
+        for (const q of qs) {
+          const held = states.at(q);
+          const once = stateAt(db, String(r.trace), q);
+          expect(held.stateHash).toBe(once.stateHash);
+          expect(held.plain).toEqual(once.plain);
+          expect(held.event).toEqual(once.event);
+          expect(held.memory).toEqual(once.memory);
+          expect(held.fromCheckpoint).toBe(once.fromCheckpoint);
+        }
+      }),
+      { numRuns: 25 },
+    );
+    expect(() => states.at({ at: r.events + 1 })).toThrow(/past the end/);
+    states.close();
+    states.close(); // twice is fine
+    expect(() => states.at({ at: 1 })).toThrow(/was closed/);
   });
 });
