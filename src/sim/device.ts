@@ -239,7 +239,10 @@ function processChain(p: Pass, head: number): boolean {
     for (const piece of pieces[i]!) {
       const n = Math.max(0, Math.min(piece.len, limit - off));
       if (n > 0) {
-        emitAccess(p, piece, n, 'write', 'buf', fnv1aAt(data, off, n), data.subarray(off, off + n));
+        const bytes = data.subarray(off, off + n);
+        const sum = fnv1aAt(data, off, n);
+        emitAccess(p, piece, n, 'write', 'buf', sum, bytes);
+        sim.deviceWrites.remember(piece.gpa, bytes, sum);
         written += n;
       }
       off += piece.len;

@@ -5,7 +5,7 @@
 // negotiated and the list has more than one element, else as a chain in the ring. Completions are
 // reaped from the used ring; unmaps read the driver's shadow (desc_extra), never the ring.
 import type { Desc, Seg } from '../events/schema.js';
-import { fnvMem, fromNum, readMem, readU16, readU32 } from '../model/memory.js';
+import { fromNum, readMem, readU16, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
 import {
   decodePacked,
@@ -395,8 +395,8 @@ function cpuReads(sim: Sim, d: DeviceState, sg: readonly Seg[], cause: number): 
 }
 
 function cpuRead(sim: Sim, d: DeviceState, s: Seg, cause: number): void {
-  // FNV-1a of what the guest sees, read in place
-  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: fnvMem(sim.world.mem, s.gpa, s.len), seq: 0 });
+  // FNV-1a of what the guest sees, read in place (or the device's write's, when memory holds those bytes: written.ts)
+  sim.emit({ kind: 'cpu.read', actor: 'cpu0', cause, dev: d.dev, gpa: s.gpa, len: s.len, sum: sim.deviceWrites.sumOf(sim.world.mem, s.gpa, s.len), seq: 0 });
 }
 
 /** Guest-side invalidations that only a fault asks for (Q2's device-IOTLB [0, ~0], Q1's domain resync). */

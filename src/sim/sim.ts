@@ -20,6 +20,7 @@ import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
 import { dmaUnmap, flushQueue } from './dma-api.js';
 import { EntryXlate, type Piece } from './translate.js';
+import { DeviceWrites } from './written.js';
 
 export type { SimState } from '../engine/snapshot.js';
 
@@ -71,6 +72,8 @@ export class Sim {
   readonly onePiece: [Piece] = [{ dma: 0n, len: 0, gpa: 0n, hva: 0n, via: 'gpa', entry: 0 }];
   /** the device IOTLB's last entry translation (translate.ts EntryXlate) */
   readonly xlate = new EntryXlate();
+  /** the device's last buffer writes and their fingerprints, for the guest's read of them (written.ts) */
+  readonly deviceWrites = new DeviceWrites();
   private readonly runnableSets = new Map<number, { actors: readonly Actor[]; text: string }>();
   /** Sim.bytes' current slab, and the first byte of it not handed out yet */
   private slab = new ArrayBuffer(0);
