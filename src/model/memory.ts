@@ -197,6 +197,24 @@ export function readU16(pages: Pages, gpa: bigint): number {
   return b[0]! | (b[1]! << 8);
 }
 
+/**
+ * readU16(pages, gpa + off) for an offset 0 <= off < 2^32 (a ring field's offset from the ring's
+ * base), without building the bigint sum: the driver asks for the used index on every scheduler
+ * step, and a bigint addition allocates its result. Below 2^53 the sum is exact in doubles; at or
+ * above it, or for a read that crosses a page, readU16 of the bigint sum.
+ */
+export function readU16Off(pages: Pages, gpa: bigint, off: number): number {
+  const n = toNum(gpa) + off;
+  if (n >= 0 && n < EXACT) {
+    const o = n % PAGE;
+    if (o + 2 <= PAGE) {
+      const page = pages.get(Math.floor(n / PAGE));
+      return page ? page[o]! | (page[o + 1]! << 8) : 0;
+    }
+  }
+  return readU16(pages, gpa + fromNum(off));
+}
+
 export function readU32(pages: Pages, gpa: bigint): number {
   const n = toNum(gpa);
   const off = offOfNum(gpa, n);

@@ -57,7 +57,7 @@ export function devicePass(sim: Sim, q: number): void {
   const d = w.devices.get(r.dev)!;
   const actor = Q_ACTORS[q] ?? (`vq${q}` as QActor);
   const begin = sim.emit({ kind: 'dev.pass', actor, cause: 0, q, begin: 1, seq: 0 });
-  runPass({ sim, d, r, actor, begin });
+  runPass({ sim, d, r, actor, begin, one: [{ dma: 0n, len: 0, gpa: 0n, hva: 0n, via: 'gpa', entry: 0 }] });
   sim.emit({ kind: 'dev.pass', actor, cause: begin, q, begin: 0, seq: 0 });
 }
 
@@ -106,7 +106,7 @@ function runPass(p: Pass): boolean {
   if (requeued) return true; // avail_event is updated once a later pass drains the ring
   if (r.eventIdx && !r.packed) {
     // vhost_update_avail_event: kick me once avail.idx passes what I have consumed
-    const at = need(p, r.used + fromNum(4 + 8 * r.num), 2, 'WO', undefined, sim.onePiece);
+    const at = need(p, r.used + fromNum(4 + 8 * r.num), 2, 'WO', undefined, p.one);
     if (!at) return false;
     sim.emit({ kind: 'vq.event', actor, cause: begin, q: r.q, idx: r.lastAvail, device: 1, gpa: at[0]!.gpa, seq: 0 });
   }
@@ -179,7 +179,7 @@ function metaEntry(p: Pass, addr: bigint, len: number, access: 'RO' | 'WO'): num
   // with the access's permission and translates all of it (its HVA range in one memory region)
   // (the room first.last - addr as a number: exact below 2^53, and 2^53 or more holds any area)
   if (first && len > 0 && permBits(first.perm) & (access === 'WO' ? 2 : 1) && entryHolds(first, addr, len) && entryXlate(sim.xlate, first, sim.world.memTable).ok) return first.seq;
-  const res = resolve(sim.world, d, addr, len, access, sim.onePiece, sim.xlate);
+  const res = resolve(sim.world, d, addr, len, access, p.one, sim.xlate);
   if (!Array.isArray(res)) {
     if (res.err === 'EAGAIN') sim.emit({ kind: 'iotlb.miss', actor: p.actor, cause: p.begin, dev: d.dev, q: r.q, iova: res.addr, perm: access, seq: 0 });
     return -1; // EPERM: vq_meta_prefetch fails without a message
@@ -250,7 +250,7 @@ function processChain(p: Pass, head: number): boolean {
   }
   // publish
   const slot = r.packed ? r.usedIdx : r.usedIdx % r.num;
-  const at = need(p, r.packed ? r.desc : r.used, 4, 'WO', undefined, sim.onePiece);
+  const at = need(p, r.packed ? r.desc : r.used, 4, 'WO', undefined, p.one);
   if (!at) return false;
   const usedIdx = r.packed ? (r.usedIdx + ringEntries) % r.num : (r.usedIdx + 1) & 0xffff;
   sim.emit({ kind: 'vring.used', actor, cause: begin, q: r.q, slot, id, len: written, usedIdx, wrap: r.usedWrap, gpa: at[0]!.gpa, seq: 0 });

@@ -5,7 +5,7 @@
 // negotiated and the list has more than one element, else as a chain in the ring. Completions are
 // reaped from the used ring; unmaps read the driver's shadow (desc_extra), never the ring.
 import type { Desc, Seg } from '../events/schema.js';
-import { fromNum, readMem, readU16, readU32 } from '../model/memory.js';
+import { fromNum, readMem, readU16, readU16Off, readU32 } from '../model/memory.js';
 import { DMA_MAPPING_ERROR, type DirName } from '../model/types.js';
 import {
   decodePacked,
@@ -115,8 +115,9 @@ export function driverStep(sim: Sim): void {
 
 function hasUsed(sim: Sim, r: RingState): boolean {
   if (r.broken || r.extra.size === 0) return false;
-  if (!r.packed) return readU16(sim.world.mem, r.usedGpa + 2n) !== r.lastUsed;
-  const flags = readU16(sim.world.mem, r.descGpa + fromNum(16 * r.lastUsed) + 14n);
+  // (the ring field's offset as a number: this runs on every scheduler step)
+  if (!r.packed) return readU16Off(sim.world.mem, r.usedGpa, 2) !== r.lastUsed;
+  const flags = readU16Off(sim.world.mem, r.descGpa, 16 * r.lastUsed + 14);
   const avail = flags & VRING_PACKED_DESC_F_AVAIL ? 1 : 0;
   const used = flags & VRING_PACKED_DESC_F_USED ? 1 : 0;
   return avail === used && used === r.lastUsedWrap;
@@ -315,7 +316,7 @@ function needsKick(sim: Sim, r: RingState, availIdx: number, old: number): boole
     if (flags !== RING_EVENT_FLAGS_DESC) return flags !== RING_EVENT_FLAGS_DISABLE;
     return packedNeedEvent(r.num, r.availWrap, readU16(mem, ev), availIdx, old);
   }
-  if (r.eventIdx) return needEvent(readU16(mem, r.usedGpa + fromNum(4 + 8 * r.num)), availIdx, old);
+  if (r.eventIdx) return needEvent(readU16Off(mem, r.usedGpa, 4 + 8 * r.num), availIdx, old);
   return !(readU16(mem, r.usedGpa) & VRING_USED_F_NO_NOTIFY);
 }
 

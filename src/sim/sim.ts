@@ -19,7 +19,7 @@ import { setup } from './setup.js';
 import { vmmRunnable, vmmStep } from './vmm.js';
 import { type Request, type Workload, workloadFor } from './workload.js';
 import { dmaUnmap, flushQueue } from './dma-api.js';
-import { EntryXlate, type Piece } from './translate.js';
+import { EntryXlate } from './translate.js';
 import { DeviceWrites } from './written.js';
 
 export type { SimState } from '../engine/snapshot.js';
@@ -68,8 +68,6 @@ export class Sim {
    */
   /** the driver's look-ahead between steps (driver.ts), derived from the world */
   readonly driverScratch = new DriverScratch();
-  /** the device's one-piece translation of a ring access, used before the next one (translate.ts resolve) */
-  readonly onePiece: [Piece] = [{ dma: 0n, len: 0, gpa: 0n, hva: 0n, via: 'gpa', entry: 0 }];
   /** the device IOTLB's last entry translation (translate.ts EntryXlate) */
   readonly xlate = new EntryXlate();
   /** the device's last buffer writes and their fingerprints, for the guest's read of them (written.ts) */
