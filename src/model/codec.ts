@@ -294,3 +294,17 @@ function dataFromPlain(p: unknown): unknown {
 }
 
 export const data: Shape<Data, unknown> = { clone: dataClone, toPlain: dataToPlain, fromPlain: dataFromPlain };
+
+/**
+ * An empty list for objects, created with V8's element kind for objects. An empty `[]` (or `[x]`)
+ * starts as a list of small integers and changes kind at its first store of an object; optimized
+ * code that stored into lists of both kinds then checks for an integer and deoptimizes (`not a Smi`,
+ * `wrong map`) on the first store into a new world's list, once the literal's memory of the change
+ * is gone (after a full GC): simulation functions recompiled at the start of a second run in one process.
+ */
+export function objectList<T>(...items: T[]): T[] {
+  const a: T[] = [undefined as T];
+  a.pop();
+  for (const x of items) a.push(x);
+  return a;
+}

@@ -6,7 +6,7 @@
 // - at max_iotlb_entries (2048) the oldest inserted entry is evicted before an insert;
 // - a MISS parks the vq on the pending list; an UPDATE wakes each pending miss whose iova it covers
 //   (vhost_iotlb_notify_vq: iova <= miss && iova + size - 1 >= miss).
-import { arr, big, derived, exactNum, type Infer, nullable, num, obj, str } from './codec.js';
+import { arr, big, derived, exactNum, type Infer, nullable, num, obj, objectList, str } from './codec.js';
 import { toNum } from './memory.js';
 import type { PermName } from './types.js';
 import { PERM_BITS } from './types.js';
@@ -108,22 +108,11 @@ export function lookupBig(tlb: DeviceIotlb, addr: bigint): IotlbEntry | null {
 
 const EXACT = 2 ** 53;
 
-/**
- * [x], created with V8's element kind for objects: the literal [x] starts as a list of small
- * integers and changes kind at the store of x; after a full GC the literal forgets that, and code
- * optimized on lists of objects deoptimizes ("wrong map") at the first retirement of a new world.
- */
-function listOf<T>(x: T): T[] {
-  const a = [null] as unknown as T[];
-  a[0] = x;
-  return a;
-}
-
 function retire(tlb: DeviceIotlb, e: IotlbEntry, by: number, how: RetiredEntry['how']): void {
   const gone: RetiredEntry = { start: e.start, last: e.last, uaddr: e.uaddr, perm: e.perm, seq: e.seq, by, how };
   // null until the first retirement (and in checkpoints written before this field)
   const r = tlb.retired;
-  if (!r) tlb.retired = listOf(gone);
+  if (!r) tlb.retired = objectList(gone);
   else if (r.length < RETIRED_KEPT) r.push(gone);
   // full: the same list without its oldest, as a new array. shift() or moving the entries in place
   // costs ~250-300 ns on a list that lives in the old generation (each store of a young entry into

@@ -9,7 +9,7 @@
 // The plain form's field order is the order declared here (keep it: it is what stored state hashes
 // were computed over).
 import type { Desc, Seg } from '../events/schema.js';
-import { type NoPlain, type PlainOf, arr, big, bool, data, type Infer, json, mapList, mapPairs, mapValues, nullable, num, obj, pfnAddr, type Shape, str } from './codec.js';
+import { type NoPlain, type PlainOf, arr, big, bool, data, type Infer, json, mapList, mapPairs, mapValues, nullable, num, obj, objectList, pfnAddr, type Shape, str } from './codec.js';
 import { DEVICE_IOTLB } from './device-iotlb.js';
 import { DMA_LIVE, DmaLive } from './dma-live.js';
 import { IOVA_RANGE } from './iova.js';
@@ -161,19 +161,6 @@ export const WORLD = obj({ __proto__: null,
   virtioIommu: nullable(VIRTIO_IOMMU, true),
 });
 export type World = Infer<typeof WORLD>;
-
-/**
- * An empty list for objects, created with V8's element kind for objects. An empty `[]` starts as a
- * list of small integers and changes kind at its first push; optimized code that pushed onto lists
- * of both kinds then checks for an integer and deoptimizes (`not a Smi`) on the first push into a
- * new world's list, once the literal's memory of the change is gone (after a full GC): five big
- * simulation functions recompiled at the start of a second run in one process.
- */
-function objectList<T>(): T[] {
-  const a: T[] = [undefined as T];
-  a.pop();
-  return a;
-}
 
 export function emptyWorld(): World {
   return {

@@ -36,14 +36,14 @@ interface Row {
 const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
 /**
- * Writes the checkpoints of one trace. A page whose bytes equal what this writer stored for the same
- * pfn last time reuses that page id without hashing; a changed page is hashed and stored unless a page
+ * Writes the checkpoints of one trace. A page whose pfn and bytes equal what this writer stored at the
+ * same place (index in the map's order) last time reuses that page id without hashing (pages are only
+ * ever added to a world, at the end of its map); a changed page is hashed and stored unless a page
  * with the same content is already there (from this trace or another). One writer per trace and
  * connection; its memory of the last checkpoint is only a shortcut, every id it reuses is in the
  * database (it is used only inside the recording's transactions, and a recording that fails is dropped).
  */
 export class CheckpointWriter {
-  private readonly last = new Map<bigint, { bytes: Buffer; id: number }>();
   private readonly used = new Set<number>();
   private readonly insPage: Database.Statement;
   private readonly pageByHash: Database.Statement;
@@ -69,29 +69,8 @@ export class CheckpointWriter {
     const b = asBuffer(blob);
     const split = splitBlob(b);
     if (!split) throw new Error(`checkpoint after #${seq}: not a checkpoint blob`);
-    const count = (b.length - split.pagesAt) / (8 + PAGE_BYTES);
-    const refs = Buffer.allocUnsafe(count * REF);
-    let r = 0;
-    for (let p = split.pagesAt; p < b.length; p += 8 + PAGE_BYTES) {
-      const pfn = b.readBigUInt64LE(p);
-      const page = b.subarray(p + 8, p + 8 + PAGE_BYTES);
-      const prev = this.last.get(pfn);
-      let id: number;
-      if (prev && prev.bytes.equals(page)) id = prev.id;
-      else {
-        id = this.pageId(page);
-        if (prev) page.copy(prev.bytes);
-        this.last.set(pfn, prev ? { bytes: prev.bytes, id } : { bytes: Buffer.from(page), id });
-      }
-      if (!this.used.has(id)) {
-        this.insUse.run(this.trace, id);
-        this.used.add(id);
-      }
-      b.copy(refs, r, p, p + 8);
-      refs.writeUIntLE(id, r + 8, 6);
-      r += REF;
-    }
-    this.insCk.run(this.trace, seq, stateHash, deflateRawSync(split.head, { level: 1 }), deflateRawSync(refs, { level: 1 }));
+    const pages = b.subarray(split.pagesAt);
+    this.store({ seq, head: split.head, count: pages.length / (8 + PAGE_BYTES), at: null, pages }, () => stateHash);
   }
 
   /**
@@ -110,6 +89,11 @@ export class CheckpointWriter {
    * page's id is its content's, whichever way it was found), the same state hash.
    */
   writeRow(row: CheckpointRowParts): string {
+    return this.store(row, (region) => createHash('sha256').update(row.hashHead).update(region).digest('hex'));
+  }
+
+  /** Stores a row whose state hash is `hashOf` the pages region (write: the caller's; writeRow: computed). */
+  private store(row: Omit<CheckpointRowParts, 'hashHead'>, hashOf: (region: Buffer) => string): string {
     const S = 8 + PAGE_BYTES;
     const listed = row.at ? row.at.length : row.count;
     if (row.pages.length !== listed * S) throw new Error(`checkpoint after #${row.seq}: ${row.pages.length} page bytes for ${listed} pages`);
@@ -130,7 +114,7 @@ export class CheckpointWriter {
     if (row.at && row.count > this.count && next !== row.count) throw new Error(`checkpoint after #${row.seq}: pages ${next}..${row.count - 1} missing`);
     this.count = row.count;
     const region = this.region.subarray(0, row.count * S);
-    const stateHash = createHash('sha256').update(row.hashHead).update(region).digest('hex');
+    const stateHash = hashOf(region);
     const refs = Buffer.allocUnsafe(row.count * REF);
     for (let i = 0; i < row.count; i++) {
       region.copy(refs, i * REF, i * S, i * S + 8);
